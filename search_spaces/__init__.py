@@ -1,0 +1,9 @@
+"""Search spaces: the ``SearchSpace`` contract, the table space and the supernets."""
+
+from __future__ import annotations
+
+from search_spaces.registry import Registry
+
+SPACES: Registry = Registry("search space", "paretonas.search_spaces")
+# Built-ins, imported lazily (listing names must not import torch).
+SPACES.register("table", "search_spaces.table:TableSpace")

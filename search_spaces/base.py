@@ -1,0 +1,273 @@
+"""The ``SearchSpace`` contract every space meets (table, DeepLabV3+, RandLA-Net, BERT).
+
+A space is a set of named dimensions (each a finite ordered list of choices, tagged with the
+search *stage* it belongs to), a way to turn an arch into a standalone ``nn.Module`` carrying the
+supernet's weights (``extract``), its costs, its accuracy metrics, and a numeric encoding for
+surrogate predictors.
+
+Constructors must be cheap and must validate their options: the API builds a space to validate a
+study before queueing it. Heavy work (loading a checkpoint, reading a dataset) happens lazily on
+first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+ChoiceValue = int | float | str | bool
+
+
+class SpaceError(ValueError):
+    """Bad space options or data (file, column, checkpoint); the message names what is wrong."""
+
+
+class ArchError(ValueError):
+    """An arch outside the space; the message names the dimension and the allowed values."""
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One dimension of a space.
+
+    ``choices`` are ordered from smallest to largest when ``ordinal`` (depth, width, resolution),
+    so ``choices[-1]`` is the largest subnet's value; categorical dims (an op type) have no order.
+    ``stage`` groups dims for two-stage search (SSS3D: stage 1 = sampling parameters).
+    """
+
+    choices: tuple[ChoiceValue, ...]
+    ordinal: bool = True
+    stage: int = 1
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            raise ValueError("a dimension needs at least one choice")
+        if len(set(self.choices)) != len(self.choices):
+            raise ValueError(f"duplicate choices in {self.choices}")
+
+    @property
+    def largest(self) -> ChoiceValue:
+        return self.choices[-1]
+
+    @property
+    def smallest(self) -> ChoiceValue:
+        return self.choices[0]
+
+
+class Arch(Mapping[str, ChoiceValue]):
+    """An immutable mapping dim name -> chosen value, with a stable content key."""
+
+    __slots__ = ("_data", "_key")
+
+    def __init__(self, data: Mapping[str, ChoiceValue] | None = None, **kwargs: ChoiceValue):
+        merged = dict(data or {}, **kwargs)
+        self._data = {k: merged[k] for k in sorted(merged)}
+        self._key: str | None = None
+
+    def __getitem__(self, name: str) -> ChoiceValue:
+        return self._data[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self._data) == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Arch({self._data!r})"
+
+    def to_dict(self) -> dict[str, ChoiceValue]:
+        return dict(self._data)
+
+    def key(self) -> str:
+        """sha256 of the canonical JSON (sorted keys): used to de-duplicate and cache."""
+        if self._key is None:
+            canon = json.dumps(self._data, sort_keys=True, separators=(",", ":"))
+            self._key = hashlib.sha256(canon.encode()).hexdigest()
+        return self._key
+
+    def replace(self, **changes: ChoiceValue) -> Arch:
+        return Arch(self._data, **changes)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A metric a space can compute for an arch (accuracy-like or cost-like)."""
+
+    direction: Literal["maximize", "minimize"]
+    unit: str = ""
+    doc: str = ""
+    kind: Literal["accuracy", "cost"] = "accuracy"
+
+
+COST_METRICS: dict[str, MetricInfo] = {
+    "macs": MetricInfo("minimize", "MAC", "multiply-accumulates of one inference", "cost"),
+    "params": MetricInfo("minimize", "", "number of parameters", "cost"),
+    "params_bytes": MetricInfo("minimize", "B", "parameter storage at int8", "cost"),
+    "peak_activation_bytes": MetricInfo(
+        "minimize", "B", "largest live activation memory of one inference at int8", "cost"
+    ),
+}
+
+
+class SpaceOptions(BaseModel):
+    """Base of every space's options model: unknown options are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class EvalContext:
+    """What the runner hands a space when evaluating: a seed and where to log progress."""
+
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SearchSpace(ABC):
+    """Base class of all search spaces (see module docstring)."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[SpaceOptions]] = SpaceOptions
+    #: False for spaces whose archs are rows of a table (no model to extract or profile).
+    has_models: ClassVar[bool] = True
+
+    def __init__(self, options: SpaceOptions | Mapping[str, Any] | None = None):
+        if not isinstance(options, SpaceOptions):
+            options = self.Options.model_validate(dict(options or {}))
+        self.options = options
+
+    # --- the space -------------------------------------------------------------------------
+    @abstractmethod
+    def dimensions(self) -> dict[str, Dim]:
+        """Name -> Dim, in a fixed order."""
+
+    def metrics(self) -> dict[str, MetricInfo]:
+        """Metrics ``evaluate`` can compute (accuracy-like); costs come from ``cost``."""
+        return {}
+
+    def cost_metrics(self) -> dict[str, MetricInfo]:
+        return dict(COST_METRICS) if self.has_models else {}
+
+    def size(self) -> int:
+        n = 1
+        for dim in self.dimensions().values():
+            n *= len(dim.choices)
+        return n
+
+    def validate(self, arch: Mapping[str, Any]) -> Arch:
+        """Return ``arch`` as an Arch, or raise ArchError naming the bad dimension."""
+        dims = self.dimensions()
+        unknown = sorted(set(arch) - set(dims))
+        if unknown:
+            raise ArchError(f"unknown dimension(s) {unknown}; allowed: {sorted(dims)}")
+        missing = [name for name in dims if name not in arch]
+        if missing:
+            raise ArchError(f"missing dimension(s) {missing}")
+        for name, dim in dims.items():
+            if arch[name] not in dim.choices or isinstance(arch[name], bool) != isinstance(
+                dim.choices[0], bool
+            ):
+                raise ArchError(
+                    f"{name}={arch[name]!r} is outside the space; allowed: {list(dim.choices)}"
+                )
+        return Arch(arch)
+
+    def largest(self) -> Arch:
+        return Arch({n: d.largest for n, d in self.dimensions().items()})
+
+    def smallest(self) -> Arch:
+        return Arch({n: d.smallest for n, d in self.dimensions().items()})
+
+    def sample(self, rng: np.random.Generator) -> Arch:
+        return Arch(
+            {n: d.choices[int(rng.integers(len(d.choices)))] for n, d in self.dimensions().items()}
+        )
+
+    # --- encodings for surrogates ------------------------------------------------------------
+    def encode(self, arch: Mapping[str, Any]) -> np.ndarray:
+        """Ordinal dims -> one feature in [0, 1] (index / (n-1)); categorical -> one-hot."""
+        feats: list[float] = []
+        for name, dim in self.dimensions().items():
+            idx = dim.choices.index(arch[name])
+            if dim.ordinal:
+                feats.append(idx / (len(dim.choices) - 1) if len(dim.choices) > 1 else 0.0)
+            else:
+                feats.extend(1.0 if i == idx else 0.0 for i in range(len(dim.choices)))
+        return np.asarray(feats, dtype=np.float64)
+
+    def decode(self, vector: np.ndarray) -> Arch:
+        """Inverse of ``encode`` (nearest choice for ordinal features, argmax for one-hot)."""
+        out: dict[str, ChoiceValue] = {}
+        pos = 0
+        for name, dim in self.dimensions().items():
+            n = len(dim.choices)
+            if dim.ordinal:
+                idx = int(round(float(vector[pos]) * (n - 1))) if n > 1 else 0
+                out[name] = dim.choices[min(max(idx, 0), n - 1)]
+                pos += 1
+            else:
+                out[name] = dim.choices[int(np.argmax(vector[pos : pos + n]))]
+                pos += n
+        return Arch(out)
+
+    # --- models, costs, accuracy -------------------------------------------------------------
+    def extract(self, arch: Arch) -> Any:
+        """A standalone ``nn.Module`` with weights copied from the supernet."""
+        raise NotImplementedError(f"search space {self.name!r} has no models to extract")
+
+    # Hooks used by the contract suite (tests/contracts/search_space.py) for supernet spaces.
+    def supernet_forward(self, arch: Arch, example_input: Any) -> Any:
+        """Run the *supernet itself* with ``arch`` active (dynamic slicing), eval mode."""
+        raise NotImplementedError(f"search space {self.name!r} has no supernet")
+
+    def build_static(self, arch: Arch) -> Any:
+        """A freshly initialised static model of ``arch`` (random weights, same structure as
+        ``extract(arch)``): ``extract(arch).state_dict()`` must load into it."""
+        raise NotImplementedError(f"search space {self.name!r} has no models")
+
+    def supernet_tensors(self) -> list[Any]:
+        """Every parameter and buffer tensor of the supernet (for the no-sharing check)."""
+        return []
+
+    def supernet_modules(self) -> list[Any]:
+        """Every module of the supernet (for the no-reference check)."""
+        return []
+
+    def reorder_by_importance(self) -> None:
+        """Permute channels/heads/neurons so "first k" is "best k"; the supernet's function is
+        unchanged (the largest arch's output stays the same). Idempotent."""
+
+    def example_input(self, arch: Arch) -> Any:
+        """An input of the shape the subnet takes (for profilers)."""
+        raise NotImplementedError(f"search space {self.name!r} has no models to profile")
+
+    def cost(self, arch: Arch) -> dict[str, float]:
+        """macs, params, params_bytes, peak_activation_bytes."""
+        raise NotImplementedError(f"search space {self.name!r} reports no costs")
+
+    @abstractmethod
+    def evaluate(
+        self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None
+    ) -> dict[str, float]:
+        """Compute the requested accuracy metrics of ``arch``.
+
+        Raise ``ArchError`` when the arch cannot be evaluated (e.g. a table has no row for it);
+        the runner records a failed trial with that reason.
+        """

@@ -1,0 +1,132 @@
+"""Check a ``StudySpec`` against the registries and bind it to live objects.
+
+Every problem is a ``SpecError`` carrying the JSON location of the field and a message that
+lists what is allowed; the API turns it into a 422 of FastAPI's usual shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from evaluators.profilers import PROFILERS
+from evaluators.profilers.devices import DeviceCatalog
+from search_spaces import SPACES
+from search_spaces.base import MetricInfo, SearchSpace, SpaceError
+from search_spaces.registry import UnknownNameError
+from service.spec import MetricRef, StudySpec
+from service.strategies import STRATEGIES, Strategy
+
+
+class SpecError(ValueError):
+    """One or more invalid fields; ``errors`` are FastAPI-style dicts (loc, msg, type)."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+
+    @classmethod
+    def at(cls, loc: tuple, msg: str) -> SpecError:
+        return cls([{"loc": list(loc), "msg": msg, "type": "value_error"}])
+
+    @classmethod
+    def from_validation(cls, loc: tuple, exc: ValidationError) -> SpecError:
+        return cls(
+            [
+                {"loc": [*loc, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors(include_url=False, include_context=False, include_input=False)
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class MetricSource:
+    """Where a metric comes from: the space's evaluator, its cost model, or a device."""
+
+    ref: MetricRef
+    kind: Literal["accuracy", "cost", "device"]
+    unit: str = ""
+
+
+@dataclass
+class ResolvedStudy:
+    spec: StudySpec
+    space: SearchSpace
+    strategy: Strategy
+    sources: dict[str, MetricSource]  # by metric key, objectives first, then constraints
+    devices: DeviceCatalog
+
+    @property
+    def objective_keys(self) -> list[str]:
+        return [o.key for o in self.spec.objectives]
+
+
+def build_space(name: str, options: dict[str, Any]) -> SearchSpace:
+    try:
+        cls = SPACES.get(name)
+    except UnknownNameError as exc:
+        raise SpecError.at(("search_space", "name"), str(exc)) from exc
+    try:
+        return cls(options)
+    except ValidationError as exc:
+        raise SpecError.from_validation(("search_space", "options"), exc) from exc
+    except SpaceError as exc:
+        raise SpecError.at(("search_space", "options"), str(exc)) from exc
+
+
+def _resolve_metric(
+    ref: MetricRef, loc: tuple, space: SearchSpace, devices: DeviceCatalog
+) -> MetricSource:
+    if ref.device is not None:
+        if not space.has_models:
+            raise SpecError.at(
+                (*loc, "device"),
+                f"search space {space.name!r} has no models to run on a device; "
+                "use its own metrics: " + ", ".join(sorted(space.metrics())),
+            )
+        try:
+            device = devices.get(ref.device)
+            profiler_cls = PROFILERS.get(device.kind)
+        except (KeyError, UnknownNameError) as exc:
+            raise SpecError.at((*loc, "device"), str(exc.args[0])) from exc
+        allowed = profiler_cls.metric_names()
+        if ref.metric not in allowed:
+            raise SpecError.at(
+                (*loc, "metric"),
+                f"device {ref.device!r} ({device.kind}) does not report {ref.metric!r}; "
+                f"allowed: {', '.join(allowed)}",
+            )
+        return MetricSource(ref, "device", profiler_cls.extra_metrics.get(ref.metric, "ms"))
+    accuracy, costs = space.metrics(), space.cost_metrics()
+    info: MetricInfo | None = accuracy.get(ref.metric) or costs.get(ref.metric)
+    if info is None:
+        allowed = sorted(accuracy) + sorted(costs)
+        hint = " (device metrics such as latency_ms need a 'device')" if space.has_models else ""
+        raise SpecError.at(
+            (*loc, "metric"),
+            f"search space {space.name!r} has no metric {ref.metric!r}; "
+            f"allowed: {', '.join(allowed)}{hint}",
+        )
+    return MetricSource(ref, "accuracy" if ref.metric in accuracy else "cost", info.unit)
+
+
+def resolve_spec(spec: StudySpec, *, devices: DeviceCatalog | None = None) -> ResolvedStudy:
+    devices = devices or DeviceCatalog()
+    space = build_space(spec.search_space.name, spec.search_space.options)
+    try:
+        strategy_cls = STRATEGIES.get(spec.strategy.name)
+    except UnknownNameError as exc:
+        raise SpecError.at(("strategy", "name"), str(exc)) from exc
+    try:
+        strategy = strategy_cls(spec.strategy.options)
+    except ValidationError as exc:
+        raise SpecError.from_validation(("strategy", "options"), exc) from exc
+    sources: dict[str, MetricSource] = {}
+    for i, obj in enumerate(spec.objectives):
+        sources[obj.key] = _resolve_metric(obj, ("objectives", i), space, devices)
+    for i, con in enumerate(spec.constraints):
+        src = _resolve_metric(con, ("constraints", i), space, devices)
+        sources.setdefault(con.key, src)
+    return ResolvedStudy(spec, space, strategy, sources, devices)

@@ -1,0 +1,91 @@
+"""``StudySpec``: what a user submits. Shape is checked by pydantic; names and options are then
+checked against the registries by ``resolve_spec`` (errors name the field and list what exists).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchSpaceSpec(_Strict):
+    name: str = Field(min_length=1, max_length=100, examples=["table"])
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class MetricRef(_Strict):
+    metric: str = Field(min_length=1, max_length=100, examples=["acc"])
+    device: str | None = Field(
+        default=None, min_length=1, max_length=100, description="device for device metrics"
+    )
+
+    @property
+    def key(self) -> str:
+        """Column name of this metric in trial values: ``metric`` or ``metric@device``."""
+        return f"{self.metric}@{self.device}" if self.device else self.metric
+
+
+class ObjectiveSpec(MetricRef):
+    direction: Literal["maximize", "minimize"]
+    reference: float | None = Field(
+        default=None, description="hypervolume reference value (default: from early trials)"
+    )
+
+
+class ConstraintSpec(MetricRef):
+    max: float | None = None
+    min: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ConstraintSpec:
+        if self.max is None and self.min is None:
+            raise ValueError("a constraint needs 'max' and/or 'min'")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+    def violation(self, value: float) -> float:
+        """Optuna's convention: <= 0 means satisfied."""
+        parts = []
+        if self.max is not None:
+            parts.append(value - self.max)
+        if self.min is not None:
+            parts.append(self.min - value)
+        return max(parts)
+
+
+class StrategySpec(_Strict):
+    name: str = Field(default="nsga2", min_length=1, max_length=100)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class BudgetSpec(_Strict):
+    trials: int = Field(ge=1, description="finished trials (complete or failed) to run")
+    seconds: float | None = Field(default=None, gt=0, description="wall-clock limit")
+
+
+class StudySpec(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    search_space: SearchSpaceSpec
+    objectives: list[ObjectiveSpec] = Field(min_length=2, max_length=4)
+    constraints: list[ConstraintSpec] = Field(default_factory=list, max_length=16)
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    budget: BudgetSpec
+    seed: int = Field(default=0, ge=0, lt=2**32)
+
+    @model_validator(mode="after")
+    def _distinct_objectives(self) -> StudySpec:
+        keys = [o.key for o in self.objectives]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"objectives: {dupes} appear more than once")
+        return self
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]

@@ -1,0 +1,109 @@
+"""Search strategies: each builds an Optuna sampler from validated options.
+
+The runner only asks and tells an Optuna study, so any strategy (Optuna's samplers, our surrogate
+strategy) plugs in here, and the same sampler can later be wrapped by Ray Tune's searcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import optuna
+from pydantic import BaseModel, ConfigDict, Field
+
+from search_spaces.registry import Registry
+
+ConstraintsFunc = Callable[[optuna.trial.FrozenTrial], Sequence[float]] | None
+
+
+class StrategyOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Strategy:
+    name: ClassVar[str]
+    doc: ClassVar[str] = ""
+    Options: ClassVar[type[StrategyOptions]] = StrategyOptions
+
+    def __init__(self, options: dict[str, Any] | StrategyOptions | None = None):
+        if not isinstance(options, StrategyOptions):
+            options = self.Options.model_validate(dict(options or {}))
+        self.options = options
+
+    def make_sampler(
+        self, *, seed: int, constraints_func: ConstraintsFunc, context: dict[str, Any]
+    ) -> optuna.samplers.BaseSampler:
+        raise NotImplementedError
+
+
+class RandomStrategy(Strategy):
+    name = "random"
+    doc = "uniform random sampling (Optuna RandomSampler)"
+
+    def make_sampler(self, *, seed, constraints_func, context):
+        return optuna.samplers.RandomSampler(seed=seed)
+
+
+class NSGA2Options(StrategyOptions):
+    population_size: int = Field(default=20, ge=2, le=10_000)
+    mutation_prob: float | None = Field(default=None, ge=0, le=1)
+    crossover_prob: float = Field(default=0.9, ge=0, le=1)
+
+
+class NSGA2Strategy(Strategy):
+    name = "nsga2"
+    doc = "NSGA-II genetic algorithm (Optuna NSGAIISampler), constraint-aware"
+    Options = NSGA2Options
+
+    def make_sampler(self, *, seed, constraints_func, context):
+        o = self.options
+        return optuna.samplers.NSGAIISampler(
+            population_size=o.population_size, mutation_prob=o.mutation_prob,
+            crossover_prob=o.crossover_prob, seed=seed, constraints_func=constraints_func,
+        )
+
+
+class NSGA3Options(StrategyOptions):
+    population_size: int = Field(default=20, ge=2, le=10_000)
+    mutation_prob: float | None = Field(default=None, ge=0, le=1)
+    crossover_prob: float = Field(default=0.9, ge=0, le=1)
+    dividing_parameter: int = Field(default=3, ge=1, le=100)
+
+
+class NSGA3Strategy(Strategy):
+    name = "nsga3"
+    doc = "NSGA-III with reference directions (Optuna NSGAIIISampler), for 3-4 objectives"
+    Options = NSGA3Options
+
+    def make_sampler(self, *, seed, constraints_func, context):
+        o = self.options
+        return optuna.samplers.NSGAIIISampler(
+            population_size=o.population_size, mutation_prob=o.mutation_prob,
+            crossover_prob=o.crossover_prob, dividing_parameter=o.dividing_parameter,
+            seed=seed, constraints_func=constraints_func,
+        )
+
+
+class TPEOptions(StrategyOptions):
+    n_startup_trials: int = Field(default=10, ge=1, le=10_000)
+    multivariate: bool = True
+    n_ei_candidates: int = Field(default=24, ge=1, le=10_000)
+
+
+class TPEStrategy(Strategy):
+    name = "tpe"
+    doc = "multi-objective TPE (Optuna TPESampler), constraint-aware"
+    Options = TPEOptions
+
+    def make_sampler(self, *, seed, constraints_func, context):
+        o = self.options
+        return optuna.samplers.TPESampler(
+            n_startup_trials=o.n_startup_trials, multivariate=o.multivariate,
+            n_ei_candidates=o.n_ei_candidates, seed=seed, constraints_func=constraints_func,
+        )
+
+
+STRATEGIES: Registry[Strategy] = Registry("strategy", "paretonas.strategies")
+for _cls in (RandomStrategy, NSGA2Strategy, NSGA3Strategy, TPEStrategy):
+    STRATEGIES.register(_cls.name, _cls)

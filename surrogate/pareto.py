@@ -1,0 +1,58 @@
+"""Pareto fronts and hypervolume for 2-4 objectives with mixed directions.
+
+Everything works on a *loss matrix* (Optuna's convention): maximised objectives are negated so
+that every column is minimised. The hypervolume itself is Optuna's exact WFG implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from optuna._hypervolume import compute_hypervolume
+
+
+def to_loss(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    """(n, m) objective values -> (n, m) losses (maximised columns negated)."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1, len(directions))
+    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    return values * signs
+
+
+def pareto_mask(loss: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of a loss matrix (duplicates all kept)."""
+    loss = np.asarray(loss, dtype=np.float64)
+    n = len(loss)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort(loss.T[::-1])  # sort by first column, then the others
+    mask = np.zeros(n, dtype=bool)
+    front: list[np.ndarray] = []
+    for i in order:
+        row = loss[i]
+        dominated = any(np.all(f <= row) and np.any(f < row) for f in front)
+        if not dominated:
+            mask[i] = True
+            front.append(row)
+    return mask
+
+
+def hypervolume(loss: np.ndarray, reference: np.ndarray) -> float:
+    """Hypervolume dominated by ``loss`` rows and bounded by ``reference`` (a loss vector)."""
+    loss = np.asarray(loss, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if len(loss) == 0:
+        return 0.0
+    inside = loss[np.all(loss < reference, axis=1)]
+    if len(inside) == 0:
+        return 0.0
+    front = inside[pareto_mask(inside)]
+    return float(compute_hypervolume(np.unique(front, axis=0), reference, assume_pareto=True))
+
+
+def default_reference(loss: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """The nadir of ``loss`` pushed out by ``margin`` of each column's range."""
+    loss = np.asarray(loss, dtype=np.float64)
+    worst, best = loss.max(axis=0), loss.min(axis=0)
+    span = np.where(worst > best, worst - best, np.maximum(np.abs(worst), 1.0))
+    return worst + margin * span
