@@ -1,0 +1,302 @@
+// Study page: loads a study and all its trials, draws them, and polls for new trials while the
+// study runs (no reload: new trials are merged and the charts redrawn with Plotly.react).
+import {
+  API, PLOT_CONFIG, TERMINAL, escapeHtml, fillSelect, fmt, fmtDate, getJSON, markReady,
+  metricCatalog, metricShort, plotlyReady, progressBar, showError, statusBadge,
+} from "./common.js";
+import { hypervolumeFigure, scatterLayout, scatterTraces } from "./study_plot.js";
+import { detailsHtml, renderTable, tableColumns } from "./study_table.js";
+
+const POLL_MS = 1500;
+const PAGE_LIMIT = 10000; // the API's largest trials page
+const $ = (id) => document.getElementById(id);
+const match = location.pathname.match(/^\/studies\/(\d+)\/?$/);
+const studyId = match ? Number(match[1]) : null;
+
+const state = {
+  study: null,
+  trials: new Map(), // number -> trial
+  sorted: [], // trials by number
+  hv: { reference_point: null, data: [] },
+  catalog: new Map(),
+  view: { x: null, y: null, c: "", pinned: null },
+  table: { sort: "number", desc: false, filter: "all", page: 0, pageSize: 50, pinned: null },
+  watermark: -1, // every trial number <= watermark is loaded
+  plotted: false,
+  timer: null,
+};
+
+// ---------------------------------------------------------------- data
+function merge(trials) {
+  for (const t of trials) state.trials.set(t.number, t);
+  state.sorted = [...state.trials.values()].sort((a, b) => a.number - b.number);
+  while (state.trials.has(state.watermark + 1)) state.watermark += 1;
+  // Trial numbers may be persisted out of order by parallel workers; once every finished trial
+  // is here, nothing below the highest number can still be missing.
+  const s = state.study;
+  if (s && state.trials.size >= s.n_complete + s.n_failed && state.sorted.length) {
+    state.watermark = Math.max(state.watermark, state.sorted[state.sorted.length - 1].number);
+  }
+}
+
+async function fetchTrials(after) {
+  const out = [];
+  for (let offset = 0; ; offset += PAGE_LIMIT) {
+    const q = new URLSearchParams({ offset, limit: PAGE_LIMIT });
+    if (after >= 0) q.set("after", after);
+    const page = await getJSON(`/studies/${studyId}/trials?${q}`);
+    out.push(...page.data);
+    if (page.data.length < PAGE_LIMIT || offset + PAGE_LIMIT >= page.count) return out;
+  }
+}
+
+// ---------------------------------------------------------------- rendering
+function renderSummary() {
+  const s = state.study;
+  document.title = `${s.name} · ParetoNAS`;
+  $("title").textContent = `Study #${s.id}: ${s.name}`;
+  $("compare-link").href = `/compare?ids=${s.id}`;
+  const live = !TERMINAL.has(s.status);
+  const objectives = (s.objectives || []).map((o) =>
+    `${o.direction === "maximize" ? "↑" : "↓"} ${escapeHtml(metricShort(o))}`).join(", ");
+  $("summary").innerHTML = [
+    `<div>${statusBadge(s.status)}</div>`,
+    `<div>${progressBar(s.progress)}</div>`,
+    `<div>trials <b>${fmt(s.n_complete)}</b> complete, <b>${fmt(s.n_failed)}</b> failed of ` +
+      `<b>${fmt(s.n_trials)}</b></div>`,
+    `<div>best hypervolume <b>${fmt(s.best_hypervolume)}</b></div>`,
+    `<div>space <b>${escapeHtml(s.search_space)}</b></div>`,
+    `<div>strategy <b>${escapeHtml(s.spec?.strategy?.name ?? "—")}</b></div>`,
+    `<div>objectives ${objectives}</div>`,
+    `<div class="muted">created ${escapeHtml(fmtDate(s.created_at))}</div>`,
+    `<div class="live ${live ? "on" : ""}" id="live">${live ? "live" : ""}</div>`,
+    s.error ? `<div class="error">${escapeHtml(s.error)}</div>` : "",
+  ].join("");
+}
+
+function renderAxes() {
+  const keys = [...state.catalog.values()];
+  const opts = keys.map((m) => ({ value: m.key, label: metricShort(m) }));
+  const v = state.view;
+  if (!v.x || !state.catalog.has(v.x)) v.x = keys[0]?.key ?? null;
+  if (!v.y || !state.catalog.has(v.y)) v.y = keys[1]?.key ?? keys[0]?.key ?? null;
+  fillSelect($("x-axis"), opts, v.x);
+  fillSelect($("y-axis"), opts, v.y);
+  fillSelect($("c-axis"), [{ value: "", label: "none" }, ...opts], v.c);
+}
+
+async function renderScatter() {
+  const Plotly = await plotlyReady();
+  const el = $("scatter");
+  if (!state.view.x) {
+    el.innerHTML = '<p class="muted">No finished trial yet.</p>';
+    return;
+  }
+  const { traces, counts } = scatterTraces(state.sorted, state.view, state.catalog,
+    state.study.spec?.constraints || []);
+  $("counts").textContent = `${fmt(counts.plotted)} trials drawn, ${fmt(counts.front)} on the front`;
+  el.dataset.front = counts.front;
+  el.dataset.plotted = counts.plotted;
+  el.dataset.render = counts.type;
+  await Plotly.react(el, traces, scatterLayout(state.view, state.catalog), PLOT_CONFIG);
+  if (!state.plotted) {
+    state.plotted = true;
+    el.on("plotly_click", (ev) => {
+      const p = ev.points?.[0];
+      if (p && p.customdata !== undefined) pin(p.customdata);
+    });
+  }
+}
+
+async function renderHypervolume() {
+  const Plotly = await plotlyReady();
+  const fig = hypervolumeFigure(state.hv);
+  $("hv-empty").hidden = fig.data[0].x.length > 0;
+  await Plotly.react($("hypervolume"), fig.data, fig.layout, fig.config);
+}
+
+function renderTrialsTable() {
+  const cols = tableColumns(state.catalog);
+  state.table.pinned = state.view.pinned;
+  const { total, pages } = renderTable($("trials"), state.sorted, cols, state.table);
+  const t = state.table;
+  $("page-info").textContent = `page ${t.page + 1} of ${pages} (${fmt(total)} trials)`;
+  $("prev").disabled = t.page === 0;
+  $("next").disabled = t.page >= pages - 1;
+}
+
+function renderDetails() {
+  const t = state.trials.get(state.view.pinned);
+  $("details-body").innerHTML = t ? detailsHtml(t, state.catalog)
+    : '<p class="muted">Click a point or a table row to see a trial.</p>';
+}
+
+async function renderAll() {
+  renderSummary();
+  const before = state.catalog.size;
+  state.catalog = metricCatalog(state.study, state.sorted);
+  if (state.catalog.size !== before || !state.view.x) renderAxes();
+  renderTrialsTable();
+  renderDetails();
+  await Promise.all([renderScatter(), renderHypervolume()]);
+}
+
+function pin(number, { focus = false } = {}) {
+  state.view.pinned = number;
+  history.replaceState(null, "", `#trial=${number}`);
+  renderDetails();
+  renderTrialsTable();
+  renderScatter();
+  if (focus) $("details").focus();
+}
+
+// ---------------------------------------------------------------- live updates
+async function poll() {
+  try {
+    const study = await getJSON(`/studies/${studyId}`);
+    const fresh = await fetchTrials(state.watermark);
+    const changed = fresh.some((t) => !state.trials.has(t.number))
+      || study.status !== state.study.status || study.n_complete !== state.study.n_complete;
+    state.study = study;
+    if (changed) {
+      const [front, hv] = await Promise.all([
+        getJSON(`/studies/${studyId}/pareto`), getJSON(`/studies/${studyId}/hypervolume`)]);
+      merge(fresh);
+      // A new trial can push older ones off the front: take membership from the API's front.
+      const onFront = new Set(front.data.map((t) => t.number));
+      for (const t of state.trials.values()) t.on_front = onFront.has(t.number);
+      for (const t of front.data) if (!state.trials.has(t.number)) state.trials.set(t.number, t);
+      state.hv = hv;
+      await renderAll();
+    } else {
+      renderSummary();
+    }
+    showError($("error"), null);
+  } catch (err) {
+    showError($("error"), err);
+  }
+  schedule();
+}
+
+function schedule() {
+  clearTimeout(state.timer);
+  if (state.study && TERMINAL.has(state.study.status)) return; // final state drawn: stop
+  state.timer = setTimeout(() => (document.hidden ? schedule() : poll()), POLL_MS);
+}
+
+// ---------------------------------------------------------------- downloads
+function csvCell(v) {
+  const s = v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(v)
+    : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function trialsCsv() {
+  const keys = [...state.catalog.keys()];
+  const dims = [...new Set(state.sorted.flatMap((t) => Object.keys(t.arch || {})))];
+  const head = ["number", "state", "on_front", ...dims, ...keys, "stage", "duration_s", "worker",
+    "error"];
+  const lines = [head.map(csvCell).join(",")];
+  for (const t of state.sorted) {
+    lines.push([t.number, t.state, t.on_front, ...dims.map((d) => t.arch?.[d]),
+      ...keys.map((k) => t.values?.[k]), t.stage, t.duration_s, t.worker, t.error]
+      .map(csvCell).join(","));
+  }
+  return lines.join("\n") + "\n";
+}
+
+function download(name, type, text) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+function wireControls() {
+  for (const [id, key] of [["x-axis", "x"], ["y-axis", "y"], ["c-axis", "c"]]) {
+    $(id).addEventListener("change", (ev) => {
+      state.view[key] = ev.target.value;
+      renderScatter();
+    });
+  }
+  $("trials").tHead.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-sort]");
+    if (!b) return;
+    const t = state.table;
+    t.desc = t.sort === b.dataset.sort ? !t.desc : false;
+    t.sort = b.dataset.sort;
+    t.page = 0;
+    renderTrialsTable();
+    $("trials").querySelector(`button[data-sort="${CSS.escape(t.sort)}"]`)?.focus();
+  });
+  const body = $("trials").tBodies[0];
+  body.addEventListener("click", (ev) => {
+    const tr = ev.target.closest("tr[data-number]");
+    if (tr) pin(Number(tr.dataset.number));
+  });
+  body.addEventListener("keydown", (ev) => {
+    const tr = ev.target.closest("tr[data-number]");
+    if (tr && (ev.key === "Enter" || ev.key === " ")) {
+      ev.preventDefault();
+      pin(Number(tr.dataset.number), { focus: true });
+    }
+  });
+  $("table-filter").addEventListener("change", (ev) => {
+    state.table.filter = ev.target.value;
+    state.table.page = 0;
+    renderTrialsTable();
+  });
+  $("page-size").addEventListener("change", (ev) => {
+    state.table.pageSize = Number(ev.target.value);
+    state.table.page = 0;
+    renderTrialsTable();
+  });
+  $("prev").addEventListener("click", () => { state.table.page -= 1; renderTrialsTable(); });
+  $("next").addEventListener("click", () => { state.table.page += 1; renderTrialsTable(); });
+  const base = `${API}/studies/${studyId}`;
+  $("dl-front-csv").href = `${base}/pareto.csv`;
+  $("dl-front-csv").download = `study-${studyId}-front.csv`;
+  $("dl-front-json").href = `${base}/pareto`;
+  $("dl-front-json").download = `study-${studyId}-front.json`;
+  $("dl-trials-csv").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    download(`study-${studyId}-trials.csv`, "text/csv", trialsCsv());
+  });
+  $("dl-trials-json").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    download(`study-${studyId}-trials.json`, "application/json", JSON.stringify(
+      { study: state.study, trials: state.sorted.map(({ _hover, _hoverFront, ...t }) => t) },
+      null, 1));
+  });
+}
+
+// ---------------------------------------------------------------- start
+async function start() {
+  if (studyId === null) {
+    showError($("error"), new Error("no study id in the address (expected /studies/<id>)"));
+    return;
+  }
+  wireControls();
+  try {
+    const [study, trials, hv] = await Promise.all([
+      getJSON(`/studies/${studyId}`), fetchTrials(-1), getJSON(`/studies/${studyId}/hypervolume`),
+    ]);
+    state.study = study;
+    state.hv = hv;
+    merge(trials);
+    const hash = location.hash.match(/^#trial=(\d+)$/);
+    if (hash && state.trials.has(Number(hash[1]))) state.view.pinned = Number(hash[1]);
+    await renderAll();
+    markReady();
+  } catch (err) {
+    showError($("error"), err);
+    markReady();
+  }
+  schedule();
+}
+
+start();
