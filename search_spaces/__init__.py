@@ -7,3 +7,4 @@ from search_spaces.registry import Registry
 SPACES: Registry = Registry("search space", "paretonas.search_spaces")
 # Built-ins, imported lazily (listing names must not import torch).
 SPACES.register("table", "search_spaces.table:TableSpace")
+SPACES.register("bert", "search_spaces.bert.space:BertSpace")
