@@ -5,3 +5,9 @@ from __future__ import annotations
 from search_spaces.registry import Registry
 
 PROFILERS: Registry = Registry("profiler", "paretonas.profilers")
+# Built-ins, imported lazily (listing kinds must not import torch or onnxruntime).
+PROFILERS.register("torch-cpu", "evaluators.profilers.torch_cpu:TorchCpuProfiler")
+PROFILERS.register(
+    "onnxruntime-cpu", "evaluators.profilers.onnxruntime_cpu:OnnxRuntimeCpuProfiler"
+)
+PROFILERS.register("gap8", "evaluators.profilers.gap8.profiler:Gap8Profiler")

@@ -48,6 +48,9 @@ class Profiler(ABC):
     Settings: ClassVar[type[ProfilerSettings]] = ProfilerSettings
     #: metric name -> unit, besides ``latency_ms``
     extra_metrics: ClassVar[dict[str, str]] = {}
+    #: settings only the server config file may set (e.g. a simulator command line): a device
+    #: registered over the API that sets one of them is rejected
+    config_only_settings: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: ProfilerSettings | dict[str, Any] | None = None):
         if not isinstance(settings, ProfilerSettings):

@@ -1,0 +1,113 @@
+"""``gap8``: latency and memory of an int8 subnet on GAP8, from the calibrated analytic model
+(``mode: analytic``) or from the user's GAP SDK + GVSOC flow (``mode: gvsoc``)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from evaluators.profilers.base import LatencyResult, Profiler, ProfilerSettings
+from evaluators.profilers.gap8 import gvsoc
+from evaluators.profilers.gap8.graph import walk
+from evaluators.profilers.gap8.model import FITTED, Gap8Constants, Gap8Hardware, estimate
+from evaluators.profilers.onnx_export import export_onnx
+
+
+class Gap8Settings(ProfilerSettings):
+    mode: Literal["analytic", "gvsoc"] = "analytic"
+    cluster_mhz: float = Field(default=175.0, gt=0, le=500, description="cluster clock")
+    l2_budget_kb: float = Field(default=350.0, gt=0, le=512, description="L2 given to the tiler")
+    # the analytic model's fitted constants; override only with a fit of your own
+    eta_dense: float = Field(default=FITTED.eta_dense, gt=0, le=32)
+    eta_depthwise: float = Field(default=FITTED.eta_depthwise, gt=0, le=32)
+    l3_mb_s: float = Field(default=FITTED.l3_mb_s, gt=0, le=1000)
+    layer_overhead_cycles: float = Field(default=FITTED.layer_overhead_cycles, ge=0, le=1e7)
+    # gvsoc mode: argv template from the server config ({onnx}, {workdir}, {cluster_mhz})
+    command: list[str] | None = Field(default=None, description="gvsoc command (config only)")
+    timeout_s: float = Field(default=900.0, gt=0, le=24 * 3600)
+    warmup: int = Field(default=0, ge=0, le=0, description="unused: the model is deterministic")
+    repeats: int = Field(default=1, ge=1, le=1, description="unused: one run per subnet")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return shlex.split(value) if isinstance(value, str) else value
+
+    @field_validator("command")
+    @classmethod
+    def _placeholders(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else gvsoc.check_template(value)
+
+    @model_validator(mode="after")
+    def _mode_needs_command(self) -> Gap8Settings:
+        if self.mode == "gvsoc" and not self.command:
+            raise ValueError("mode 'gvsoc' needs a 'command' (set in the server config file)")
+        return self
+
+    def constants(self) -> Gap8Constants:
+        return Gap8Constants(self.eta_dense, self.eta_depthwise, self.l3_mb_s,
+                             self.layer_overhead_cycles)
+
+    def hardware(self) -> Gap8Hardware:
+        return Gap8Hardware(self.cluster_mhz, int(self.l2_budget_kb * 1024))
+
+
+class Gap8Profiler(Profiler):
+    """GAP8 latency (cluster cycles / cluster clock) plus int8 memory footprint metrics."""
+
+    name: ClassVar[str] = "gap8"
+    version: ClassVar[str] = "1"
+    Settings: ClassVar[type[ProfilerSettings]] = Gap8Settings
+    extra_metrics: ClassVar[dict[str, str]] = {
+        "cycles": "cycles",
+        "params_bytes": "B",
+        "peak_activation_bytes": "B",
+        "fits_l2": "bool",
+    }
+    config_only_settings: ClassVar[frozenset[str]] = frozenset({"command", "timeout_s"})
+
+    def measure(self, model: Any, example_input: Any) -> LatencyResult:
+        s: Gap8Settings = self.settings  # type: ignore[assignment]
+        graph = walk(model, example_input)
+        est = estimate(graph, s.constants(), s.hardware())
+        memory = {
+            "params_bytes": float(est["params_bytes"]),
+            "peak_activation_bytes": float(est["peak_activation_bytes"]),
+            "fits_l2": 1.0 if est["fits_l2"] else 0.0,
+        }
+        if s.mode == "analytic":
+            return LatencyResult(
+                latency_ms=est["latency_ms"],
+                samples_ms=[est["latency_ms"]],
+                metrics={"cycles": float(est["cycles"]), **memory},
+                details={
+                    "mode": "analytic",
+                    "macs": est["macs"],
+                    "l3_bytes": est["l3_bytes"],
+                    "constants": s.constants().to_dict(),
+                    "layers": [
+                        {**layer.to_dict(), **{k: v for k, v in cost.items()}}
+                        for layer, cost in zip(graph.layers, est["per_layer"], strict=True)
+                    ],
+                },
+            )
+        assert s.command is not None  # the settings validator guarantees it
+        sim, output = gvsoc.run_simulator(
+            s.command, export_onnx(model, example_input),
+            timeout_s=s.timeout_s, cluster_mhz=s.cluster_mhz,
+        )
+        latency = sim.total_cycles / (s.cluster_mhz * 1e3)
+        return LatencyResult(
+            latency_ms=latency,
+            samples_ms=[latency],
+            metrics={"cycles": float(sim.total_cycles), **memory},
+            details={
+                "mode": "gvsoc",
+                "operations": sim.total_operations,
+                "layers": sim.layers,
+                "analytic_latency_ms": est["latency_ms"],
+                "output_tail": gvsoc.tail(output, 5),
+            },
+        )

@@ -1,0 +1,77 @@
+"""``onnxruntime-cpu``: latency of the subnet exported to ONNX, run by an ONNX Runtime session."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from evaluators.profilers.base import LatencyResult, Profiler, ProfilerError, ProfilerSettings
+from evaluators.profilers.onnx_export import export_onnx, input_feed
+from evaluators.profilers.timing import calibrate_inner, repeat_batch, summarise, time_samples
+
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+           "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+class OrtCpuSettings(ProfilerSettings):
+    threads: int = Field(default=1, ge=1, le=256, description="intra-op threads")
+    batch: int = Field(default=1, ge=1, le=1024, description="batch size (input repeated)")
+    warmup: int = Field(default=3, ge=0, le=1000)
+    repeats: int = Field(default=15, ge=1, le=10_000)
+    min_sample_ms: float = Field(default=5.0, ge=0, le=10_000)
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+
+
+class OnnxRuntimeCpuProfiler(Profiler):
+    """Export (TorchScript exporter), one ORT CPU session, median of timed ``run`` calls."""
+
+    name: ClassVar[str] = "onnxruntime-cpu"
+    version: ClassVar[str] = "1"
+    Settings: ClassVar[type[ProfilerSettings]] = OrtCpuSettings
+
+    def measure(self, model: Any, example_input: Any) -> LatencyResult:
+        import onnxruntime as ort
+
+        s: OrtCpuSettings = self.settings  # type: ignore[assignment]
+        inputs = repeat_batch(example_input, s.batch)
+        onnx_bytes = export_onnx(model, inputs)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = s.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, _LEVELS[s.graph_optimization]
+        )
+        opts.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+            wanted = {i.name for i in session.get_inputs()}
+            # the exporter drops inputs the graph does not use (e.g. an unused mask)
+            feed = {k: v for k, v in input_feed(inputs).items() if k in wanted}
+
+            def run() -> Any:
+                return session.run(None, feed)
+
+            run()
+            inner = calibrate_inner(run, s.min_sample_ms)
+            samples = time_samples(run, warmup=s.warmup, repeats=s.repeats, inner=inner)
+        except ProfilerError:
+            raise
+        except Exception as exc:
+            raise ProfilerError(f"onnxruntime-cpu: the session failed: {exc}") from exc
+        stats = summarise(samples)
+        return LatencyResult(
+            latency_ms=stats["median_ms"],
+            samples_ms=samples,
+            details={
+                **stats,
+                "threads": s.threads,
+                "batch": s.batch,
+                "calls_per_sample": inner,
+                "onnx_bytes": len(onnx_bytes),
+                "host_cpus": os.cpu_count(),
+                "onnxruntime": ort.__version__,
+            },
+        )

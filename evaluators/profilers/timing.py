@@ -1,0 +1,107 @@
+"""Shared pieces of the measuring profilers: calling a model on an example input, timing it
+with warmup and repeats, and summarising the samples."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from evaluators.profilers.base import ProfilerError
+
+
+def split_input(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Normalise an example input into positional and keyword arguments.
+
+    A tensor is one positional argument, a tuple/list is the positional arguments and a mapping
+    (e.g. ``{"input_ids": ..., "attention_mask": ...}`` for BERT subnets) is keyword arguments.
+    """
+    import torch
+
+    if isinstance(example_input, torch.Tensor):
+        return (example_input,), {}
+    if isinstance(example_input, Mapping):
+        return (), dict(example_input)
+    if isinstance(example_input, Sequence) and not isinstance(example_input, str | bytes):
+        return tuple(example_input), {}
+    raise ProfilerError(
+        f"unsupported example input type {type(example_input).__name__}; "
+        "allowed: a tensor, a tuple/list of tensors or a dict of tensors"
+    )
+
+
+def call_model(model: Any, example_input: Any) -> Any:
+    args, kwargs = split_input(example_input)
+    return model(*args, **kwargs)
+
+
+def repeat_batch(example_input: Any, batch: int) -> Any:
+    """The example input with its leading (batch) dimension repeated ``batch`` times."""
+    import torch
+
+    if batch == 1:
+        return example_input
+
+    def rep(t: Any) -> Any:
+        if isinstance(t, torch.Tensor) and t.dim() > 0:
+            return t.repeat(batch, *([1] * (t.dim() - 1)))
+        return t
+
+    args, kwargs = split_input(example_input)
+    if kwargs:
+        return {k: rep(v) for k, v in kwargs.items()}
+    return rep(args[0]) if len(args) == 1 else tuple(rep(a) for a in args)
+
+
+def calibrate_inner(fn: Callable[[], Any], min_sample_ms: float, *, limit: int = 10_000) -> int:
+    """How many calls of ``fn`` make one sample last at least ``min_sample_ms``.
+
+    Very short subnets (well under a millisecond) are dominated by timer and scheduling noise
+    when timed one call at a time, so each sample times a loop of calls.
+    """
+    if min_sample_ms <= 0:
+        return 1
+    t0 = time.perf_counter()
+    fn()
+    one_ms = max((time.perf_counter() - t0) * 1e3, 1e-3)
+    return int(min(limit, max(1, -(-min_sample_ms // one_ms))))
+
+
+def time_samples(fn: Callable[[], Any], *, warmup: int, repeats: int, inner: int) -> list[float]:
+    """Run ``fn`` ``warmup`` times, then ``repeats`` samples of ``inner`` calls; ms per call."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t0) * 1e3 / inner)
+    return samples
+
+
+def summarise(samples: Sequence[float]) -> dict[str, float]:
+    """Median, spread (IQR, min, max) and coefficient of variation of latency samples."""
+    if not samples:
+        raise ProfilerError("no latency samples were taken")
+    med = statistics.median(samples)
+    q = statistics.quantiles(samples, n=4) if len(samples) >= 2 else [med, med, med]
+    mean = statistics.fmean(samples)
+    std = statistics.pstdev(samples) if len(samples) >= 2 else 0.0
+    return {
+        "median_ms": med,
+        "mean_ms": mean,
+        "min_ms": min(samples),
+        "max_ms": max(samples),
+        "iqr_ms": q[2] - q[0],
+        "cv": std / mean if mean > 0 else 0.0,
+    }
+
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of a device's settings (a measurement-cache key part)."""
+    canon = json.dumps(dict(settings), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()

@@ -1,0 +1,98 @@
+"""``torch-cpu``: wall-clock latency of a subnet in eager PyTorch on the host CPU."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from evaluators.profilers.base import LatencyResult, Profiler, ProfilerError, ProfilerSettings
+from evaluators.profilers.timing import (
+    calibrate_inner,
+    call_model,
+    repeat_batch,
+    summarise,
+    time_samples,
+)
+
+
+class TorchCpuSettings(ProfilerSettings):
+    threads: int = Field(default=1, ge=1, le=256, description="intra-op threads, pinned")
+    batch: int = Field(default=1, ge=1, le=1024, description="batch size (input repeated)")
+    warmup: int = Field(default=3, ge=0, le=1000)
+    repeats: int = Field(default=15, ge=1, le=10_000)
+    min_sample_ms: float = Field(
+        default=5.0, ge=0, le=10_000, description="each sample loops the model at least this long"
+    )
+
+
+@contextlib.contextmanager
+def measuring_state(model: Any, threads: int) -> Iterator[None]:
+    """Eval mode, inference mode, pinned thread count and no GC pauses; all restored after."""
+    import torch
+
+    modes = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
+    old_threads = torch.get_num_threads()
+    gc_was_enabled = gc.isenabled()
+    try:
+        if hasattr(model, "eval"):
+            model.eval()
+        torch.set_num_threads(threads)
+        gc.collect()
+        gc.disable()
+        with torch.inference_mode():
+            yield
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+        torch.set_num_threads(old_threads)
+        for module, training in modes:
+            module.training = training
+
+
+class TorchCpuProfiler(Profiler):
+    """Median of ``repeats`` timed samples after ``warmup`` runs, eager mode, pinned threads."""
+
+    name: ClassVar[str] = "torch-cpu"
+    version: ClassVar[str] = "1"
+    Settings: ClassVar[type[ProfilerSettings]] = TorchCpuSettings
+
+    def measure(self, model: Any, example_input: Any) -> LatencyResult:
+        s: TorchCpuSettings = self.settings  # type: ignore[assignment]
+        inputs = repeat_batch(example_input, s.batch)
+        with measuring_state(model, s.threads):
+            try:
+                call_model(model, inputs)  # a first call surfaces shape errors before timing
+
+                def run() -> Any:
+                    return call_model(model, inputs)
+
+                inner = calibrate_inner(run, s.min_sample_ms)
+                samples = time_samples(run, warmup=s.warmup, repeats=s.repeats, inner=inner)
+            except ProfilerError:
+                raise
+            except Exception as exc:  # a model that cannot run on this input fails the trial
+                raise ProfilerError(f"torch-cpu: the model failed on its input: {exc}") from exc
+        stats = summarise(samples)
+        return LatencyResult(
+            latency_ms=stats["median_ms"],
+            samples_ms=samples,
+            details={
+                **stats,
+                "threads": s.threads,
+                "batch": s.batch,
+                "calls_per_sample": inner,
+                "host_cpus": os.cpu_count(),
+                "torch": _torch_version(),
+            },
+        )
+
+
+def _torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
