@@ -115,7 +115,10 @@ def write_stdlib_topic_task(
         records = [[s, t] for s, t in rows]
     split = {"train": [], "dev": []}
     for rec in records:
-        bucket = int(hashlib.sha256("\t".join(rec[:-1]).encode()).hexdigest()[:8], 16)
+        # salted: rows are already ordered by the unsalted hash, so reusing it would put any
+        # prefix (``limit``) entirely into one split
+        salted = hashlib.sha256(("split|" + "\t".join(rec[:-1])).encode()).hexdigest()
+        bucket = int(salted[:8], 16)
         split["dev" if bucket / 0xFFFFFFFF < dev_fraction else "train"].append(rec)
     counts = {}
     for name, recs in split.items():
