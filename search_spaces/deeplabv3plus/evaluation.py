@@ -1,0 +1,97 @@
+"""Running a (static) DeepLabV3+ on VOC images: per-image confusion matrices and BN
+re-calibration. Preprocessed image tensors are cached per resolution, since every candidate of a
+study is evaluated on the same validation subset.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evaluators.segmentation import confusion_matrix
+from search_spaces.deeplabv3plus.data import VOCSegmentation, to_tensor
+
+
+class ImageCache:
+    """Images of one split, loaded once and resized on demand (one tensor per resolution)."""
+
+    def __init__(self, dataset: VOCSegmentation):
+        self.dataset = dataset
+        self._raw: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._resized: dict[tuple[int, int], torch.Tensor] = {}
+        self._lock = threading.Lock()
+
+    def raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if i not in self._raw:
+                self._raw[i] = self.dataset.load(i)
+            return self._raw[i]
+
+    def tensor(self, i: int, resolution: int) -> torch.Tensor:
+        key = (i, resolution)
+        with self._lock:
+            hit = self._resized.get(key)
+        if hit is None:
+            hit = to_tensor(self.raw(i)[0], resolution)
+            with self._lock:
+                self._resized[key] = hit
+        return hit
+
+    def batch(self, indices: list[int], resolution: int) -> torch.Tensor:
+        return torch.stack([self.tensor(i, resolution) for i in indices])
+
+
+@torch.inference_mode()
+def per_image_confusion(
+    model: nn.Module,
+    cache: ImageCache,
+    indices: np.ndarray | list[int],
+    *,
+    resolution: int,
+    num_classes: int,
+    batch_size: int = 8,
+) -> np.ndarray:
+    """``[len(indices), C, C]``: the model's prediction on each image (input resized to
+    ``resolution``, logits resized back to the label's own size) against its labels."""
+    model.eval()
+    indices = [int(i) for i in indices]
+    out = np.zeros((len(indices), num_classes, num_classes), dtype=np.int64)
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        logits = model(cache.batch(chunk, resolution))
+        for j, i in enumerate(chunk):
+            mask = cache.raw(i)[1]
+            up = F.interpolate(logits[j : j + 1], size=mask.shape, mode="bilinear",
+                               align_corners=False)
+            pred = up[0].argmax(0).numpy()
+            out[start + j] = confusion_matrix(pred, mask, num_classes)
+    return out
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    model: nn.Module, cache: ImageCache, indices: list[int], *, resolution: int, batch_size: int
+) -> int:
+    """Reset every BN's running statistics and re-estimate them (cumulative average) on the
+    given training images; returns the number of batches used. Only ``model`` is touched."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    batches = 0
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        if len(chunk) < 2:  # BN in train mode needs more than one value per channel
+            break
+        model(cache.batch(chunk, resolution))
+        batches += 1
+    for m, momentum in zip(bns, saved, strict=True):
+        m.momentum = momentum
+    model.eval()
+    return batches
