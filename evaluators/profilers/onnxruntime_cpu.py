@@ -5,22 +5,21 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
-
 from evaluators.profilers.base import LatencyResult, Profiler, ProfilerError, ProfilerSettings
 from evaluators.profilers.onnx_export import export_onnx, input_feed
-from evaluators.profilers.timing import calibrate_inner, repeat_batch, summarise, time_samples
+from evaluators.profilers.timing import (
+    TimedSettings,
+    calibrate_inner,
+    repeat_batch,
+    summarise,
+    time_samples,
+)
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
            "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
-class OrtCpuSettings(ProfilerSettings):
-    threads: int = Field(default=1, ge=1, le=256, description="intra-op threads")
-    batch: int = Field(default=1, ge=1, le=1024, description="batch size (input repeated)")
-    warmup: int = Field(default=3, ge=0, le=1000)
-    repeats: int = Field(default=15, ge=1, le=10_000)
-    min_sample_ms: float = Field(default=5.0, ge=0, le=10_000)
+class OrtCpuSettings(TimedSettings):
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
 
 
@@ -56,7 +55,9 @@ class OnnxRuntimeCpuProfiler(Profiler):
 
             run()
             inner = calibrate_inner(run, s.min_sample_ms)
-            samples = time_samples(run, warmup=s.warmup, repeats=s.repeats, inner=inner)
+            samples = time_samples(
+                run, warmup=s.warmup, repeats=s.repeats, inner=inner, clock=s.clock
+            )
         except ProfilerError:
             raise
         except Exception as exc:
@@ -68,6 +69,7 @@ class OnnxRuntimeCpuProfiler(Profiler):
             details={
                 **stats,
                 "threads": s.threads,
+                "clock": s.clock,
                 "batch": s.batch,
                 "calls_per_sample": inner,
                 "onnx_bytes": len(onnx_bytes),

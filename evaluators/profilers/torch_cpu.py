@@ -8,10 +8,9 @@ import os
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from pydantic import Field
-
 from evaluators.profilers.base import LatencyResult, Profiler, ProfilerError, ProfilerSettings
 from evaluators.profilers.timing import (
+    TimedSettings,
     calibrate_inner,
     call_model,
     repeat_batch,
@@ -20,14 +19,8 @@ from evaluators.profilers.timing import (
 )
 
 
-class TorchCpuSettings(ProfilerSettings):
-    threads: int = Field(default=1, ge=1, le=256, description="intra-op threads, pinned")
-    batch: int = Field(default=1, ge=1, le=1024, description="batch size (input repeated)")
-    warmup: int = Field(default=3, ge=0, le=1000)
-    repeats: int = Field(default=15, ge=1, le=10_000)
-    min_sample_ms: float = Field(
-        default=5.0, ge=0, le=10_000, description="each sample loops the model at least this long"
-    )
+class TorchCpuSettings(TimedSettings):
+    """threads, batch, warmup, repeats, min_sample_ms, clock (see ``TimedSettings``)."""
 
 
 @contextlib.contextmanager
@@ -72,7 +65,9 @@ class TorchCpuProfiler(Profiler):
                     return call_model(model, inputs)
 
                 inner = calibrate_inner(run, s.min_sample_ms)
-                samples = time_samples(run, warmup=s.warmup, repeats=s.repeats, inner=inner)
+                samples = time_samples(
+                    run, warmup=s.warmup, repeats=s.repeats, inner=inner, clock=s.clock
+                )
             except ProfilerError:
                 raise
             except Exception as exc:  # a model that cannot run on this input fails the trial
@@ -84,6 +79,7 @@ class TorchCpuProfiler(Profiler):
             details={
                 **stats,
                 "threads": s.threads,
+                "clock": s.clock,
                 "batch": s.batch,
                 "calls_per_sample": inner,
                 "host_cpus": os.cpu_count(),

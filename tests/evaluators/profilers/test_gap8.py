@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from evaluators.profilers.base import ProfilerError
+from evaluators.profilers.gap8 import gvsoc
+from evaluators.profilers.gap8.profiler import Gap8Profiler
+from tests.contracts.profiler import ProfilerContract, image, small_cnn
+
+FAKE = str(Path(__file__).parent / "fixtures" / "fake_gvsoc.py")
+
+
+def fake(mode: str = "ok", **settings) -> Gap8Profiler:
+    return Gap8Profiler(
+        {"mode": "gvsoc", "command": [sys.executable, FAKE, "{onnx}", "--mode", mode], **settings}
+    )
+
+
+class TestGap8Analytic(ProfilerContract):
+    deterministic = True
+
+    @pytest.fixture
+    def profiler(self) -> Gap8Profiler:
+        return Gap8Profiler()
+
+
+class TestGap8Gvsoc(ProfilerContract):
+    deterministic = True
+
+    @pytest.fixture
+    def profiler(self) -> Gap8Profiler:
+        return fake()
+
+
+def test_analytic_reports_memory_and_layers() -> None:
+    r = Gap8Profiler().measure(small_cnn(8), image(32))
+    # stem 3x3 (8*27 int8 + 8 int32 biases), dw (8*9 + 32), pw (64 + 32), fc (80 + 40)
+    assert r.metrics["params_bytes"] == 8 * 27 + 32 + 8 * 9 + 32 + 64 + 32 + 80 + 40
+    assert r.metrics["fits_l2"] == 1.0
+    kinds = [layer["kind"] for layer in r.details["layers"]]
+    assert kinds == ["conv", "depthwise", "pointwise", "eltwise", "pool", "linear"]
+    assert r.latency_ms == pytest.approx(r.metrics["cycles"] / 175e3)
+
+
+def test_a_faster_clock_is_proportionally_faster() -> None:
+    slow = Gap8Profiler({"cluster_mhz": 90}).measure(small_cnn(), image())
+    fast = Gap8Profiler({"cluster_mhz": 180}).measure(small_cnn(), image())
+    assert slow.metrics["cycles"] == fast.metrics["cycles"]
+    assert slow.latency_ms == pytest.approx(2 * fast.latency_ms)
+
+
+def test_a_small_l2_budget_moves_weights_to_l3() -> None:
+    fits = Gap8Profiler().measure(small_cnn(32), image(64))
+    tight = Gap8Profiler({"l2_budget_kb": 4}).measure(small_cnn(32), image(64))
+    assert fits.metrics["fits_l2"] == 1.0 and tight.metrics["fits_l2"] == 0.0
+    assert tight.details["l3_bytes"] > 0 == fits.details["l3_bytes"]
+    assert tight.latency_ms > fits.latency_ms
+
+
+# --- the GVSOC hook against the fake simulator ---------------------------------------------
+def test_gvsoc_parses_total_and_layers() -> None:
+    r = fake().measure(small_cnn(8), image())
+    layers = r.details["layers"]
+    assert len(layers) == 4  # stem, dw, pw convs and the classifier
+    assert r.metrics["cycles"] == sum(layer["cycles"] for layer in layers)
+    assert r.latency_ms == pytest.approx(r.metrics["cycles"] / 175e3)
+    assert r.details["analytic_latency_ms"] > 0
+
+
+def test_gvsoc_parses_old_sdk_format() -> None:
+    new = fake("ok").measure(small_cnn(8), image())
+    old = fake("old").measure(small_cnn(8), image())
+    assert old.metrics["cycles"] == new.metrics["cycles"]
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [("crash", "exited with status 3"), ("garbage", "no 'Total"),
+     ("app-fail", "application exited with status 1")],
+)
+def test_gvsoc_failures_carry_the_simulator_output(mode, message) -> None:
+    with pytest.raises(ProfilerError, match=message) as info:
+        fake(mode).measure(small_cnn(8), image())
+    assert "launching gvsoc" in str(info.value)  # the simulator's last lines
+
+
+def test_gvsoc_timeout_kills_the_process_group() -> None:
+    t0 = time.monotonic()
+    with pytest.raises(ProfilerError, match="timed out after 2 s"):
+        fake("hang", timeout_s=2).measure(small_cnn(8), image())
+    assert time.monotonic() - t0 < 30
+
+
+def test_gvsoc_missing_program() -> None:
+    p = Gap8Profiler({"mode": "gvsoc", "command": ["/nonexistent/gvsoc-flow", "{onnx}"]})
+    with pytest.raises(ProfilerError, match="cannot start"):
+        p.measure(small_cnn(8), image())
+
+
+def test_gvsoc_settings_are_validated() -> None:
+    with pytest.raises(ValidationError, match="needs a 'command'"):
+        Gap8Profiler({"mode": "gvsoc"})
+    with pytest.raises(ValidationError, match="unknown placeholder"):
+        Gap8Profiler({"mode": "gvsoc", "command": ["run", "{model}"]})
+    p = Gap8Profiler({"mode": "gvsoc", "command": "make run MODEL={onnx}"})  # a string is split
+    assert p.settings.command == ["make", "run", "MODEL={onnx}"]
+
+
+def test_parser_edge_cases() -> None:
+    text = ("  conv 1: Cycles: 10, Cyc%: 50.0%, Operations: 20, Op%: 50.0%, "
+            "Operations/Cycle: 2.0\nTotal: Cycles: 20, Operations: 40, Operations/Cycle: 2\n")
+    res = gvsoc.parse_output(text)
+    assert res.total_cycles == 20 and res.layers[0]["name"] == "conv 1"
+    with pytest.raises(ProfilerError, match="total cycles is 0"):
+        gvsoc.parse_output("Total: Cycles: 0, Operations: 0")
+
+
+def test_profiler_walks_keyword_models_with_attention() -> None:
+    from tests.contracts.profiler import TokenNet
+
+    ids = torch.zeros(1, 12, dtype=torch.long)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones(1, 12)}
+    r = Gap8Profiler().measure(TokenNet().eval(), inputs)
+    kinds = [layer["kind"] for layer in r.details["layers"]]
+    assert kinds.count("matmul") == 2 and "gather" in kinds and "norm" in kinds

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from evaluators.profilers.onnxruntime_cpu import OnnxRuntimeCpuProfiler
+from evaluators.profilers.torch_cpu import TorchCpuProfiler
+from tests.contracts.profiler import ProfilerContract, image, small_cnn
+
+FAST = {"warmup": 1, "repeats": 3, "min_sample_ms": 0.5}
+
+
+class TestTorchCpu(ProfilerContract):
+    @pytest.fixture
+    def profiler(self) -> TorchCpuProfiler:
+        return TorchCpuProfiler(FAST)
+
+
+class TestOnnxRuntimeCpu(ProfilerContract):
+    @pytest.fixture
+    def profiler(self) -> OnnxRuntimeCpuProfiler:
+        return OnnxRuntimeCpuProfiler(FAST)
+
+
+@pytest.mark.parametrize("cls", [TorchCpuProfiler, OnnxRuntimeCpuProfiler])
+def test_statistics_and_settings_are_recorded(cls) -> None:
+    result = cls({**FAST, "repeats": 4, "batch": 2}).measure(small_cnn(), image())
+    assert len(result.samples_ms) == 4
+    d = result.details
+    assert d["batch"] == 2 and d["threads"] == 1 and d["calls_per_sample"] >= 1
+    assert d["min_ms"] <= d["median_ms"] <= d["max_ms"] and d["iqr_ms"] >= 0 and d["cv"] >= 0
+
+
+def test_thread_count_is_pinned_and_restored() -> None:
+    torch.set_num_threads(2)
+    try:
+        seen = []
+
+        class Spy(torch.nn.Module):
+            def forward(self, x):
+                seen.append(torch.get_num_threads())
+                return x * 2
+
+        TorchCpuProfiler({**FAST, "threads": 1}).measure(Spy(), torch.ones(4))
+        assert set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_runs_in_inference_mode() -> None:
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            seen.append(torch.is_inference_mode_enabled())
+            return x + 1
+
+    TorchCpuProfiler(FAST).measure(Spy(), torch.ones(3))
+    assert seen and all(seen)
+
+
+@pytest.mark.parametrize(
+    "settings, field",
+    [({"threads": 0}, "threads"), ({"repeats": 0}, "repeats"),
+     ({"clock": "thread_cpu", "threads": 2}, "thread_cpu"), ({"clock": "sundial"}, "clock"),
+     ({"batch": -1}, "batch")],
+)
+def test_bad_settings_name_the_field(settings, field) -> None:
+    with pytest.raises(ValidationError, match=field):
+        TorchCpuProfiler(settings)
+
+
+def test_unsupported_input_type_is_a_profiler_error() -> None:
+    from evaluators.profilers.base import ProfilerError
+
+    with pytest.raises(ProfilerError, match="unsupported example input"):
+        TorchCpuProfiler(FAST).measure(small_cnn(), "not a tensor")
+
+
+def test_ort_graph_optimisation_setting() -> None:
+    p = OnnxRuntimeCpuProfiler({**FAST, "graph_optimization": "disable"})
+    assert p.measure(small_cnn(), image()).latency_ms > 0
+    with pytest.raises(ValidationError, match="graph_optimization"):
+        OnnxRuntimeCpuProfiler({"graph_optimization": "max"})
