@@ -4,8 +4,9 @@ selection (FMAS evaluates candidates on a subset) and Kendall tau between rankin
 Subset selection:
 
 * ``stratified_subset``: random, stratified by class *presence* (multi-label iterative
-  stratification): repeatedly take the class furthest below its target count and draw a random
-  image that contains it, so rare classes are represented in proportion.
+  stratification): repeatedly take the class furthest below its target count (relative, so rare
+  classes come first) and draw, among the images containing it, a random one that overshoots the
+  other classes' targets least, so every class is represented in proportion.
 * ``ranking_preserving_subset``: given per-image confusion matrices of a few reference subnets on
   the full validation set, grow a (stratified) seed subset greedily with the image that makes the
   subset-mIoU ranking of the references agree best (Kendall tau) with their full-set ranking.
@@ -101,7 +102,7 @@ def stratified_subset(presence: np.ndarray, size: int, *, seed: int = 0) -> np.n
     chosen: list[int] = []
     free = np.ones(n, dtype=bool)
     while len(chosen) < size:
-        deficit = np.where(freq > 0, target - count, -np.inf)
+        deficit = np.where(freq > 0, (target - count) / np.maximum(target, 1e-9), -np.inf)
         # ties broken at random so the result is a random stratified draw, not a fixed one
         order = np.lexsort((rng.random(len(deficit)), -deficit))
         pick = -1
@@ -110,7 +111,8 @@ def stratified_subset(presence: np.ndarray, size: int, *, seed: int = 0) -> np.n
                 break
             candidates = np.flatnonzero(free & presence[:, cls])
             if candidates.size:
-                pick = int(rng.choice(candidates))
+                over = np.clip(count + presence[candidates] - target, 0, None).sum(axis=1)
+                pick = int(rng.choice(candidates[over <= over.min() + 1e-9]))
                 break
         if pick < 0:  # every class met its target: fill at random
             pick = int(rng.choice(np.flatnonzero(free)))
