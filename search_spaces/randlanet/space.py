@@ -30,6 +30,7 @@ import torch
 from pydantic import Field, field_validator
 from scipy.spatial import cKDTree
 
+from evaluators.segmentation import confusion_matrix, mean_iou, pixel_accuracy
 from search_spaces.base import (
     Arch,
     ArchError,
@@ -44,7 +45,6 @@ from search_spaces.paths import resolve_data_path
 from search_spaces.randlanet import data as scenes
 from search_spaces.randlanet.checkpoint import load_supernet, read_config
 from search_spaces.randlanet.elastic import SharedMLP
-from search_spaces.randlanet.metrics import confusion, miou, overall_accuracy
 from search_spaces.randlanet.model import NetConfig, RandLANet, SubnetConfig, static_config
 
 log = logging.getLogger(__name__)
@@ -271,22 +271,25 @@ class RandLANetSpace(SearchSpace):
         unknown = sorted(set(metrics) - set(self.metrics()))
         if unknown:
             raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(self.metrics())}")
-        arch = self.validate(arch)
+        values = self.score(self.validate(arch), self.val_scenes())
+        return {m: values[m] for m in metrics}
+
+    def score(self, arch: Arch, scene_list: list[scenes.Scene]) -> dict[str, float]:
+        """miou and oa of the extracted subnet of ``arch`` on ``scene_list``."""
         _, num_points = self.subnet(arch)
         model = self.extract(arch)
         c = self.net_config.num_classes
         conf = np.zeros((c, c), dtype=np.int64)
         with torch.inference_mode():
-            for i, scene in enumerate(self.val_scenes()):
+            for i, scene in enumerate(scene_list):
                 idx = scenes.sample_points(
                     scene, num_points, np.random.default_rng(self.options.eval_seed + i)
                 )
                 pred = model(scenes.features(scene, idx)[None])[0].argmax(-1).numpy()
                 # carry the predictions to every point of the scene (nearest sampled point)
                 _, nearest = cKDTree(scene.xyz[idx]).query(scene.xyz, k=1)
-                conf += confusion(pred[nearest], scene.labels, c)
-        values = {"miou": miou(conf), "oa": overall_accuracy(conf)}
-        return {m: values[m] for m in metrics}
+                conf += confusion_matrix(pred[nearest], scene.labels, c)
+        return {"miou": float(mean_iou(conf)), "oa": pixel_accuracy(conf)}
 
 
 _SPLITS: dict[tuple, list[scenes.Scene]] = {}

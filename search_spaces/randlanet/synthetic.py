@@ -128,6 +128,7 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", help="output folder (train/ and val/ are created in it)")
     parser.add_argument("--train", type=_positive, default=16, help="training scenes")
     parser.add_argument("--val", type=_positive, default=4, help="validation scenes")
     parser.add_argument("--points", type=_positive, default=8192, help="points per scene")

@@ -1,0 +1,187 @@
+"""Train a RandLA-Net supernet with weight sharing (sandwich rule), or a subnet from scratch.
+
+Every step accumulates the gradients of the largest subnet, the smallest one and ``n_random``
+random ones (each at its own sampling parameters: input points, ratios, neighbours), then takes
+one Adam step: the usual way to make every subnet of a weight-sharing supernet usable without
+retraining (Once-for-All, BigNAS).
+
+CLI: ``paretonas supernet train randlanet --data DIR --out supernet.safetensors``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from search_spaces.base import Arch, ArchError, SpaceError
+from search_spaces.randlanet.checkpoint import save_supernet
+from search_spaces.randlanet.data import Scene, features, load_split, sample_points
+from search_spaces.randlanet.model import RandLANet, SubnetConfig
+from search_spaces.randlanet.space import RandLANetSpace
+
+log = logging.getLogger(__name__)
+
+Plan = Callable[[int, np.random.Generator], list[tuple[SubnetConfig, int]]]
+
+
+def make_batch(scenes: list[Scene], num_points: int, batch: int,
+               rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` random scenes, each sampled to ``num_points`` and rotated about z at random."""
+    xs, ys = [], []
+    for _ in range(batch):
+        scene = scenes[int(rng.integers(len(scenes)))]
+        idx = sample_points(scene, num_points, rng)
+        x = features(scene, idx).clone()
+        angle = rng.uniform(0, 2 * math.pi)
+        c, s = math.cos(angle), math.sin(angle)
+        rot = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        x[:, :3] = x[:, :3] @ rot.T
+        xs.append(x)
+        ys.append(torch.from_numpy(scene.labels[idx]))
+    return torch.stack(xs), torch.stack(ys)
+
+
+def train_steps(net: RandLANet, scenes: list[Scene], plan: Plan, *, steps: int, batch: int,
+                lr: float, seed: int) -> list[float]:
+    """Run ``steps`` optimiser steps; ``plan(step, rng)`` lists the (subnet, points) pairs whose
+    losses are accumulated in that step. Returns the mean loss of every step."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
+    net.train()
+    losses = []
+    for step in range(steps):
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        subnets = plan(step, rng)
+        for sub, num_points in subnets:
+            x, y = make_batch(scenes, num_points, batch, rng)
+            logits = net(x, sub)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            loss.backward()
+            total += float(loss.detach())
+        opt.step()
+        sched.step()
+        losses.append(total / len(subnets))
+    net.eval()
+    return losses
+
+
+def sandwich_plan(space: RandLANetSpace, n_random: int) -> Plan:
+    """Largest + smallest + ``n_random`` random feasible subnets per step."""
+    fixed = [space.subnet(space.largest()), space.subnet(space.smallest())]
+
+    def plan(step: int, rng: np.random.Generator) -> list[tuple[SubnetConfig, int]]:
+        out = list(fixed)
+        tries = 0
+        while len(out) < 2 + n_random and tries < 100 * (n_random + 1):
+            tries += 1  # bounded: a space of mostly infeasible archs must not loop forever
+            try:
+                out.append(space.subnet(space.sample(rng)))
+            except ArchError:
+                continue
+        return out
+
+    return plan
+
+
+def fixed_plan(sub: SubnetConfig, num_points: int) -> Plan:
+    return lambda step, rng: [(sub, num_points)]
+
+
+def train_from_scratch(space: RandLANetSpace, arch: Arch, scenes: list[Scene], *, steps: int,
+                       batch: int, lr: float, seed: int) -> RandLANet:
+    """A freshly initialised static subnet of ``arch`` trained alone (the no-sharing baseline)."""
+    torch.manual_seed(seed)
+    model = space.build_static(arch)
+    sub, num_points = space.subnet(arch)
+    train_steps(model, scenes, fixed_plan(sub, num_points), steps=steps, batch=batch, lr=lr,
+                seed=seed)
+    return model
+
+
+# --- CLI module (``paretonas supernet train randlanet ...``) -----------------------------------
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from exc
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="scene folder with train/ (and val/)")
+    parser.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
+    parser.add_argument("--num-classes", type=_positive_int, default=4)
+    parser.add_argument("--max-widths", type=_int_list, default=[16, 64, 128, 256])
+    parser.add_argument("--depths", type=_int_list, default=None,
+                        help="encoder depths to train (default: 2..number of widths)")
+    parser.add_argument("--num-points", type=_int_list, default=[1024, 2048, 4096])
+    parser.add_argument("--ratios", type=_int_list, default=[4, 3, 2])
+    parser.add_argument("--ks", type=_int_list, default=[8, 12, 16])
+    parser.add_argument("--steps", type=_positive_int, default=500)
+    parser.add_argument("--batch", type=_positive_int, default=4)
+    parser.add_argument("--random-subnets", type=int, default=2,
+                        help="random subnets per step besides the largest and smallest")
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=_positive_int, default=1)
+
+
+def space_options(args: argparse.Namespace) -> dict:
+    return {"max_widths": args.max_widths, "num_points": args.num_points,
+            "ratios": args.ratios, "ks": args.ks, "num_classes": args.num_classes,
+            "depths": args.depths,
+            "init_seed": args.seed}
+
+
+def main(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        print(f"error: --out must end in .safetensors, got {out.name!r}")
+        return 2
+    if not out.parent.is_dir():
+        print(f"error: --out: folder {out.parent} does not exist")
+        return 2
+    if not 0 < args.lr < 1 or args.random_subnets < 0:
+        print("error: --lr must be in (0, 1) and --random-subnets >= 0")
+        return 2
+    try:
+        space = RandLANetSpace(space_options(args))
+        train = load_split(Path(args.data), "train", args.num_classes)
+    except (SpaceError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    start = time.perf_counter()
+    losses = train_steps(space.net, train, sandwich_plan(space, args.random_subnets),
+                         steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+    seconds = time.perf_counter() - start
+    save_supernet(space.net, out, extra={"steps": args.steps, "train_seconds": seconds})
+    summary = {"checkpoint": str(out), "steps": args.steps, "train_seconds": round(seconds, 2),
+               "first_loss": round(losses[0], 4),
+               "last_loss": round(float(np.mean(losses[-10:])), 4)}
+    if (Path(args.data) / "val").is_dir():
+        val = load_split(Path(args.data), "val", args.num_classes, limit=4)
+        for name, arch in (("largest", space.largest()), ("smallest", space.smallest())):
+            summary[f"miou_{name}"] = round(space.score(arch, val)["miou"], 4)
+    print(json.dumps(summary))
+    return 0
