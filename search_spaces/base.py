@@ -200,6 +200,12 @@ class SearchSpace(ABC):
             {n: d.choices[int(rng.integers(len(d.choices)))] for n, d in self.dimensions().items()}
         )
 
+    def enumerate_archs(self) -> list[Arch] | None:
+        """Every evaluable arch when the space is a finite list of them (a table whose rows do
+        not cover the full grid), else None. Strategies that can use it (the surrogate one)
+        then never propose an arch that cannot be evaluated."""
+        return None
+
     # --- encodings for surrogates ------------------------------------------------------------
     def encode(self, arch: Mapping[str, Any]) -> np.ndarray:
         """Ordinal dims -> one feature in [0, 1] (index / (n-1)); categorical -> one-hot."""

@@ -125,6 +125,10 @@ class TableSpace(SearchSpace):
             for m in self.table.metric_names
         }
 
+    def enumerate_archs(self) -> list[Arch]:
+        params = self.options.params
+        return [Arch(dict(zip(params, key, strict=True))) for key in self.table.lookup]
+
     def row(self, arch: Arch) -> dict[str, float] | None:
         return self.table.lookup.get(tuple(arch[p] for p in self.options.params))
 
