@@ -2,7 +2,7 @@
 
 One class, ``BertNet``, holds full-size weights for its own ``BertShape``. Run with a smaller
 ``active`` shape it front-slices them (Once-for-All style: the first ``h`` heads, the first ``f``
-FFN neurons, the first ``k`` layers), which is how the supernet evaluates a subnet without
+FFN neurons, ``k`` chosen layers), which is how the supernet evaluates a subnet without
 copying. ``extract_subnet`` builds a new ``BertNet`` of the smaller shape and copies the slices,
 so the result has no tie to the supernet.
 
@@ -30,10 +30,20 @@ class BertShape:
 
     heads: tuple[int, ...]  # attention heads of each kept layer
     ffn: tuple[int, ...]  # FFN neurons of each kept layer
+    #: which layers of the outer network are kept (default: the first ``len(heads)``)
+    layer_ids: tuple[int, ...] | None = None
 
     @property
     def layers(self) -> int:
         return len(self.heads)
+
+    @property
+    def kept(self) -> tuple[int, ...]:
+        return self.layer_ids if self.layer_ids is not None else tuple(range(self.layers))
+
+    def static(self) -> BertShape:
+        """The same widths as a standalone network (its layers are 0..k-1)."""
+        return BertShape(self.heads, self.ffn)
 
     @classmethod
     def full(cls, cfg: BertConfig) -> BertShape:
@@ -45,7 +55,13 @@ class BertShape:
             raise ArchError(f"{len(self.heads)} head counts for {len(self.ffn)} FFN widths")
         if not 1 <= self.layers <= outer.layers:
             raise ArchError(f"layers={self.layers}; allowed: 1..{outer.layers}")
-        for i, (h, f) in enumerate(zip(self.heads, self.ffn, strict=True)):
+        kept = self.kept
+        if len(kept) != self.layers or len(set(kept)) != len(kept) or not all(
+            0 <= i < outer.layers for i in kept
+        ):
+            raise ArchError(f"layer_ids={kept} must be {self.layers} distinct layers of "
+                            f"0..{outer.layers - 1}")
+        for i, h, f in zip(kept, self.heads, self.ffn, strict=True):
             if not 1 <= h <= outer.heads[i]:
                 raise ArchError(f"layer {i}: {h} attention heads requested but the layer has "
                                 f"{outer.heads[i]}; allowed: 1..{outer.heads[i]}")
@@ -165,9 +181,9 @@ class BertNet(nn.Module):
         x = self.embed_norm(x)
         mask = real.to(x.dtype)
         bias = ((1.0 - mask) * torch.finfo(x.dtype).min).view(b, 1, 1, n)
-        for i in range(active.layers):
-            hm, nm = masks[i] if masks is not None else (None, None)
-            x = self.layers[i](x, bias, active.heads[i], active.ffn[i], hm, nm)
+        for j, i in enumerate(active.kept):
+            hm, nm = masks[j] if masks is not None else (None, None)
+            x = self.layers[i](x, bias, active.heads[j], active.ffn[j], hm, nm)
         return x, mask
 
     @staticmethod
@@ -194,7 +210,8 @@ class BertNet(nn.Module):
 def build_like(net: BertNet, shape: BertShape) -> BertNet:
     """A freshly initialised ``BertNet`` with ``net``'s settings and the given shape."""
     num_labels = net.classifier.out_features if net.classifier is not None else 0
-    return BertNet(net.cfg, shape, sep_id=net.sep_id, pooling=net.pooling, num_labels=num_labels)
+    return BertNet(net.cfg, shape.static(), sep_id=net.sep_id, pooling=net.pooling,
+                   num_labels=num_labels)
 
 
 @torch.no_grad()
@@ -203,7 +220,11 @@ def extract_subnet(net: BertNet, shape: BertShape) -> BertNet:
     shape.check_within(net.shape)
     sub = build_like(net, shape)
     src = net.state_dict()
+    kept = shape.kept
     for key, dst in sub.state_dict().items():
+        if key.startswith("layers."):  # subnet layer j is supernet layer kept[j]
+            j, rest = key[len("layers."):].split(".", 1)
+            key = f"layers.{kept[int(j)]}.{rest}"
         # every tensor is a front slice of the supernet's tensor along each axis
         piece = src[key][tuple(slice(0, s) for s in dst.shape)]
         dst.copy_(piece)

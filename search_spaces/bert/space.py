@@ -21,8 +21,10 @@ Options (all checked when the space is built; weights are only read on first use
 
 Metrics: ``fidelity`` (always; mean cosine similarity between the subnet's and the full model's
 mean-pooled sentence embeddings: a *proxy* for quality when no labelled task is given) and
-``accuracy`` (with a task). Dimensions of layers beyond ``layers`` are inactive: archs that differ
-only there extract the same network.
+``accuracy`` (with a task). ``heads_i``/``ffn_i`` always refer to layer ``i`` of the pretrained
+model; those of layers a subnet drops are inactive (archs differing only there extract the same
+network). ``depth_selection`` picks which layers a depth-k subnet keeps (default ``spread``:
+evenly spaced, first and last always kept; ``first``: layers 0..k-1).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class BertOptions(SpaceOptions):
     head_choices: list[int] | None = Field(default=None, min_length=1, max_length=64)
     ffn_choices: list[int] | None = Field(default=None, min_length=1, max_length=64)
     per_layer: bool = Field(default=True, description="heads/FFN dimensions per layer")
+    depth_selection: Literal["spread", "first"] = Field(
+        default="spread", description="which k layers a depth-k subnet keeps")
     reorder: bool = Field(default=True, description="importance reordering of heads/neurons")
     texts: str | None = Field(default=None, description="text file for fidelity (one per line)")
     num_texts: int = Field(default=256, ge=2, le=100_000, description="fidelity sentences")
@@ -71,6 +75,20 @@ class BertOptions(SpaceOptions):
 
 def _default_choices(full: int) -> list[int]:
     return sorted({max(1, round(full * q / 4)) for q in (1, 2, 3, 4)})
+
+
+def kept_layers(total: int, k: int, mode: str) -> tuple[int, ...]:
+    """The ``k`` of ``total`` layers a depth-``k`` subnet keeps.
+
+    ``first``: layers 0..k-1. ``spread`` (default): evenly spaced, always including the last
+    layer, whose output space the pretrained model's users (poolers, heads) were trained on; on
+    MiniLM keeping layers (0, 2, 3, 5) preserves far more of the embedding than (0, 1, 2, 3).
+    """
+    if mode == "first":
+        return tuple(range(k))
+    if k == 1:
+        return (total - 1,)
+    return tuple(int(i * (total - 1) / (k - 1) + 0.5) for i in range(k))
 
 
 def _checked(name: str, values: list[int] | None, full: int, what: str, label: str) -> tuple:
@@ -115,7 +133,8 @@ class BertSpace(SearchSpace):
 
     # --- the space ---------------------------------------------------------------------------
     def dimensions(self) -> dict[str, Dim]:
-        dims = {"layers": Dim(self.layer_choices, doc="encoder layers kept (the first k)")}
+        dims = {"layers": Dim(self.layer_choices, doc="encoder layers kept (see "
+                              "depth_selection); heads_i/ffn_i of dropped layers are inactive")}
         if not self.options.per_layer:  # type: ignore[attr-defined]
             dims["heads"] = Dim(self.head_choices, doc="attention heads of every layer")
             dims["ffn"] = Dim(self.ffn_choices, doc="FFN neurons of every layer")
@@ -138,13 +157,15 @@ class BertSpace(SearchSpace):
         from search_spaces.bert.model import BertShape
 
         arch = self.validate(dict(arch))
+        o = self.options
         n = int(arch["layers"])
-        if self.options.per_layer:  # type: ignore[attr-defined]
-            heads = tuple(int(arch[f"heads_{i}"]) for i in range(n))
-            ffn = tuple(int(arch[f"ffn_{i}"]) for i in range(n))
+        kept = kept_layers(self.cfg.num_layers, n, o.depth_selection)  # type: ignore[attr-defined]
+        if o.per_layer:  # type: ignore[attr-defined]
+            heads = tuple(int(arch[f"heads_{i}"]) for i in kept)
+            ffn = tuple(int(arch[f"ffn_{i}"]) for i in kept)
         else:
             heads, ffn = (int(arch["heads"]),) * n, (int(arch["ffn"]),) * n
-        return BertShape(heads, ffn)
+        return BertShape(heads, ffn, kept)
 
     # --- lazily loaded model and data -------------------------------------------------------
     @property

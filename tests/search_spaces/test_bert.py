@@ -82,8 +82,9 @@ def test_shape_and_costs_follow_the_arch(minilm):
     for arch in [minilm.smallest(), minilm.largest(), minilm.sample(rng), minilm.sample(rng)]:
         sub = minilm.extract(arch)
         shape = minilm.shape_of(arch)
-        assert len(sub.layers) == arch["layers"]
-        for i, layer in enumerate(sub.layers):
+        assert len(sub.layers) == arch["layers"] == len(shape.kept)
+        assert shape.kept[-1] == 5  # "spread" depth keeps the last layer
+        for layer, i in zip(sub.layers, shape.kept, strict=True):
             assert layer.query.out_features == arch[f"heads_{i}"] * 32
             assert layer.ffn_in.out_features == arch[f"ffn_{i}"]
         assert minilm.cost(arch)["params"] == sum(p.numel() for p in sub.parameters())
@@ -147,3 +148,18 @@ def test_uniform_width_option():
     assert space.size() == 8
     shape = space.shape_of({"layers": 2, "heads": 4, "ffn": 256})
     assert shape.heads == (4, 4) and shape.ffn == (256, 256)
+
+
+def test_spread_depth_keeps_more_of_the_model_than_first_layers(minilm):
+    first = BertSpace({**SMALL, "depth_selection": "first"})
+    arch = minilm.largest().replace(layers=4)
+    assert minilm.shape_of(arch).kept == (0, 2, 3, 5)
+    assert first.shape_of(arch).kept == (0, 1, 2, 3)
+    spread_fid = minilm.evaluate(arch, ["fidelity"])["fidelity"]
+    first_fid = first.evaluate(arch, ["fidelity"])["fidelity"]
+    assert spread_fid > first_fid + 0.2, (spread_fid, first_fid)
+    sub = minilm.extract(arch)  # layer j of the subnet is layer kept[j] of the supernet
+    ids = minilm.example_input(arch)
+    with torch.inference_mode():
+        np.testing.assert_allclose(sub(ids).numpy(),
+                                   minilm.supernet_forward(arch, ids).numpy(), atol=1e-5)
