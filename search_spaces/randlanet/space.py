@@ -274,10 +274,12 @@ class RandLANetSpace(SearchSpace):
         values = self.score(self.validate(arch), self.val_scenes())
         return {m: values[m] for m in metrics}
 
-    def score(self, arch: Arch, scene_list: list[scenes.Scene]) -> dict[str, float]:
-        """miou and oa of the extracted subnet of ``arch`` on ``scene_list``."""
+    def score(self, arch: Arch, scene_list: list[scenes.Scene],
+              model: torch.nn.Module | None = None) -> dict[str, float]:
+        """miou and oa on ``scene_list`` of ``model`` (default: the extracted subnet of
+        ``arch``; another model of the same arch, e.g. one trained from scratch, for baselines)."""
         _, num_points = self.subnet(arch)
-        model = self.extract(arch)
+        model = (self.extract(arch) if model is None else model).eval()
         c = self.net_config.num_classes
         conf = np.zeros((c, c), dtype=np.int64)
         with torch.inference_mode():

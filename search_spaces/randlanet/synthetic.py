@@ -1,9 +1,9 @@
 """Synthetic indoor scenes in the S3DIS-style layout of ``data.py``, for demos and tests.
 
-Each scene is a floor (class 0) with boxes (1), cylinders (2) and spheres (3) standing on it;
-points are sampled on the surfaces in proportion to their area, with coordinate noise, and
-coloured by a per-class base colour, a per-object tint and per-point noise (colour alone is not
-enough to separate the classes, geometry is needed).
+Each scene is a floor (class 0, 3.5 m square) with 4-8 boxes (1), cylinders (2) and spheres (3)
+standing on it; points are sampled on the surfaces in proportion to their area, with coordinate
+noise, and coloured by a per-class base colour, a per-object tint and per-point noise (colour
+alone is not enough to separate the classes, geometry is needed).
 
 CLI: ``paretonas data synth-scenes DIR --train 16 --val 4 --points 4096``.
 """
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 CLASSES = ("floor", "box", "cylinder", "sphere")
 _BASE_RGB = np.array([[150, 140, 120], [170, 110, 90], [110, 150, 120], [120, 120, 170]], float)
-ROOM_M = 4.0
+ROOM_M = 3.5
 
 
 def _box(rng: np.random.Generator, n: int, centre: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -59,7 +59,7 @@ def _sphere(rng: np.random.Generator, n: int, centre: np.ndarray, r: float) -> n
 
 def make_scene(rng: np.random.Generator, n_points: int, *, noise_m: float = 0.01) -> np.ndarray:
     """One scene as an (n_points, 7) float32 array of x y z r g b label."""
-    n_objects = int(rng.integers(3, 7))
+    n_objects = int(rng.integers(4, 9))
     kinds = rng.integers(1, 4, n_objects)
     centres = rng.uniform(-ROOM_M / 2 + 0.6, ROOM_M / 2 - 0.6, (n_objects, 2))
     # rough surface areas decide how many points each part gets

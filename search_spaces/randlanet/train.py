@@ -50,10 +50,24 @@ def make_batch(scenes: list[Scene], num_points: int, batch: int,
     return torch.stack(xs), torch.stack(ys)
 
 
+def class_weights(scenes: list[Scene], num_classes: int) -> torch.Tensor:
+    """1/sqrt(class frequency), normalised to mean 1: RandLA-Net's remedy for floors and walls
+    outnumbering everything else (absent classes get the largest weight seen)."""
+    counts = np.zeros(num_classes)
+    for s in scenes:
+        counts += np.bincount(s.labels, minlength=num_classes)
+    freq = counts / max(counts.sum(), 1)
+    w = np.where(freq > 0, 1 / np.sqrt(np.maximum(freq, 1e-12)), 0.0)
+    w[freq == 0] = w.max() if w.max() > 0 else 1.0
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
 def train_steps(net: RandLANet, scenes: list[Scene], plan: Plan, *, steps: int, batch: int,
                 lr: float, seed: int) -> list[float]:
     """Run ``steps`` optimiser steps; ``plan(step, rng)`` lists the (subnet, points) pairs whose
-    losses are accumulated in that step. Returns the mean loss of every step."""
+    (class-weighted cross-entropy) losses are accumulated in that step. Returns the mean loss
+    of every step."""
+    weights = class_weights(scenes, net.cfg.num_classes)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -67,7 +81,8 @@ def train_steps(net: RandLANet, scenes: list[Scene], plan: Plan, *, steps: int, 
         for sub, num_points in subnets:
             x, y = make_batch(scenes, num_points, batch, rng)
             logits = net(x, sub)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                   weight=weights)
             loss.backward()
             total += float(loss.detach())
         opt.step()

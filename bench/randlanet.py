@@ -1,0 +1,298 @@
+"""RandLA-Net / SSS3D figures, printed as one JSON document.
+
+1. ``knn``: neighbour search, torch (chunked matmul + topk) vs scipy cKDTree; median ms.
+2. ``weight_sharing``: a supernet trained once (sandwich rule) and its subnets evaluated with
+   inherited weights, vs training each subnet from scratch for the same number of steps; the
+   search time saved for N evaluated archs (SSS3D reports 99.67%).
+3. ``two_stage``: single-stage vs two-stage search (StudyRunner, NSGA-II, miou vs macs) over
+   several seeds. Time axis = the measured evaluation seconds of each trial's arch (each arch is
+   evaluated once and its time re-used across runs, so the runs are comparable and the bench is
+   affordable); hypervolume with a fixed reference (miou 0, macs of the largest subnet).
+   Reports the time each needs to reach 95% of the single-stage final hypervolume, and the
+   hypervolume of both at equal time; medians over seeds (SSS3D: two-stage needs 54%).
+
+Synthetic scenes (``search_spaces.randlanet.synthetic``) in a temporary folder; CPU, 1 thread.
+``--quick`` shrinks everything for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from search_spaces.base import ArchError  # noqa: E402
+from search_spaces.randlanet.checkpoint import save_supernet  # noqa: E402
+from search_spaces.randlanet.data import load_split  # noqa: E402
+from search_spaces.randlanet.neighbors import knn_kdtree, knn_torch  # noqa: E402
+from search_spaces.randlanet.space import RandLANetSpace  # noqa: E402
+from search_spaces.randlanet.synthetic import write_dataset  # noqa: E402
+from search_spaces.randlanet.train import (  # noqa: E402
+    sandwich_plan,
+    train_from_scratch,
+    train_steps,
+)
+from surrogate.pareto import hypervolume  # noqa: E402
+
+log = logging.getLogger("bench.randlanet")
+
+SPACE = {
+    "max_widths": [16, 32, 64],
+    "width_fractions": [0.25, 0.5, 0.75, 1.0],
+    "depths": [2, 3],
+    "num_points": [512, 1024, 2048],
+    "ratios": [4, 3, 2],
+    "ks": [4, 8, 16],
+    "num_classes": 4,
+}
+QUICK_SPACE = {**SPACE, "max_widths": [8, 16, 32], "num_points": [256, 512, 1024],
+               "width_fractions": [0.5, 1.0]}
+
+
+def timed(fn, *args, **kwargs) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def median(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
+# --- 1. neighbour search --------------------------------------------------------------------
+def bench_knn(sizes: list[int], k: int, repeats: int) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for n in sizes:
+        pts = torch.rand(1, n, 3, generator=gen) * 4
+        times = {}
+        for name, fn in (("torch", knn_torch), ("kdtree", knn_kdtree)):
+            fn(pts, pts, k)
+            times[name] = median([timed(fn, pts, pts, k)[1] * 1e3 for _ in range(repeats)])
+        rows.append({"points": n, "k": k, "torch_ms": round(times["torch"], 3),
+                     "kdtree_ms": round(times["kdtree"], 3),
+                     "kdtree_speedup": round(times["torch"] / times["kdtree"], 2)})
+    faster = "kdtree" if all(r["kdtree_speedup"] > 1 for r in rows) else "mixed"
+    return {"rows": rows, "faster": faster, "repeats": repeats}
+
+
+# --- 2. weight sharing vs from scratch -----------------------------------------------------
+def bench_sharing(space: RandLANetSpace, train, val, *, steps: int, batch: int, n_archs: int,
+                  seed: int) -> dict:
+    lr = 0.01
+    losses, t_super = timed(train_steps, space.net, train, sandwich_plan(space, 2),
+                            steps=steps, batch=batch, lr=lr, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    archs = []
+    while len(archs) < n_archs:
+        arch = space.sample(rng)
+        try:
+            space.validate(arch)
+            archs.append(arch)
+        except ArchError:
+            continue
+    rows = []
+    for i, arch in enumerate(archs):
+        inherited, t_eval = timed(space.score, arch, val)
+        model, t_train = timed(train_from_scratch, space, arch, train, steps=steps,
+                               batch=batch, lr=lr, seed=seed + 10 + i)
+        scratch = space.score(arch, val, model)
+        rows.append({"arch": arch.to_dict(), "miou_inherited": round(inherited["miou"], 4),
+                     "miou_scratch": round(scratch["miou"], 4), "eval_s": round(t_eval, 3),
+                     "scratch_train_s": round(t_train, 3)})
+    eval_s = median([r["eval_s"] for r in rows])
+    train_s = median([r["scratch_train_s"] for r in rows])
+    saved = {}
+    for n in (50, 100, 500):
+        shared = t_super + n * eval_s
+        scratch_total = n * (train_s + eval_s)
+        saved[str(n)] = round(100 * (1 - shared / scratch_total), 2)
+    return {
+        "supernet_train_s": round(t_super, 2), "steps": steps, "batch": batch,
+        "supernet_loss_first_last": [round(losses[0], 4), round(float(np.mean(losses[-10:])), 4)],
+        "median_eval_s": round(eval_s, 3), "median_scratch_train_s": round(train_s, 3),
+        "median_miou_inherited": round(median([r["miou_inherited"] for r in rows]), 4),
+        "median_miou_scratch": round(median([r["miou_scratch"] for r in rows]), 4),
+        "search_time_saved_pct_for_n_archs": saved,
+        "archs": rows,
+    }
+
+
+# --- 3. single-stage vs two-stage -----------------------------------------------------------
+class Memo:
+    """Evaluates each arch once (values + measured seconds), shared by every run."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, float]] = {}
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, space: RandLANetSpace) -> None:
+        evaluate, cost = space.evaluate, space.cost
+
+        def memo_evaluate(arch, metrics, *, context=None):
+            key = arch.key()
+            if key not in self.values:
+                vals, secs = timed(evaluate, arch, ["miou", "oa"])
+                costs, csecs = timed(cost, arch)
+                self.values[key] = {**vals, **costs}
+                self.seconds[key] = secs + csecs
+            return {m: self.values[key][m] for m in metrics}
+
+        def memo_cost(arch):
+            memo_evaluate(arch, [])
+            return {m: self.values[arch.key()][m] for m in space.cost_metrics()}
+
+        space.evaluate = memo_evaluate  # type: ignore[method-assign]
+        space.cost = memo_cost  # type: ignore[method-assign]
+
+
+def run_search(spec: dict, memo: Memo) -> list[dict]:
+    from service.records import MemoryStore
+    from service.resolve import resolve_spec
+    from service.runner import StudyRunner
+    from service.spec import StudySpec
+
+    resolved = resolve_spec(StudySpec.model_validate(spec))
+    memo.wrap(resolved.space)  # type: ignore[arg-type]
+    store = MemoryStore()
+    StudyRunner(resolved, store).run()
+    out = []
+    for t in sorted(store.trials, key=lambda r: r.number):
+        fresh = t.state == "complete" and "duplicate_of" not in t.info
+        out.append({"values": t.values, "stage": t.stage, "state": t.state,
+                    "seconds": memo.seconds.get(t.arch_key, 0.0) if fresh else 0.0})
+    return out
+
+
+def hv_curve(trials: list[dict], macs_ref: float) -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative seconds, hypervolume) after each trial; objectives miou (max) and
+    macs / macs_ref (min), reference (miou 0, 1.0)."""
+    times, hvs, losses = [], [], []
+    clock = 0.0
+    for t in trials:
+        clock += t["seconds"]
+        if t["state"] == "complete":
+            losses.append([-t["values"]["miou"], t["values"]["macs"] / macs_ref])
+        hv = hypervolume(np.array(losses), np.array([0.0, 1.0])) if losses else 0.0
+        times.append(clock)
+        hvs.append(hv)
+    return np.array(times), np.array(hvs)
+
+
+def time_to(times: np.ndarray, hvs: np.ndarray, target: float) -> float | None:
+    hit = np.nonzero(hvs >= target - 1e-12)[0]
+    return float(times[hit[0]]) if hit.size else None
+
+
+def hv_at(times: np.ndarray, hvs: np.ndarray, t: float) -> float:
+    done = np.nonzero(times <= t + 1e-12)[0]
+    return float(hvs[done[-1]]) if done.size else 0.0
+
+
+def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials: int,
+                    fraction: float, population: int) -> dict:
+    memo = Memo()
+    base = {
+        "name": "bench-randlanet",
+        "search_space": {"name": "randlanet", "options": options},
+        "objectives": [{"metric": "miou", "direction": "maximize"},
+                       {"metric": "macs", "direction": "minimize"}],
+        "strategy": {"name": "nsga2", "options": {"population_size": population}},
+        "budget": {"trials": trials},
+    }
+    per_seed = []
+    for seed in seeds:
+        single = run_search({**base, "seed": seed}, memo)
+        two = run_search({**base, "seed": seed, "stages": 2, "stage1_fraction": fraction}, memo)
+        ts, hs = hv_curve(single, macs_ref)
+        tt, ht = hv_curve(two, macs_ref)
+        target = 0.95 * hs[-1]
+        t_single, t_two = time_to(ts, hs, target), time_to(tt, ht, target)
+        per_seed.append({
+            "seed": seed, "single_final_hv": round(float(hs[-1]), 4),
+            "two_final_hv": round(float(ht[-1]), 4), "target_hv": round(float(target), 4),
+            "single_s_to_target": None if t_single is None else round(t_single, 2),
+            "two_s_to_target": None if t_two is None else round(t_two, 2),
+            "time_ratio": None if not (t_single and t_two) else round(t_two / t_single, 3),
+            "single_total_s": round(float(ts[-1]), 2), "two_total_s": round(float(tt[-1]), 2),
+            "hv_at_half_single_time": {
+                "single": round(hv_at(ts, hs, ts[-1] / 2), 4),
+                "two": round(hv_at(tt, ht, ts[-1] / 2), 4)},
+            "two_stage_trials_per_stage": [sum(t["stage"] == s for t in two) for s in (1, 2)],
+        })
+    ratios = [r["time_ratio"] for r in per_seed if r["time_ratio"] is not None]
+    return {
+        "seeds": seeds, "trials": trials, "stage1_fraction": fraction,
+        "strategy": f"nsga2(population={population})", "objectives": ["miou max", "macs min"],
+        "target": "95% of the single-stage final hypervolume (per seed)",
+        "median_time_ratio_two_over_single": round(median(ratios), 3) if ratios else None,
+        "seeds_where_two_stage_reached_target": sum(
+            r["two_s_to_target"] is not None for r in per_seed),
+        "median_hv_at_half_single_time": {
+            k: round(median([r["hv_at_half_single_time"][k] for r in per_seed]), 4)
+            for k in ("single", "two")},
+        "median_final_hv": {"single": round(median([r["single_final_hv"] for r in per_seed]), 4),
+                            "two": round(median([r["two_final_hv"] for r in per_seed]), 4)},
+        "unique_archs_evaluated": len(memo.values),
+        "per_seed": per_seed,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    parser.add_argument("--sections", default="knn,sharing,search")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=40)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(1)
+    sections = set(args.sections.split(","))
+    quick = args.quick
+    out: dict[str, Any] = {"bench": "randlanet", "threads": 1, "quick": quick}
+    if "knn" in sections:
+        out["knn"] = bench_knn([1024, 4096] if quick else [1024, 4096, 16384], 16,
+                               3 if quick else 7)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        os.environ["PARETONAS_DATA_DIRS"] = str(root)
+        n_train, n_val = (6, 2) if quick else (24, 4)
+        write_dataset(root / "scenes", n_train=n_train, n_val=n_val,
+                      points=2048 if quick else 8192, seed=0)
+        space_opts = QUICK_SPACE if quick else SPACE
+        space = RandLANetSpace({**space_opts, "init_seed": 0})
+        train = load_split(root / "scenes", "train", 4)
+        val = load_split(root / "scenes", "val", 4)
+        out["space"] = {"options": space_opts, "size": space.size()}
+        if sections & {"sharing", "search"}:
+            out["weight_sharing"] = bench_sharing(
+                space, train, val, steps=20 if quick else 200, batch=2,
+                n_archs=2 if quick else 3, seed=0)
+            save_supernet(space.net, root / "sn.safetensors")
+        if "search" in sections:
+            options = {k: v for k, v in space_opts.items()
+                       if k not in ("max_widths", "num_classes")}
+            options.update(checkpoint="sn.safetensors", data="scenes", val_scenes=n_val)
+            macs_ref = space.cost(space.largest())["macs"]
+            out["two_stage"] = bench_two_stage(
+                options, macs_ref, seeds=list(range(2 if quick else args.seeds)),
+                trials=16 if quick else args.trials, fraction=0.5,
+                population=4 if quick else 10)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
