@@ -1,1 +1,3 @@
-"""ParetoNAS package."""
+"""ParetoNAS service: API, database, queue, workers, runner, client and CLI."""
+
+__version__ = "0.1.0"

@@ -6,15 +6,12 @@ strategy) plugs in here, and the same sampler can later be wrapped by Ray Tune's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import optuna
 from pydantic import BaseModel, ConfigDict, Field
 
 from search_spaces.registry import Registry
-
-ConstraintsFunc = Callable[[optuna.trial.FrozenTrial], Sequence[float]] | None
 
 
 class StrategyOptions(BaseModel):
@@ -31,9 +28,9 @@ class Strategy:
             options = self.Options.model_validate(dict(options or {}))
         self.options = options
 
-    def make_sampler(
-        self, *, seed: int, constraints_func: ConstraintsFunc, context: dict[str, Any]
-    ) -> optuna.samplers.BaseSampler:
+    def make_sampler(self, *, seed: int, context: dict[str, Any]) -> optuna.samplers.BaseSampler:
+        """Build the sampler. Constraints reach it through Optuna's per-trial constraint values
+        (``Trial.set_constraint``), which every constraint-aware Optuna sampler reads."""
         raise NotImplementedError
 
 
@@ -41,7 +38,7 @@ class RandomStrategy(Strategy):
     name = "random"
     doc = "uniform random sampling (Optuna RandomSampler)"
 
-    def make_sampler(self, *, seed, constraints_func, context):
+    def make_sampler(self, *, seed, context):
         return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -56,11 +53,11 @@ class NSGA2Strategy(Strategy):
     doc = "NSGA-II genetic algorithm (Optuna NSGAIISampler), constraint-aware"
     Options = NSGA2Options
 
-    def make_sampler(self, *, seed, constraints_func, context):
+    def make_sampler(self, *, seed, context):
         o = self.options
         return optuna.samplers.NSGAIISampler(
             population_size=o.population_size, mutation_prob=o.mutation_prob,
-            crossover_prob=o.crossover_prob, seed=seed, constraints_func=constraints_func,
+            crossover_prob=o.crossover_prob, seed=seed,
         )
 
 
@@ -76,12 +73,12 @@ class NSGA3Strategy(Strategy):
     doc = "NSGA-III with reference directions (Optuna NSGAIIISampler), for 3-4 objectives"
     Options = NSGA3Options
 
-    def make_sampler(self, *, seed, constraints_func, context):
+    def make_sampler(self, *, seed, context):
         o = self.options
         return optuna.samplers.NSGAIIISampler(
             population_size=o.population_size, mutation_prob=o.mutation_prob,
             crossover_prob=o.crossover_prob, dividing_parameter=o.dividing_parameter,
-            seed=seed, constraints_func=constraints_func,
+            seed=seed,
         )
 
 
@@ -96,11 +93,11 @@ class TPEStrategy(Strategy):
     doc = "multi-objective TPE (Optuna TPESampler), constraint-aware"
     Options = TPEOptions
 
-    def make_sampler(self, *, seed, constraints_func, context):
+    def make_sampler(self, *, seed, context):
         o = self.options
         return optuna.samplers.TPESampler(
             n_startup_trials=o.n_startup_trials, multivariate=o.multivariate,
-            n_ei_candidates=o.n_ei_candidates, seed=seed, constraints_func=constraints_func,
+            n_ei_candidates=o.n_ei_candidates, seed=seed,
         )
 
 

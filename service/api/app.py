@@ -1,0 +1,37 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from evaluators.profilers.devices import DeviceCatalog
+from search_spaces.registry import UnknownNameError
+from service import __version__
+from service.api import meta, studies
+from service.db import Database
+from service.resolve import SpecError
+from service.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="ParetoNAS", version=__version__,
+        description="Multi-objective neural-architecture search: submit studies, read fronts.",
+    )
+    app.state.settings = settings
+    app.state.db = db or Database(settings.database_url)
+    app.state.device_catalog = DeviceCatalog
+
+    @app.exception_handler(SpecError)
+    def _spec_error(_request: Request, exc: SpecError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": exc.errors})
+
+    @app.exception_handler(UnknownNameError)
+    def _unknown_name(_request: Request, exc: UnknownNameError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    app.include_router(meta.router, prefix="/api/v1")
+    app.include_router(studies.router, prefix="/api/v1")
+    return app

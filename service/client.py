@@ -1,0 +1,145 @@
+"""Python client for the ParetoNAS REST API (httpx only: importing it never imports torch).
+
+    from service.client import Client
+    c = Client("http://127.0.0.1:8000")
+    study = c.submit(spec)          # dict or path to a JSON file
+    c.wait(study["id"])             # progress bar
+    front = c.pareto(study["id"])   # list of dicts, or a DataFrame with as_frame=True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+class ClientError(RuntimeError):
+    """The server refused a request; ``detail`` is its explanation."""
+
+    def __init__(self, status: int, detail: Any):
+        self.status, self.detail = status, detail
+        super().__init__(f"HTTP {status}: {_format_detail(detail)}")
+
+
+def _format_detail(detail: Any) -> str:
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', []) if p != 'body')}: {d.get('msg')}"
+            for d in detail if isinstance(d, dict)
+        )
+    return str(detail)
+
+
+class Client:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        base_url = base_url or os.environ.get("PARETONAS_URL", "http://127.0.0.1:8000")
+        api_key = api_key or os.environ.get("PARETONAS_API_KEY")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url + "/api/v1", headers=headers,
+                                  timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ClientError(response.status_code, detail)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    # --- studies --------------------------------------------------------------------------------
+    def submit(self, spec: dict[str, Any] | str | Path) -> dict[str, Any]:
+        if not isinstance(spec, dict):
+            spec = json.loads(Path(spec).read_text())
+        return self._request("POST", "/studies", json=spec)
+
+    def get(self, study_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/studies/{study_id}")
+
+    def list(self, *, status: str | None = None, offset: int = 0, limit: int = 50) -> dict:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if status:
+            params["status"] = status
+        return self._request("GET", "/studies", params=params)
+
+    def cancel(self, study_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/studies/{study_id}/cancel")
+
+    def wait(
+        self, study_id: int, *, progress: bool = True, poll_s: float = 1.0,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Block until the study is completed, failed or cancelled; show a progress bar."""
+        from tqdm import tqdm
+
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        study = self.get(study_id)
+        with tqdm(total=study["n_trials"], disable=not progress, unit="trial",
+                  desc=f"study {study_id}") as bar:
+            while True:
+                done = study["n_complete"] + study["n_failed"]
+                bar.n = done
+                hv = study["best_hypervolume"]
+                bar.set_postfix_str(f"{study['status']} hv={hv:.4g}" if hv else study["status"])
+                if study["status"] in TERMINAL:
+                    return study
+                if deadline and time.monotonic() > deadline:
+                    raise TimeoutError(f"study {study_id} still {study['status']}")
+                time.sleep(poll_s)
+                study = self.get(study_id)
+
+    def trials(self, study_id: int, *, page_size: int = 1000) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self._request("GET", f"/studies/{study_id}/trials",
+                                 params={"offset": len(out), "limit": page_size})
+            out.extend(page["data"])
+            if len(out) >= page["count"] or not page["data"]:
+                return out
+
+    def pareto(self, study_id: int, *, as_frame: bool = False):
+        """The front as a list of dicts (number, arch, values...), or a pandas DataFrame."""
+        front = self._request("GET", f"/studies/{study_id}/pareto")["data"]
+        if not as_frame:
+            return front
+        import pandas as pd  # optional dependency
+
+        return pd.DataFrame(
+            [{"number": t["number"], **t["arch"], **t["values"]} for t in front]
+        )
+
+    def pareto_csv(self, study_id: int) -> str:
+        return self._request("GET", f"/studies/{study_id}/pareto.csv")
+
+    def hypervolume(self, study_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/studies/{study_id}/hypervolume")
+
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/health")

@@ -1,0 +1,86 @@
+"""``paretonas run spec.json``: run a study in-process, no server, and write its result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from service.cli import CliError
+
+
+def load_spec_file(path: str):
+    from pydantic import ValidationError
+
+    from service.spec import StudySpec
+
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc}") from exc
+    try:
+        return StudySpec.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise CliError(f"{path} is not a valid study spec:\n" + "\n".join(lines)) from exc
+
+
+def run_in_process(spec, *, progress: bool = True) -> dict[str, Any]:
+    """Run ``spec`` with the in-memory store; return the result document."""
+    from tqdm import tqdm
+
+    from service.records import MemoryStore
+    from service.resolve import resolve_spec
+    from service.runner import StudyRunner
+
+    resolved = resolve_spec(spec)
+    store = MemoryStore()
+    bar = tqdm(total=spec.budget.trials, unit="trial", disable=not progress)
+    original = store.save_trial
+
+    def save_and_tick(record, update):
+        original(record, update)
+        bar.update(1)
+
+    store.save_trial = save_and_tick  # type: ignore[method-assign]
+    status = StudyRunner(resolved, store).run()
+    bar.close()
+    trials = store.trials
+    return {
+        "study": {**spec.model_dump(mode="json"), "status": status,
+                  "reference_point": store.reference_point},
+        "trials": [{"number": t.number, "arch": t.arch, "values": t.values, "state": t.state,
+                    "error": t.error} for t in trials],
+        "pareto": [{"number": t.number, "arch": t.arch, "values": t.values}
+                   for t in trials if t.on_front],
+        "hypervolume": store.best_hypervolume,
+    }
+
+
+def _run(args: argparse.Namespace) -> int:
+    from service.resolve import SpecError
+
+    spec = load_spec_file(args.spec)
+    try:
+        result = run_in_process(spec, progress=not args.quiet)
+    except SpecError as exc:
+        raise CliError(f"{args.spec}: {exc}") from exc
+    text = json.dumps(result, indent=2)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}: {len(result['trials'])} trials, "
+              f"{len(result['pareto'])} on the front, hypervolume {result['hypervolume']}")
+    else:
+        print(text)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a study in this process (no server)")
+    p.add_argument("spec", help="study spec JSON file")
+    p.add_argument("--output", "-o", help="write the result JSON here (default: stdout)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)

@@ -1,0 +1,109 @@
+"""``paretonas serve`` (API + embedded workers) and ``paretonas worker``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+
+log = logging.getLogger(__name__)
+
+
+def _worker_process(exit_when_idle: bool) -> None:
+    from service.db import Database
+    from service.settings import get_settings
+    from service.worker import Worker
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _stop_with_parent(stop)
+    Worker(Database(settings.database_url), settings).run_forever(
+        stop, exit_when_idle=exit_when_idle
+    )
+
+
+def _stop_with_parent(stop: threading.Event) -> None:
+    """An embedded worker must not outlive a server killed without cleanup."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def start_workers(n: int, *, exit_when_idle: bool = False) -> list[mp.Process]:
+    ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch/DB state
+    procs = [ctx.Process(target=_worker_process, args=(exit_when_idle,), daemon=True,
+                         name=f"paretonas-worker-{i}") for i in range(n)]
+    for p in procs:
+        p.start()
+    return procs
+
+
+def stop_workers(procs: list[mp.Process]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.join(timeout=10)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.api.app import create_app
+    from service.db import Database
+    from service.settings import get_settings
+
+    settings = get_settings()
+    Database(settings.database_url).dispose()  # migrate once before workers start
+    procs = start_workers(args.workers)
+    log.info("API on http://%s:%s  (%d embedded workers, database %s)", args.host, args.port,
+             args.workers, settings.database_url)
+    try:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    finally:
+        stop_workers(procs)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from service.db import Database
+    from service.settings import get_settings
+
+    settings = get_settings()
+    Database(settings.database_url).dispose()
+    if args.concurrency == 1:
+        _worker_process(args.exit_when_idle)
+        return 0
+    procs = start_workers(args.concurrency, exit_when_idle=args.exit_when_idle)
+    try:
+        for p in procs:
+            p.join()
+    finally:
+        stop_workers(procs)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the REST API and viewer with embedded workers")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, choices=range(0, 65), metavar="N",
+                   help="embedded worker processes (0-64, default 1)")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("worker", help="run workers that take studies from the queue")
+    p.add_argument("--concurrency", type=int, default=1, choices=range(1, 65), metavar="N",
+                   help="worker processes (1-64, default 1)")
+    p.add_argument("--exit-when-idle", action="store_true",
+                   help="stop when the queue is empty instead of polling")
+    p.set_defaults(func=_worker)

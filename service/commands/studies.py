@@ -1,0 +1,108 @@
+"""``paretonas submit|status|pareto|cancel``: the Python client on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from service.cli import CliError
+
+
+def _client(args: argparse.Namespace):
+    from service.client import Client
+
+    return Client(args.url)
+
+
+def _call(fn, *a, **kw):
+    import httpx
+
+    from service.client import ClientError
+
+    try:
+        return fn(*a, **kw)
+    except ClientError as exc:
+        raise CliError(str(exc)) from exc
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the server: {exc}") from exc
+
+
+def _print_front(front: list[dict]) -> None:
+    if not front:
+        print("(no Pareto-optimal trial yet)")
+        return
+    keys = list(front[0]["values"])
+    print("  ".join(["#", *keys, "arch"]))
+    for t in sorted(front, key=lambda t: t["values"][keys[0]]):
+        vals = "  ".join(f"{t['values'][k]:.5g}" for k in keys)
+        print(f"{t['number']}  {vals}  {json.dumps(t['arch'], sort_keys=True)}")
+
+
+def _submit(args):
+    from service.commands.run import load_spec_file
+
+    spec = load_spec_file(args.spec).model_dump(mode="json")
+    client = _client(args)
+    study = _call(client.submit, spec)
+    print(f"submitted study {study['id']} ({study['name']})")
+    if args.wait:
+        study = _call(client.wait, study["id"])
+        print(f"study {study['id']} {study['status']}")
+        _print_front(_call(client.pareto, study["id"]))
+        print(f"viewer: {client.base_url}/studies/{study['id']}")
+        return 0 if study["status"] == "completed" else 1
+    return 0
+
+
+def _status(args):
+    client = _client(args)
+    if args.study is None:
+        for s in _call(client.list, limit=args.limit)["data"]:
+            print(f"{s['id']:>5}  {s['status']:<9}  {s['n_complete'] + s['n_failed']:>6}/"
+                  f"{s['n_trials']:<6}  {s['search_space']:<14}  {s['name']}")
+        return 0
+    s = _call(client.get, args.study)
+    print(json.dumps({k: s[k] for k in ("id", "name", "status", "n_trials", "n_complete",
+                                         "n_failed", "progress", "best_hypervolume", "error")},
+                     indent=2))
+    return 0
+
+
+def _pareto(args):
+    client = _client(args)
+    if args.csv:
+        print(_call(client.pareto_csv, args.study), end="")
+    elif args.json:
+        print(json.dumps(_call(client.pareto, args.study), indent=2))
+    else:
+        _print_front(_call(client.pareto, args.study))
+    return 0
+
+
+def _cancel(args):
+    s = _call(_client(args).cancel, args.study)
+    print(f"study {s['id']}: {s['status']}" + (" (stops after its current trial)"
+                                               if s["status"] == "running" else ""))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def add(name: str, help_: str, func):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--url", default=None, help="server URL (default $PARETONAS_URL or "
+                       "http://127.0.0.1:8000)")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("submit", "submit a study spec to the server", _submit)
+    p.add_argument("spec", help="study spec JSON file")
+    p.add_argument("--wait", action="store_true", help="follow it and print the front")
+    p = add("status", "list studies, or show one", _status)
+    p.add_argument("study", nargs="?", type=int)
+    p.add_argument("--limit", type=int, default=20)
+    p = add("pareto", "print a study's Pareto front", _pareto)
+    p.add_argument("study", type=int)
+    p.add_argument("--csv", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p = add("cancel", "cancel a study (after its current trial)", _cancel)
+    p.add_argument("study", type=int)

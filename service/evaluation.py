@@ -1,0 +1,128 @@
+"""Turn an arch into the metric values a study asked for.
+
+Accuracy metrics come from the space's evaluator, costs from its cost model, device metrics from
+the device's profiler run on ``space.extract(arch)``. The subnet is extracted at most once per
+arch, and device measurements go through an optional persistent cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from search_spaces.base import Arch, EvalContext
+from service.resolve import ResolvedStudy
+
+log = logging.getLogger(__name__)
+
+
+class TrialFailure(Exception):
+    """The arch could not be evaluated; the message is stored as the trial's error."""
+
+
+class MeasurementCache(Protocol):
+    """Device measurements by (arch, space, device, profiler, version, settings)."""
+
+    def get(self, key: dict[str, str]) -> dict[str, Any] | None: ...
+
+    def put(self, key: dict[str, str], result: dict[str, Any]) -> None: ...
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Evaluation:
+    values: dict[str, float]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class ArchEvaluator:
+    """Evaluates archs for one resolved study."""
+
+    def __init__(
+        self, study: ResolvedStudy, *, cache: MeasurementCache | None = None, seed: int = 0
+    ):
+        self.study = study
+        self.cache = cache
+        self.context = EvalContext(seed=seed)
+        spec = study.spec.search_space
+        self.space_key = settings_hash({"name": spec.name, "options": spec.options})
+
+    def __call__(self, arch: Arch) -> Evaluation:
+        from search_spaces.base import ArchError
+
+        try:
+            return self._evaluate(arch)
+        except (ArchError, TrialFailure) as exc:
+            raise TrialFailure(str(exc)) from exc
+        except Exception as exc:  # a profiler or model failure fails this trial, not the study
+            from evaluators.profilers.base import ProfilerError
+
+            if isinstance(exc, ProfilerError):
+                raise TrialFailure(f"profiler: {exc}") from exc
+            raise
+
+    def _evaluate(self, arch: Arch) -> Evaluation:
+        space, sources = self.study.space, self.study.sources
+        values: dict[str, float] = {}
+        info: dict[str, Any] = {"sources": {}}
+        accuracy = [s.ref.metric for s in sources.values() if s.kind == "accuracy"]
+        if accuracy:
+            measured = space.evaluate(arch, sorted(set(accuracy)), context=self.context)
+            for key, src in sources.items():
+                if src.kind == "accuracy":
+                    values[key] = float(measured[src.ref.metric])
+                    info["sources"][key] = "measured"
+        if any(s.kind == "cost" for s in sources.values()) or space.has_models:
+            costs = space.cost(arch) if space.has_models else {}
+            info["costs"] = costs
+            for key, src in sources.items():
+                if src.kind == "cost":
+                    values[key] = float(costs[src.ref.metric])
+                    info["sources"][key] = "computed"
+        devices = sorted({s.ref.device for s in sources.values() if s.kind == "device"})
+        extracted: list[tuple[Any, Any]] = []  # extract the subnet once, and only if needed
+
+        def model_and_input() -> tuple[Any, Any]:
+            if not extracted:
+                extracted.append((space.extract(arch).eval(), space.example_input(arch)))
+            return extracted[0]
+
+        if devices:
+            info["devices"] = {}
+        for device in devices:
+            result, how = self._measure(arch, device, model_and_input)
+            info["devices"][device] = result
+            for key, src in sources.items():
+                if src.kind == "device" and src.ref.device == device:
+                    values[key] = float(result["metrics"][src.ref.metric])
+                    info["sources"][key] = how
+        return Evaluation(values, info)
+
+    def _measure(self, arch: Arch, device: str, model_and_input) -> tuple[dict, str]:
+        """The device's result for ``arch``: from the cache, else measured (and cached)."""
+        spec = self.study.devices.get(device)
+        profiler = self.study.devices.profiler(device)
+        key = {
+            "arch_key": arch.key(), "space_key": self.space_key, "device": device,
+            "profiler": profiler.name, "profiler_version": profiler.version,
+            "settings_hash": settings_hash(spec.settings),
+        }
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            return cached, "cached"
+        model, example = model_and_input()
+        measured = profiler.measure(model, example)
+        result = {
+            "metrics": measured.all_metrics(), "samples_ms": measured.samples_ms,
+            "details": measured.details, "profiler": profiler.name,
+            "profiler_version": profiler.version,
+        }
+        if self.cache is not None:
+            self.cache.put(key, result)
+        return result, "measured"

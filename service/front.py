@@ -1,0 +1,101 @@
+"""Incremental Pareto front and hypervolume history of one study."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.records import FrontUpdate, TrialRecord
+from service.spec import StudySpec
+from surrogate.pareto import default_reference, hypervolume, to_loss
+
+#: Without explicit references, the hypervolume reference is fixed from this many first trials.
+REFERENCE_WARMUP = 10
+
+
+class FrontTracker:
+    """Keeps the feasible non-dominated set and the hypervolume after every finished trial."""
+
+    def __init__(self, spec: StudySpec, reference_point: list[float] | None = None):
+        self.keys = [o.key for o in spec.objectives]
+        self.directions = spec.directions
+        self.constraints = spec.constraints
+        self.explicit = [o.reference for o in spec.objectives]
+        self.reference = np.asarray(reference_point) if reference_point is not None else None
+        self.front: dict[int, np.ndarray] = {}  # trial number -> loss vector
+        self.feasible: list[tuple[int, np.ndarray]] = []
+        self.best_hypervolume: float | None = None
+
+    def loss(self, record: TrialRecord) -> np.ndarray | None:
+        """Loss vector of a complete, feasible trial; None otherwise."""
+        if record.state != "complete" or "duplicate_of" in record.info:
+            return None  # a repeated arch is already represented by its first trial
+        for c in self.constraints:
+            if c.violation(record.values[c.key]) > 0:
+                return None
+        return to_loss(np.array([[record.values[k] for k in self.keys]]), self.directions)[0]
+
+    def add(self, record: TrialRecord, *, final: bool = False) -> FrontUpdate:
+        """Account for ``record``; sets ``record.on_front``; returns what changed."""
+        update = FrontUpdate()
+        loss = self.loss(record)
+        if loss is not None:
+            self.feasible.append((record.number, loss))
+            dominated = any(np.all(f <= loss) and np.any(f < loss) for f in self.front.values())
+            if not dominated:
+                gone = [n for n, f in self.front.items() if np.all(loss <= f) and np.any(loss < f)]
+                for n in gone:
+                    del self.front[n]
+                self.front[record.number] = loss
+                update.left_front = gone
+                record.on_front = True
+        if self.reference is None and (len(self.feasible) >= REFERENCE_WARMUP or final):
+            self._fix_reference(update)
+        elif self.reference is not None and record.on_front:
+            hv = self.hypervolume()
+            update.hypervolume.append((record.number, hv))
+            self.best_hypervolume = update.best_hypervolume = hv
+        return update
+
+    def fix_reference_now(self) -> FrontUpdate:
+        """Fix the reference from the trials seen so far (studies shorter than the warm-up)."""
+        update = FrontUpdate()
+        if self.reference is None:
+            self._fix_reference(update)
+        return update
+
+    def hypervolume(self) -> float:
+        assert self.reference is not None
+        return hypervolume(np.array(list(self.front.values())), self.reference)
+
+    def _fix_reference(self, update: FrontUpdate) -> None:
+        if not self.feasible:
+            return
+        losses = np.array([loss for _, loss in self.feasible])
+        ref = default_reference(losses)
+        signs = np.array([-1.0 if d == "maximize" else 1.0 for d in self.directions])
+        for i, explicit in enumerate(self.explicit):
+            if explicit is not None:
+                ref[i] = explicit * signs[i]
+        self.reference = ref
+        update.reference_point = [float(v) for v in ref * signs]  # in objective units
+        # Back-fill the history for the trials seen before the reference was known.
+        seen: list[np.ndarray] = []
+        for number, loss in self.feasible:
+            seen.append(loss)
+            update.hypervolume.append((number, hypervolume(np.array(seen), ref)))
+        self.best_hypervolume = update.best_hypervolume = update.hypervolume[-1][1]
+
+    def restore(self, records: list[TrialRecord], reference_point: list[float] | None) -> None:
+        """Rebuild state from persisted trials (no updates emitted)."""
+        if reference_point is not None:
+            signs = np.array([-1.0 if d == "maximize" else 1.0 for d in self.directions])
+            self.reference = np.asarray(reference_point) * signs
+        for record in records:
+            loss = self.loss(record)
+            if loss is None:
+                continue
+            self.feasible.append((record.number, loss))
+            if record.on_front:
+                self.front[record.number] = loss
+        if self.reference is not None and self.front:
+            self.best_hypervolume = self.hypervolume()

@@ -1,0 +1,153 @@
+"""``StudyRunner``: the ask -> evaluate -> tell -> persist loop of one study.
+
+The runner knows nothing about queues, leases or processes: it reads and writes trials through a
+``TrialStore`` (database or memory) and asks ``store.should_stop()`` between trials. Workers
+(local processes today, Ray later) wrap it. Resuming = rebuilding the Optuna study from the
+persisted trials, so a crash loses no finished trial and re-runs none.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from search_spaces.base import Arch
+from service.db import utcnow
+from service.evaluation import ArchEvaluator, MeasurementCache, TrialFailure
+from service.front import FrontTracker
+from service.records import TrialRecord, TrialStore
+from service.resolve import ResolvedStudy
+
+log = logging.getLogger(__name__)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+CONSTRAINTS_ATTR = "constraints"  # Optuna's system-attr prefix for constraint values
+
+
+class StudyRunner:
+    def __init__(
+        self,
+        study: ResolvedStudy,
+        store: TrialStore,
+        *,
+        worker_id: str = "local",
+        cache: MeasurementCache | None = None,
+    ):
+        self.study = study
+        self.spec = study.spec
+        self.store = store
+        self.worker_id = worker_id
+        self.evaluator = ArchEvaluator(study, cache=cache, seed=self.spec.seed)
+        self.tracker = FrontTracker(self.spec)
+        self.records: list[TrialRecord] = []
+        self.by_key: dict[str, TrialRecord] = {}
+        self.distributions = {
+            name: CategoricalDistribution(list(dim.choices))
+            for name, dim in study.space.dimensions().items()
+        }
+
+    # --- setup ----------------------------------------------------------------------------------
+    def _constraint_values(self, values: dict[str, float]) -> dict[str, float]:
+        """Constraint name -> violation (<= 0 satisfied), as Optuna's samplers read them."""
+        return {
+            f"{i}:{c.key}": c.violation(values[c.key]) for i, c in enumerate(self.spec.constraints)
+        }
+
+    def _make_optuna_study(self) -> optuna.Study:
+        # Re-seed past the trials already run so a resumed study does not replay its start.
+        sampler = self.study.strategy.make_sampler(
+            seed=self.spec.seed + len(self.records),
+            context={"space": self.study.space, "objectives": self.spec.objectives},
+        )
+        study = optuna.create_study(directions=self.spec.directions, sampler=sampler)
+        for rec in self.records:
+            study.add_trial(self._frozen(rec))
+        return study
+
+    def _frozen(self, rec: TrialRecord) -> optuna.trial.FrozenTrial:
+        system_attrs: dict[str, Any] = {}
+        values = None
+        if rec.state == "complete":
+            values = [rec.values[o.key] for o in self.spec.objectives]
+            for key, violation in self._constraint_values(rec.values).items():
+                system_attrs[f"{CONSTRAINTS_ATTR}:{key}"] = violation
+        return optuna.trial.create_trial(
+            params=rec.arch, distributions=self.distributions, values=values,
+            state=TrialState.COMPLETE if rec.state == "complete" else TrialState.FAIL,
+            system_attrs=system_attrs,
+        )
+
+    # --- the loop ------------------------------------------------------------------------------
+    def run(self) -> str:
+        """Run until the budget is spent or a stop is requested.
+
+        Returns ``"completed"`` or ``"stopped"``; raises ``LeaseLost`` if another worker owns
+        the study now.
+        """
+        self.records = sorted(self.store.load_trials(), key=lambda r: r.number)
+        self.by_key = {r.arch_key: r for r in self.records}
+        self.tracker.restore(self.records, self.store.reference_point)
+        optuna_study = self._make_optuna_study()
+        budget = self.spec.budget
+        elapsed_before = sum(r.duration_s for r in self.records)
+        started = time.perf_counter()
+        while len(self.records) < budget.trials:
+            if self.store.should_stop():
+                return "stopped"
+            if budget.seconds and elapsed_before + time.perf_counter() - started >= budget.seconds:
+                log.info("study %s: time budget spent", self.spec.name)
+                break
+            self._run_one(optuna_study, final=len(self.records) + 1 >= budget.trials)
+        if self.tracker.reference is None:  # fewer trials than the warm-up: fix it now
+            self._finalise_reference()
+        return "completed"
+
+    def _run_one(self, optuna_study: optuna.Study, *, final: bool) -> TrialRecord:
+        trial = optuna_study.ask(self.distributions)
+        arch = Arch(trial.params)
+        started_at, t0 = utcnow(), time.perf_counter()
+        known = self.by_key.get(arch.key())
+        values: dict[str, float] = {}
+        info: dict[str, Any] = {}
+        error = None
+        if known is not None:  # never evaluate the same arch twice in one study
+            values, error = dict(known.values), known.error
+            info = {"duplicate_of": known.number, "sources": known.info.get("sources", {})}
+        else:
+            try:
+                evaluation = self.evaluator(arch)
+                values, info = evaluation.values, evaluation.info
+            except TrialFailure as exc:
+                error = str(exc)
+        state = "failed" if error is not None else "complete"
+        if state == "complete":
+            for key, violation in self._constraint_values(values).items():
+                trial.set_constraint(key, violation)
+            optuna_study.tell(trial, [values[o.key] for o in self.spec.objectives])
+        else:
+            optuna_study.tell(trial, state=TrialState.FAIL)
+        duration = time.perf_counter() - t0
+        record = TrialRecord(
+            number=trial.number, arch=arch.to_dict(), arch_key=arch.key(), values=values,
+            state=state, started_at=started_at, finished_at=utcnow(), duration_s=duration,
+            worker=self.worker_id, error=error, info=info,
+        )
+        update = self.tracker.add(record, final=final)
+        self.store.save_trial(record, update)
+        for rec in self.records:
+            if rec.number in update.left_front:
+                rec.on_front = False
+        self.records.append(record)
+        self.by_key.setdefault(record.arch_key, record)
+        return record
+
+    def _finalise_reference(self) -> None:
+        """Fix the hypervolume reference from the few trials there are (short studies)."""
+        update = self.tracker.fix_reference_now()
+        if update.reference_point is not None:
+            self.store.save_reference(update)

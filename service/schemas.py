@@ -1,0 +1,96 @@
+"""Public API shapes, one family per resource (``...Public``, ``...ListPublic{data,count}``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ObjectivePublic(BaseModel):
+    key: str
+    metric: str
+    device: str | None
+    direction: str
+    unit: str = ""
+
+
+class StudyPublic(BaseModel):
+    id: int
+    name: str
+    status: str
+    search_space: str
+    spec: dict[str, Any]
+    objectives: list[ObjectivePublic]
+    n_trials: int
+    n_complete: int
+    n_failed: int
+    progress: float
+    best_hypervolume: float | None
+    reference_point: list[float] | None
+    error: str | None
+    extra: dict[str, Any]
+    cancel_requested: bool
+    worker: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    updated_at: dt.datetime
+
+
+class StudyListPublic(BaseModel):
+    data: list[StudyPublic]
+    count: int
+
+
+class TrialPublic(BaseModel):
+    number: int
+    arch: dict[str, Any]
+    arch_key: str
+    values: dict[str, float]
+    state: str
+    on_front: bool
+    stage: int
+    worker: str | None
+    duration_s: float
+    error: str | None
+    info: dict[str, Any]
+    started_at: dt.datetime
+    finished_at: dt.datetime
+
+
+class TrialListPublic(BaseModel):
+    data: list[TrialPublic]
+    count: int
+
+
+class ParetoPublic(BaseModel):
+    objectives: list[ObjectivePublic]
+    data: list[TrialPublic]
+
+
+class HypervolumePointPublic(BaseModel):
+    trial_number: int
+    hypervolume: float
+
+
+class HypervolumePublic(BaseModel):
+    reference_point: list[float] | None
+    data: list[HypervolumePointPublic]
+
+
+class OptionsSchema(BaseModel):
+    name: str
+    doc: str
+    options_schema: dict[str, Any]
+
+
+class RegistryPublic(BaseModel):
+    data: list[OptionsSchema]
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    version: str

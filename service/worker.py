@@ -1,0 +1,124 @@
+"""Local workers: claim a study, run it with heartbeats, mark it finished; repeat.
+
+The worker owns queueing concerns (lease, heartbeat, cancel, failure); the ``StudyRunner`` owns
+the search. Another execution backend (Ray) only has to provide a different ``run_study``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+
+from pydantic import ValidationError
+
+from evaluators.profilers.devices import DeviceCatalog
+from service.db import Database
+from service.models import Study
+from service.queue import claim_study, finish_study, renew_lease
+from service.records import LeaseLost
+from service.resolve import SpecError, resolve_spec
+from service.runner import StudyRunner
+from service.settings import Settings
+from service.spec import StudySpec
+from service.store import DbStore
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Heartbeat(threading.Thread):
+    """Renews the lease every ``period`` seconds; flags the store on cancel or lost lease."""
+
+    def __init__(self, db: Database, store: DbStore, *, settings: Settings):
+        super().__init__(daemon=True, name=f"heartbeat-{store.study_id}")
+        self.db, self.store, self.settings = db, store, settings
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.settings.heartbeat_seconds):
+            try:
+                ours, cancel = renew_lease(
+                    self.db, self.store.study_id, self.store.worker_id,
+                    lease_seconds=self.settings.lease_seconds,
+                )
+            except Exception:  # a dropped connection: try again next beat
+                log.warning("heartbeat for study %s failed", self.store.study_id, exc_info=True)
+                continue
+            if not ours:
+                self.store.lease_lost.set()
+                return
+            if cancel:
+                self.store.cancel_requested.set()
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        worker_id: str | None = None,
+        devices: DeviceCatalog | None = None,
+    ):
+        self.db = db
+        self.settings = settings
+        self.worker_id = worker_id or new_worker_id()
+        self.devices = devices
+
+    def device_catalog(self) -> DeviceCatalog:
+        return self.devices or DeviceCatalog()
+
+    def run_once(self) -> int | None:
+        """Claim and run one study; return its id, or None when the queue is empty."""
+        study_id = claim_study(self.db, self.worker_id, lease_seconds=self.settings.lease_seconds)
+        if study_id is None:
+            return None
+        log.info("worker %s runs study %s", self.worker_id, study_id)
+        self.run_study(study_id)
+        return study_id
+
+    def run_study(self, study_id: int) -> None:
+        with self.db.session() as s:
+            raw_spec = s.get(Study, study_id).spec
+        store = DbStore(
+            self.db, study_id, self.worker_id, lease_seconds=self.settings.lease_seconds
+        )
+        heartbeat = Heartbeat(self.db, store, settings=self.settings)
+        heartbeat.start()
+        status, error = "failed", None
+        try:
+            spec = StudySpec.model_validate(raw_spec)
+            resolved = resolve_spec(spec, devices=self.device_catalog())
+            outcome = StudyRunner(resolved, store, worker_id=self.worker_id).run()
+            status = "cancelled" if outcome == "stopped" else "completed"
+        except LeaseLost as exc:
+            log.warning("worker %s: %s; leaving the study to its new owner", self.worker_id, exc)
+            return
+        except (SpecError, ValidationError) as exc:
+            error = f"invalid study: {exc}"
+        except Exception as exc:
+            log.error("study %s failed:\n%s", study_id, traceback.format_exc())
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            heartbeat.stopped.set()
+        finish_study(self.db, study_id, self.worker_id, status=status, error=error)
+
+    def run_forever(self, stop: threading.Event | None = None, *, exit_when_idle: bool = False):
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            try:
+                ran = self.run_once()
+            except Exception:  # database unreachable: wait and retry, never die
+                log.warning("worker %s: queue poll failed", self.worker_id, exc_info=True)
+                ran = None
+            if ran is None:
+                if exit_when_idle:
+                    return
+                stop.wait(self.settings.poll_seconds)

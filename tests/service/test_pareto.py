@@ -1,0 +1,73 @@
+"""Pareto mask and hypervolume against brute force and closed forms."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from surrogate.pareto import default_reference, hypervolume, pareto_mask, to_loss
+
+
+def brute_force_mask(loss: np.ndarray) -> np.ndarray:
+    n = len(loss)
+    return np.array([
+        not any(np.all(loss[j] <= loss[i]) and np.any(loss[j] < loss[i]) for j in range(n))
+        for i in range(n)
+    ], dtype=bool)
+
+
+def brute_force_hv(loss: np.ndarray, ref: np.ndarray, grid: int = 1) -> float:
+    """Exact HV on integer points by summing unit cells of the dominated region."""
+    lo = np.floor(loss.min(axis=0)).astype(int)
+    hi = ref.astype(int)
+    total = 0
+    for cell in itertools.product(*(range(a, b) for a, b in zip(lo, hi, strict=True))):
+        corner = np.array(cell, dtype=float)
+        if np.any(np.all(loss <= corner, axis=1)):
+            total += 1
+    return float(total)
+
+
+losses = st.integers(2, 4).flatmap(
+    lambda m: arrays(np.float64, st.tuples(st.integers(1, 12), st.just(m)),
+                     elements=st.integers(0, 6).map(float))
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(losses)
+def test_pareto_mask_matches_brute_force(loss):
+    np.testing.assert_array_equal(pareto_mask(loss), brute_force_mask(loss))
+
+
+@settings(max_examples=40, deadline=None)
+@given(losses)
+def test_hypervolume_matches_cell_counting(loss):
+    ref = np.full(loss.shape[1], 7.0)
+    assert hypervolume(loss, ref) == brute_force_hv(loss, ref)
+
+
+def test_closed_form_two_points():
+    loss = np.array([[1.0, 3.0], [2.0, 1.0]])
+    # union of [1,4]x[3,4] (3) and [2,4]x[1,4] (6) minus overlap [2,4]x[3,4] (2)
+    assert hypervolume(loss, np.array([4.0, 4.0])) == 7.0
+
+
+def test_points_outside_reference_count_nothing():
+    assert hypervolume(np.array([[5.0, 5.0]]), np.array([4.0, 4.0])) == 0.0
+    assert hypervolume(np.zeros((0, 2)), np.array([1.0, 1.0])) == 0.0
+
+
+def test_mixed_directions_become_losses():
+    values = np.array([[0.9, 10.0], [0.8, 5.0], [0.7, 20.0]])
+    loss = to_loss(values, ["maximize", "minimize"])
+    assert pareto_mask(loss).tolist() == [True, True, False]
+
+
+def test_default_reference_is_beyond_the_nadir():
+    loss = np.array([[0.0, 1.0], [1.0, 0.0]])
+    assert np.all(default_reference(loss) > loss.max(axis=0))

@@ -1,0 +1,97 @@
+"""StudyRunner in-process (memory store) on the table space."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+from service.records import MemoryStore
+from service.resolve import resolve_spec
+from service.runner import StudyRunner
+from service.spec import StudySpec
+from tests.conftest import table_spec
+from tests.service.helpers import brute_force_front
+
+
+def run(spec: dict, store: MemoryStore | None = None) -> MemoryStore:
+    store = store or MemoryStore()
+    StudyRunner(resolve_spec(StudySpec.model_validate(spec)), store).run()
+    return store
+
+
+def as_dicts(store: MemoryStore) -> list[dict]:
+    return [asdict(t) for t in store.trials]
+
+
+@pytest.mark.parametrize("strategy", ["random", "nsga2", "nsga3", "tpe"])
+def test_every_strategy_runs_the_exact_budget_and_keeps_the_true_front(data_dir, strategy):
+    spec = table_spec(strategy={"name": strategy}, budget={"trials": 25})
+    if strategy.startswith("nsga"):
+        spec["strategy"]["options"] = {"population_size": 6}
+    store = run(spec)
+    assert [t.number for t in store.trials] == list(range(25))
+    front = {t.number for t in store.trials if t.on_front}
+    assert front == brute_force_front(as_dicts(store), spec)
+    assert store.best_hypervolume is not None and store.best_hypervolume > 0
+    hv = [v for _, v in store.hypervolume]
+    assert hv == sorted(hv), "hypervolume never decreases"
+
+
+def test_a_repeated_arch_is_not_evaluated_twice(data_dir, monkeypatch):
+    from search_spaces.table import TableSpace
+
+    calls = []
+    original = TableSpace.evaluate
+    monkeypatch.setattr(TableSpace, "evaluate",
+                        lambda self, arch, m, **kw: calls.append(arch.key()) or
+                        original(self, arch, m, **kw))
+    store = run(table_spec(budget={"trials": 40}))  # 18 archs: repeats are certain
+    assert len(calls) == len(set(calls)) == len({t.arch_key for t in store.trials})
+    dupes = [t for t in store.trials if "duplicate_of" in t.info]
+    assert dupes and all(not t.on_front for t in dupes)
+
+
+def test_constraints_keep_infeasible_trials_off_the_front(data_dir):
+    spec = table_spec(constraints=[{"metric": "latency_ms", "max": 6}], budget={"trials": 30},
+                      strategy={"name": "nsga2", "options": {"population_size": 6}})
+    store = run(spec)
+    front = [t for t in store.trials if t.on_front]
+    assert front and all(t.values["latency_ms"] <= 6 for t in front)
+    assert {t.number for t in front} == brute_force_front(as_dicts(store), spec)
+
+
+def test_a_missing_row_is_a_failed_trial_with_its_reason(tmp_path, monkeypatch):
+    from tests.search_spaces.test_table import write_table
+
+    monkeypatch.setenv("PARETONAS_DATA_DIRS", str(tmp_path))
+    write_table(tmp_path / "t.csv", drop_last=True)
+    store = run(table_spec(budget={"trials": 60}))
+    failed = [t for t in store.trials if t.state == "failed"]
+    assert failed and all("no row" in t.error for t in failed)
+    assert len(store.trials) == 60
+
+
+def test_resume_continues_without_losing_or_repeating(data_dir):
+    spec = table_spec(budget={"trials": 20})
+    first = run({**spec, "budget": {"trials": 8}})
+    # a new runner on the same store, as after a crash: it sees 8 trials and runs 12 more
+    resumed = run(spec, first)
+    numbers = [t.number for t in resumed.trials]
+    assert numbers == list(range(20))
+    assert {t.number for t in resumed.trials if t.on_front} == brute_force_front(
+        as_dicts(resumed), spec)
+
+
+def test_time_budget_stops_early(data_dir):
+    store = run(table_spec(budget={"trials": 100_000, "seconds": 0.3}))
+    assert 0 < len(store.trials) < 100_000
+    assert store.reference_point is not None
+
+
+def test_stop_request_is_honoured_between_trials(data_dir):
+    store = MemoryStore()
+    store.stop_requested = True
+    runner = StudyRunner(resolve_spec(StudySpec.model_validate(table_spec())), store)
+    assert runner.run() == "stopped"
+    assert store.trials == []

@@ -1,0 +1,123 @@
+"""Two-stage search (``"stages": 2``) on the table space, through the real StudyRunner."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+from pydantic import ValidationError
+
+from service.records import MemoryStore
+from service.resolve import SpecError, resolve_spec
+from service.runner import StudyRunner
+from service.spec import StudySpec
+from service.stages import StagePlan
+from tests.conftest import table_spec
+from tests.service.helpers import brute_force_front
+
+LARGEST = {"op": "skip", "width": 16}  # the table's non-stage-1 dims at their last choice
+
+
+def two_stage_spec(**overrides) -> dict:
+    spec = table_spec(stages=2, stage1_dims=["depth"], stage1_fraction=0.25,
+                      budget={"trials": 16},
+                      strategy={"name": "nsga2", "options": {"population_size": 4}})
+    spec.update(overrides)
+    return spec
+
+
+def run(spec: dict, store: MemoryStore | None = None) -> MemoryStore:
+    store = store or MemoryStore()
+    StudyRunner(resolve_spec(StudySpec.model_validate(spec)), store).run()
+    return store
+
+
+def stage1_front_values(store: MemoryStore, spec: dict) -> set:
+    trials = [asdict(t) for t in store.trials if t.stage == 1]
+    front = brute_force_front(trials, spec)
+    return {t["arch"]["depth"] for t in trials if t["number"] in front}
+
+
+def test_stage_one_fixes_the_other_dims_and_stage_two_starts_from_its_front(data_dir):
+    spec = two_stage_spec()
+    store = run(spec)
+    assert [t.number for t in store.trials] == list(range(16))
+    stage1 = [t for t in store.trials if t.stage == 1]
+    stage2 = [t for t in store.trials if t.stage == 2]
+    assert len(stage1) == 4 and len(stage2) == 12  # 25% of 16
+    for t in stage1:
+        assert {k: t.arch[k] for k in LARGEST} == LARGEST
+    allowed = stage1_front_values(store, spec)
+    assert allowed and all(t.arch["depth"] in allowed for t in stage2)
+    # stage 2 explores what stage 1 held fixed
+    assert len({(t.arch["op"], t.arch["width"]) for t in stage2}) > 1
+    # the study's front is the front of both stages together
+    front = {t.number for t in store.trials if t.on_front}
+    assert front == brute_force_front([asdict(t) for t in store.trials], spec)
+    summary = store.extra["stages"]
+    assert summary["stage1_dims"] == ["depth"] and summary["stage2_dims"] == ["op", "width"]
+    assert summary["stage1_trials"] == 4
+    assert set(summary["stage2_choices"]["depth"]) == allowed
+    assert set(summary["stage1_front"]) == brute_force_front(
+        [asdict(t) for t in store.trials if t.stage == 1], spec)
+
+
+def test_default_split_uses_the_dims_stage_tags(data_dir):
+    from search_spaces.randlanet.space import RandLANetSpace
+
+    space = RandLANetSpace({"max_widths": [8, 16], "num_points": [128, 256], "ratios": [4, 2],
+                            "ks": [4, 8], "depths": [1, 2]})
+    spec = StudySpec.model_validate(two_stage_spec(stage1_dims=None))
+    plan = StagePlan(spec, space)
+    assert plan.first == ["num_points", "ratio_0", "ratio_1", "k_0", "k_1"]
+    assert plan.later == ["depth", "width_0", "width_1"]
+    dists = plan.distributions(1, [])
+    assert dists["width_1"].choices == (16,) and dists["k_0"].choices == (4, 8)
+
+
+def test_resuming_mid_study_keeps_the_stages(data_dir):
+    spec = two_stage_spec(seed=3)
+    store = MemoryStore()
+    original = store.save_trial
+
+    def save_then_stop_at_six(record, update):
+        original(record, update)
+        store.stop_requested = len(store.trials) >= 6
+
+    store.save_trial = save_then_stop_at_six  # type: ignore[method-assign]
+    runner = StudyRunner(resolve_spec(StudySpec.model_validate(spec)), store)
+    assert runner.run() == "stopped"
+    assert len(store.trials) == 6
+    store.save_trial = original  # type: ignore[method-assign]
+    store.stop_requested = False
+    run(spec, store)
+    assert [t.stage for t in store.trials] == [1] * 4 + [2] * 12
+    allowed = stage1_front_values(store, spec)
+    assert all(t.arch["depth"] in allowed for t in store.trials if t.stage == 2)
+
+
+def test_single_stage_studies_are_unchanged(data_dir):
+    store = run(table_spec(budget={"trials": 10}))
+    assert all(t.stage == 1 for t in store.trials) and "stages" not in store.extra
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"stage1_dims": ["nope"]}, "stage1_dims", "unknown dimension"),
+        ({"stage1_dims": None}, "stages", "need dimensions in both stages"),
+        ({"stage1_dims": ["depth", "op", "width"]}, "stages", "both stages"),
+        ({"budget": {"trials": 1}}, "budget", "at least 2 trials"),
+    ],
+)
+def test_impossible_two_stage_requests_name_the_field(data_dir, overrides, field, message):
+    with pytest.raises(SpecError, match=message) as info:
+        resolve_spec(StudySpec.model_validate(two_stage_spec(**overrides)))
+    assert info.value.errors[0]["loc"][0] == field
+
+
+def test_spec_shape_is_checked():
+    with pytest.raises(ValidationError, match="stages"):
+        StudySpec.model_validate(two_stage_spec(stages=3))
+    with pytest.raises(ValidationError, match="stage1_fraction"):
+        StudySpec.model_validate(two_stage_spec(stage1_fraction=1.0))
