@@ -1,0 +1,172 @@
+"""Benchmark the device profilers; prints one JSON document.
+
+- repeatability: coefficient of variation of the reported median over 10 measurements of the
+  same subnet, torch-cpu and onnxruntime-cpu, wall and thread-CPU clocks (target < 5%), and the
+  time spent measuring per subnet;
+- gap8: the analytic model's error on each calibration row (with the shipped constants), MAPE
+  (target <= 15%), leave-one-out errors, and the time per subnet;
+- latency_table: the per-layer lookup-table predictor against measured torch-cpu latency on
+  random DeepLabV3+ subnets (target: within +-10% for 90% of subnets), raw and calibrated on a
+  few separate reference subnets.
+
+Run: ``python bench/profilers.py [--quick]`` (``make bench`` runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _space(quick: bool) -> Any:
+    from search_spaces.deeplabv3plus.space import DeepLabSpace
+
+    return DeepLabSpace({
+        "width_mult": 0.35, "resolutions": [64, 96, 128] if not quick else [64, 96],
+        "aspp_channels": 32, "decoder_channels": 32, "low_level_channels": 16,
+    })
+
+
+def _subnets(space: Any, n: int, seed: int) -> list[tuple[dict, Any, Any]]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        arch = space.sample(rng)
+        out.append((arch.to_dict(), space.extract(arch).eval(), space.example_input(arch)))
+    return out
+
+
+def repeatability(space: Any, runs: int) -> dict[str, Any]:
+    from evaluators.profilers.onnxruntime_cpu import OnnxRuntimeCpuProfiler
+    from evaluators.profilers.torch_cpu import TorchCpuProfiler
+
+    _, model, x = _subnets(space, 1, seed=7)[0]
+    out: dict[str, Any] = {"runs": runs}
+    for cls in (TorchCpuProfiler, OnnxRuntimeCpuProfiler):
+        for clock in ("wall", "thread_cpu"):
+            profiler = cls({"clock": clock})
+            medians, seconds = [], []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                medians.append(profiler.measure(model, x).latency_ms)
+                seconds.append(time.perf_counter() - t0)
+            mean = statistics.fmean(medians)
+            out[f"{cls.name}/{clock}"] = {
+                "median_of_medians_ms": round(statistics.median(medians), 4),
+                "cv_pct": round(100 * statistics.pstdev(medians) / mean, 2),
+                "seconds_per_measure_median": round(statistics.median(seconds), 3),
+                "target_cv_pct": 5.0,
+            }
+    return out
+
+
+def gap8(space: Any, n: int) -> dict[str, Any]:
+    from evaluators.profilers.gap8 import calibrate
+    from evaluators.profilers.gap8.model import FITTED
+    from evaluators.profilers.gap8.profiler import Gap8Profiler
+
+    if not calibrate.DEFAULT_CSV.is_file():
+        return {"skipped": f"GAP8 calibration data not found at {calibrate.DEFAULT_CSV}"}
+    rows = calibrate.load_rows()
+    report = calibrate.report(rows, FITTED)
+    report["target_mape_pct"] = 15.0
+    profiler, seconds = Gap8Profiler(), []
+    for _, model, x in _subnets(space, n, seed=3):
+        t0 = time.perf_counter()
+        profiler.measure(model, x)
+        seconds.append(time.perf_counter() - t0)
+    report["seconds_per_subnet_median"] = round(statistics.median(seconds), 3)
+    return report
+
+
+def latency_table(space: Any, n_ref: int, n_eval: int) -> dict[str, Any]:
+    from evaluators.profilers.latency_table import LatencyTable
+    from evaluators.profilers.torch_cpu import TorchCpuProfiler
+
+    settings = {"clock": "thread_cpu", "threads": 1}
+    profiler, table = TorchCpuProfiler(settings), LatencyTable(settings)
+    refs = [(m, x, profiler.measure(m, x).latency_ms) for _, m, x in _subnets(space, n_ref, 11)]
+    t0 = time.perf_counter()
+    constants = table.calibrate(refs)
+    calibration_s = time.perf_counter() - t0
+    per_subnet, raw_err, cal_err, predict_s, measure_s = [], [], [], [], []
+    for arch, model, x in _subnets(space, n_eval, seed=23):
+        t0 = time.perf_counter()
+        measured = profiler.measure(model, x).latency_ms
+        measure_s.append(time.perf_counter() - t0)
+        pred = table.predict(model, x)
+        predict_s.append(pred.measuring_s)
+        raw_err.append(pred.raw_ms / measured - 1)
+        cal_err.append(pred.latency_ms / measured - 1)
+        per_subnet.append({
+            "resolution": arch["resolution"], "measured_ms": round(measured, 3),
+            "predicted_ms": round(pred.latency_ms, 3), "raw_sum_ms": round(pred.raw_ms, 3),
+            "error_pct": round(100 * cal_err[-1], 1), "new_table_entries": pred.new_entries,
+        })
+
+    def summary(errors: list[float]) -> dict[str, float]:
+        return {
+            "within_10pct": round(sum(abs(e) <= 0.10 for e in errors) / len(errors), 3),
+            "mape_pct": round(100 * statistics.fmean(abs(e) for e in errors), 2),
+            "median_error_pct": round(100 * statistics.median(errors), 2),
+        }
+
+    return {
+        "device": {"kind": "torch-cpu", **settings},
+        "n_reference_subnets": n_ref,
+        "n_eval_subnets": n_eval,
+        "calibration": {**{k: round(v, 5) for k, v in constants.items()},
+                        "seconds": round(calibration_s, 2)},
+        "raw_sum": summary(raw_err),
+        "calibrated": summary(cal_err),
+        "target": "within +-10% for 90% of subnets",
+        "table_entries": len(table.entries),
+        "seconds_predict_median": round(statistics.median(predict_s), 3),
+        "seconds_measure_median": round(statistics.median(measure_s), 3),
+        "per_subnet": per_subnet,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="device profiler figures (JSON)")
+    parser.add_argument("--quick", action="store_true", help="fewer subnets and runs")
+    parser.add_argument("--only", choices=["repeatability", "gap8", "latency_table"])
+    args = parser.parse_args()
+    import logging
+
+    import torch
+
+    logging.basicConfig(level=logging.ERROR)
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    space = _space(args.quick)
+    out: dict[str, Any] = {
+        "host": {"cpus": os.cpu_count(), "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+                 "torch": torch.__version__},
+    }
+    t0 = time.perf_counter()
+    if args.only in (None, "repeatability"):
+        out["repeatability"] = repeatability(space, runs=10)
+    if args.only in (None, "gap8"):
+        out["gap8"] = gap8(space, n=3 if args.quick else 8)
+    if args.only in (None, "latency_table"):
+        out["latency_table"] = latency_table(space, n_ref=4 if args.quick else 6,
+                                             n_eval=8 if args.quick else 24)
+    out["host"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
