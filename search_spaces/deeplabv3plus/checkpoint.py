@@ -120,3 +120,37 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"format": FORMAT, **payload}, tmp)
     os.replace(tmp, path)
+
+
+def torchvision_backbone_state(
+    state: Mapping[str, torch.Tensor], model: torch.nn.Module, path: Path
+) -> dict[str, torch.Tensor]:
+    """Map a torchvision ``mobilenet_v2`` classifier state dict (``features.0..17``) onto the
+    supernet's backbone keys; ``features.18`` and ``classifier.*`` have no counterpart. Missing
+    or mis-shaped backbone keys are a SpaceError."""
+    mapped: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        head, _, rest = key.partition(".")
+        index, _, rest = rest.partition(".")
+        if head != "features" or not index.isdigit() or int(index) > 17:
+            continue
+        i = int(index)
+        part = f"low_level_features.{i}" if i <= 3 else f"high_level_features.{i - 4}"
+        mapped[f"backbone.{part}.{rest}"] = value
+    expected = {k: v for k, v in model.state_dict().items() if k.startswith("backbone.")}
+    missing = sorted(set(expected) - set(mapped))
+    shapes = sorted(
+        f"{k} (checkpoint {tuple(mapped[k].shape)}, model {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in mapped and tuple(mapped[k].shape) != tuple(v.shape)
+    )
+    if missing or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing backbone keys ({len(missing)}): {_listing(missing)}")
+        if shapes:
+            parts.append(f"shape mismatches ({len(shapes)}): {_listing(shapes)}")
+        raise SpaceError(
+            f"{path} is not a torchvision MobileNetV2 of this width: " + "; ".join(parts)
+        )
+    return {k: mapped[k] for k in expected}

@@ -83,7 +83,9 @@ def recalibrate_bn(
     for m in bns:
         m.reset_running_stats()
         m.momentum = None
-    model.train()
+    model.eval()
+    for m in bns:  # only BN in training mode: dropout stays off, so the result is deterministic
+        m.train()
     batches = 0
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
