@@ -17,6 +17,7 @@ from search_spaces import SPACES
 from search_spaces.base import MetricInfo, SearchSpace, SpaceError
 from search_spaces.registry import UnknownNameError
 from service.spec import MetricRef, StudySpec
+from service.stages import StageError, StagePlan
 from service.strategies import STRATEGIES, Strategy
 
 
@@ -115,6 +116,10 @@ def _resolve_metric(
 def resolve_spec(spec: StudySpec, *, devices: DeviceCatalog | None = None) -> ResolvedStudy:
     devices = devices or DeviceCatalog()
     space = build_space(spec.search_space.name, spec.search_space.options)
+    try:
+        StagePlan.for_spec(spec, space)
+    except StageError as exc:
+        raise SpecError.at((exc.field,), str(exc)) from exc
     try:
         strategy_cls = STRATEGIES.get(spec.strategy.name)
     except UnknownNameError as exc:

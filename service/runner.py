@@ -22,6 +22,7 @@ from service.evaluation import ArchEvaluator, MeasurementCache, TrialFailure
 from service.front import FrontTracker
 from service.records import TrialRecord, TrialStore
 from service.resolve import ResolvedStudy
+from service.stages import StagePlan
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -50,6 +51,8 @@ class StudyRunner:
             name: CategoricalDistribution(list(dim.choices))
             for name, dim in study.space.dimensions().items()
         }
+        self.stages = StagePlan.for_spec(self.spec, study.space)  # None: single stage
+        self.stage = 1
 
     # --- setup ----------------------------------------------------------------------------------
     def _constraint_values(self, values: dict[str, float]) -> dict[str, float]:
@@ -65,7 +68,14 @@ class StudyRunner:
             context={"space": self.study.space, "objectives": self.spec.objectives},
         )
         study = optuna.create_study(directions=self.spec.directions, sampler=sampler)
-        for rec in self.records:
+        history = self.records
+        if self.stages is not None:  # each stage has its own dims; stage 2 starts from 1's front
+            self.stage = self.stages.stage_of(len(self.records))
+            self.distributions = self.stages.distributions(self.stage, self.records)
+            history = self.stages.history(self.stage, self.records)
+            if self.stage == 2:
+                self.store.set_extra("stages", self.stages.summary(self.records))
+        for rec in history:
             study.add_trial(self._frozen(rec))
         return study
 
@@ -102,6 +112,8 @@ class StudyRunner:
             if budget.seconds and elapsed_before + time.perf_counter() - started >= budget.seconds:
                 log.info("study %s: time budget spent", self.spec.name)
                 break
+            if self.stages is not None and self.stages.stage_of(len(self.records)) != self.stage:
+                optuna_study = self._make_optuna_study()
             self._run_one(optuna_study, final=len(self.records) + 1 >= budget.trials)
         if self.tracker.reference is None:  # fewer trials than the warm-up: fix it now
             self._finalise_reference()
@@ -133,9 +145,10 @@ class StudyRunner:
             optuna_study.tell(trial, state=TrialState.FAIL)
         duration = time.perf_counter() - t0
         record = TrialRecord(
-            number=trial.number, arch=arch.to_dict(), arch_key=arch.key(), values=values,
+            # the study's own count: a stage-2 Optuna study holds only part of the history
+            number=len(self.records), arch=arch.to_dict(), arch_key=arch.key(), values=values,
             state=state, started_at=started_at, finished_at=utcnow(), duration_s=duration,
-            worker=self.worker_id, error=error, info=info,
+            stage=self.stage, worker=self.worker_id, error=error, info=info,
         )
         update = self.tracker.add(record, final=final)
         self.store.save_trial(record, update)

@@ -77,6 +77,14 @@ class StudySpec(_Strict):
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: BudgetSpec
     seed: int = Field(default=0, ge=0, lt=2**32)
+    stages: int = Field(default=1, ge=1, le=2, description="2: two-stage search (SSS3D)")
+    stage1_fraction: float = Field(
+        default=0.5, gt=0, lt=1, description="share of the trial budget spent in stage 1"
+    )
+    stage1_dims: list[str] | None = Field(
+        default=None, max_length=1000,
+        description="dimensions searched in stage 1 (default: those whose stage is 1)",
+    )
 
     @model_validator(mode="after")
     def _distinct_objectives(self) -> StudySpec:

@@ -121,3 +121,36 @@ def test_spec_shape_is_checked():
         StudySpec.model_validate(two_stage_spec(stages=3))
     with pytest.raises(ValidationError, match="stage1_fraction"):
         StudySpec.model_validate(two_stage_spec(stage1_fraction=1.0))
+
+
+def test_both_stages_are_persisted_and_served_over_the_api(database_url, data_dir):
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from service.settings import Settings
+    from service.worker import Worker
+
+    app = create_app(Settings(database_url=database_url, max_trials=1000))
+    try:
+        client = TestClient(app)
+        spec = two_stage_spec()
+        r = client.post("/api/v1/studies", json=spec)
+        assert r.status_code == 201, r.text
+        assert r.json()["spec"]["stages"] == 2
+        worker = Worker(app.state.db, app.state.settings, worker_id="w")
+        while worker.run_once() is not None:
+            pass
+        sid = r.json()["id"]
+        study = client.get(f"/api/v1/studies/{sid}").json()
+        assert study["status"] == "completed"
+        trials = client.get(f"/api/v1/studies/{sid}/trials?limit=100").json()["data"]
+        assert [t["stage"] for t in trials] == [1] * 4 + [2] * 12
+        stages = study["extra"]["stages"]
+        stage1 = [t for t in trials if t["stage"] == 1]
+        assert set(stages["stage1_front"]) == brute_force_front(stage1, spec)
+        front = client.get(f"/api/v1/studies/{sid}/pareto").json()["data"]
+        assert {t["number"] for t in front} == brute_force_front(trials, spec)
+        bad = client.post("/api/v1/studies", json=two_stage_spec(stage1_dims=["nope"]))
+        assert bad.status_code == 422 and "stage1_dims" in bad.text
+    finally:
+        app.state.db.dispose()
