@@ -115,7 +115,7 @@ class VOCSegmentation:
 
 def to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
     """RGB uint8 HxWx3 -> normalised float ``[3, size, size]`` (bilinear resize)."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1).div_(255.0)
     x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False)[0]
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -124,5 +124,5 @@ def to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
 
 def mask_to_tensor(mask: np.ndarray, size: int) -> torch.Tensor:
     """Labels HxW -> long ``[size, size]`` (nearest resize keeps indices and 255 intact)."""
-    m = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
+    m = torch.from_numpy(np.array(mask, dtype=np.float32))[None, None]
     return F.interpolate(m, size=(size, size), mode="nearest")[0, 0].long()

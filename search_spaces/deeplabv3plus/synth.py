@@ -124,6 +124,7 @@ def generate(root: str | Path, *, n_train: int = 160, n_val: int = 64, num_class
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", help="output directory (created)")
     parser.add_argument("--train", type=int, default=160, help="training images (default 160)")
     parser.add_argument("--val", type=int, default=64, help="validation images (default 64)")
     parser.add_argument("--classes", type=int, default=6,

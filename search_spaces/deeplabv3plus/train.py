@@ -10,15 +10,7 @@ import json
 import logging
 from pathlib import Path
 
-import torch
-from pydantic import ValidationError
-from tqdm import tqdm
-
 from search_spaces.base import SpaceError
-from search_spaces.deeplabv3plus import checkpoint as ckpt
-from search_spaces.deeplabv3plus.data import VOCSegmentation
-from search_spaces.deeplabv3plus.space import DeepLabOptions, DeepLabSpace
-from search_spaces.deeplabv3plus.training import TrainConfig, train_supernet
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +62,16 @@ def _positive(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    # imported here so that building the CLI parser does not import torch
+    import torch
+    from pydantic import ValidationError
+    from tqdm import tqdm
+
+    from search_spaces.deeplabv3plus import checkpoint as ckpt
+    from search_spaces.deeplabv3plus.data import VOCSegmentation
+    from search_spaces.deeplabv3plus.space import DeepLabOptions, DeepLabSpace
+    from search_spaces.deeplabv3plus.training import TrainConfig, train_supernet
+
     _positive(args)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -8,6 +8,8 @@ from service.commands._dispatch import register_plugins
 
 #: generator name -> module exposing add_arguments(parser) and main(args)
 GENERATORS: dict[str, str] = {
+    "synth-scenes": "search_spaces.randlanet.synthetic",
+    "synth-voc": "search_spaces.deeplabv3plus.synth",
 }
 
 

@@ -8,6 +8,8 @@ from service.commands._dispatch import register_plugins
 
 #: space name -> module exposing add_arguments(parser) and main(args)
 TRAINERS: dict[str, str] = {
+    "randlanet": "search_spaces.randlanet.train",
+    "deeplabv3plus": "search_spaces.deeplabv3plus.train",
 }
 
 
