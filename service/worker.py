@@ -17,6 +17,8 @@ from pydantic import ValidationError
 
 from evaluators.profilers.devices import DeviceCatalog
 from service.db import Database
+from service.devices import load_catalog
+from service.measurement_cache import DbMeasurementCache
 from service.models import Study
 from service.queue import claim_study, finish_study, renew_lease
 from service.records import LeaseLost
@@ -73,7 +75,7 @@ class Worker:
         self.devices = devices
 
     def device_catalog(self) -> DeviceCatalog:
-        return self.devices or DeviceCatalog()
+        return self.devices or load_catalog(self.db, self.settings)
 
     def run_once(self) -> int | None:
         """Claim and run one study; return its id, or None when the queue is empty."""
@@ -96,7 +98,9 @@ class Worker:
         try:
             spec = StudySpec.model_validate(raw_spec)
             resolved = resolve_spec(spec, devices=self.device_catalog())
-            outcome = StudyRunner(resolved, store, worker_id=self.worker_id).run()
+            outcome = StudyRunner(
+                resolved, store, worker_id=self.worker_id, cache=DbMeasurementCache(self.db)
+            ).run()
             status = "cancelled" if outcome == "stopped" else "completed"
         except LeaseLost as exc:
             log.warning("worker %s: %s; leaving the study to its new owner", self.worker_id, exc)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from evaluators.profilers.devices import DeviceCatalog
 from search_spaces.registry import UnknownNameError
 from service import __version__
-from service.api import meta, studies
+from service.api import devices, meta, studies
 from service.db import Database
+from service.devices import load_catalog
 from service.resolve import SpecError
 from service.settings import Settings, get_settings
 
@@ -22,7 +24,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     )
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url)
-    app.state.device_catalog = DeviceCatalog
+    # defaults + config file + API-registered devices, read per request (devices can be added)
+    app.state.device_catalog = partial(load_catalog, app.state.db, settings)
+    load_catalog(None, settings)  # a broken config file stops the server at start, not later
 
     @app.exception_handler(SpecError)
     def _spec_error(_request: Request, exc: SpecError) -> JSONResponse:
@@ -34,4 +38,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     app.include_router(meta.router, prefix="/api/v1")
     app.include_router(studies.router, prefix="/api/v1")
+    app.include_router(devices.router, prefix="/api/v1")
+    from service.api import web  # the viewer: pages at /, assets, /api/v1/studies/{id}/points
+
+    app.include_router(web.router)
     return app

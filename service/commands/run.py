@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from service.cli import CliError
+from service.commands import CliError
 
 
 def load_spec_file(path: str):
@@ -32,11 +32,14 @@ def run_in_process(spec, *, progress: bool = True) -> dict[str, Any]:
     """Run ``spec`` with the in-memory store; return the result document."""
     from tqdm import tqdm
 
+    from evaluators.profilers.devices import DeviceCatalog
     from service.records import MemoryStore
     from service.resolve import resolve_spec
     from service.runner import StudyRunner
+    from service.settings import get_settings
 
-    resolved = resolve_spec(spec)
+    # the config file's devices (e.g. a GVSOC flow) are usable without a server too
+    resolved = resolve_spec(spec, devices=DeviceCatalog.from_config(get_settings().config_file))
     store = MemoryStore()
     bar = tqdm(total=spec.budget.trials, unit="trial", disable=not progress)
     original = store.save_trial
@@ -61,6 +64,7 @@ def run_in_process(spec, *, progress: bool = True) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from evaluators.profilers.devices import DeviceError
     from service.resolve import SpecError
 
     spec = load_spec_file(args.spec)
@@ -68,6 +72,8 @@ def _run(args: argparse.Namespace) -> int:
         result = run_in_process(spec, progress=not args.quiet)
     except SpecError as exc:
         raise CliError(f"{args.spec}: {exc}") from exc
+    except DeviceError as exc:
+        raise CliError(str(exc)) from exc
     text = json.dumps(result, indent=2)
     if args.output:
         Path(args.output).write_text(text)
