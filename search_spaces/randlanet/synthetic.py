@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     if root.exists() and not root.is_dir():
-        print(f"error: {root} exists and is not a directory")
+        print(f"error: {root} exists and is not a directory", file=sys.stderr)
         return 2
     files = write_dataset(root, n_train=args.train, n_val=args.val, points=args.points,
                           seed=args.seed, fmt=args.format)

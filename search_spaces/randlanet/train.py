@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -172,19 +173,21 @@ def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     if out.suffix != ".safetensors":
-        print(f"error: --out must end in .safetensors, got {out.name!r}")
+        print(f"error: --out must end in .safetensors, got {out.name!r}", file=sys.stderr)
         return 2
     if not out.parent.is_dir():
-        print(f"error: --out: folder {out.parent} does not exist")
+        print(f"error: --out: folder {out.parent} does not exist", file=sys.stderr)
         return 2
     if not 0 < args.lr < 1 or args.random_subnets < 0:
-        print("error: --lr must be in (0, 1) and --random-subnets >= 0")
+        print("error: --lr must be in (0, 1) and --random-subnets >= 0", file=sys.stderr)
         return 2
     try:
         space = RandLANetSpace(space_options(args))
         train = load_split(Path(args.data), "train", args.num_classes)
+        torch.manual_seed(args.seed)
+        space._net = RandLANet(space.net_config)  # a fresh supernet: the one to train
     except (SpaceError, ValueError) as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     losses = train_steps(space.net, train, sandwich_plan(space, args.random_subnets),

@@ -49,11 +49,11 @@ def test_sandwich_training_lowers_the_loss_and_checkpoint_loads(tmp_path, monkey
 def test_bad_arguments_are_refused(tmp_path, capsys):
     args = _parse(train, ["--data", str(tmp_path / "none"), "--out", str(tmp_path / "x.pt")])
     assert train.main(args) == 2
-    assert "must end in .safetensors" in capsys.readouterr().out
+    assert "must end in .safetensors" in capsys.readouterr().err
     args = _parse(train, ["--data", str(tmp_path / "none"), "--out",
                           str(tmp_path / "x.safetensors")])
     assert train.main(args) == 2
-    assert "no 'train' folder" in capsys.readouterr().out
+    assert "no 'train' folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _parse(train, ["--data", "d", "--out", "o", "--max-widths", "a,b"])
 
