@@ -1,4 +1,5 @@
-"""Routes of the web viewer: the pages at ``/``, ``/studies/{id}``, ``/compare`` and their assets.
+"""Routes of the web viewer: the pages at ``/``, ``/studies/{id}``, ``/compare`` and their assets,
+plus the columnar ``/api/v1/studies/{id}/points`` the study page plots from (``points.py``).
 
 The pages are static HTML + ES modules under ``service/web``; they read everything from the REST
 API. Plotly is served from the installed ``plotly`` Python package (no CDN, no copy in the repo).
@@ -9,12 +10,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import threading
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
+
+from service.api import points
 
 log = logging.getLogger(__name__)
 
@@ -26,24 +30,25 @@ _TYPES = {
 # Our own assets change with the code: let browsers revalidate. Plotly is versioned: cache a day.
 _NO_CACHE = {"Cache-Control": "no-cache"}
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter()
+router.include_router(points.router, prefix="/api/v1")
 
 
 def _page(name: str) -> FileResponse:
     return FileResponse(WEB_DIR / name, media_type="text/html", headers=_NO_CACHE)
 
 
-@router.get("/")
+@router.get("/", include_in_schema=False)
 def studies_page() -> FileResponse:
     return _page("index.html")
 
 
-@router.get("/studies/{study_id}")
+@router.get("/studies/{study_id}", include_in_schema=False)
 def study_page(study_id: int) -> FileResponse:
     return _page("study.html")
 
 
-@router.get("/compare")
+@router.get("/compare", include_in_schema=False)
 def compare_page() -> FileResponse:
     return _page("compare.html")
 
@@ -72,7 +77,19 @@ def _plotly_bundle() -> _Bundle:
         ) from exc
 
 
-@router.get("/static/vendor/plotly.min.js")
+def _warm_bundle() -> None:
+    try:
+        _plotly_bundle()
+    except HTTPException:
+        pass  # logged; answered with a 503 when the script is requested
+
+
+# Read and compress plotly.js (~0.4 s of CPU) in the background when the app is built, so that
+# the first page view does not wait for it.
+threading.Thread(target=_warm_bundle, daemon=True, name="plotly-gzip").start()
+
+
+@router.get("/static/vendor/plotly.min.js", include_in_schema=False)
 def plotly_js(request: Request) -> Response:
     bundle = _plotly_bundle()
     headers = {"ETag": bundle.etag, "Cache-Control": "public, max-age=86400", "Vary":
@@ -85,7 +102,7 @@ def plotly_js(request: Request) -> Response:
     return Response(bundle.raw, media_type="text/javascript", headers=headers)
 
 
-@router.get("/static/{name}")
+@router.get("/static/{name}", include_in_schema=False)
 def static_asset(name: str) -> FileResponse:
     """One flat file of ``service/web/static`` (no sub-folders, so no path tricks)."""
     path = STATIC_DIR / name

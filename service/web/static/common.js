@@ -32,11 +32,14 @@ export function escapeHtml(s) {
     { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
+// one formatter for all: toLocaleString builds a new one per call (slow over 10k hover labels)
+const INTEGER = new Intl.NumberFormat("en-US");
+
 /** Numbers with 4 significant digits (integers kept whole), em dash for missing. */
 export function fmt(v) {
   if (v === null || v === undefined || Number.isNaN(v)) return "—";
   if (typeof v !== "number") return String(v);
-  if (Number.isInteger(v) && Math.abs(v) < 1e15) return v.toLocaleString("en-US");
+  if (Number.isInteger(v) && Math.abs(v) < 1e15) return INTEGER.format(v);
   const a = Math.abs(v);
   if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(3);
   return Number(v.toPrecision(4)).toString();
@@ -46,7 +49,7 @@ export function fmtDate(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
-  return d.toISOString().replace("T", " ").slice(0, 19) + " UTC";
+  return d.toISOString().replace("T", " ").slice(0, 16) + " UTC";
 }
 
 export function statusBadge(status) {
@@ -66,19 +69,31 @@ export function progressBar(p) {
 export function metricCatalog(study, trials) {
   const out = new Map();
   for (const o of study.objectives || []) {
-    out.set(o.key, { key: o.key, metric: o.metric, device: o.device, unit: o.unit || "",
-      direction: o.direction, objective: true });
+    out.set(o.key, { key: o.key, metric: o.metric, device: o.device,
+      unit: o.unit || unitFromName(o.metric), direction: o.direction, objective: true });
   }
   for (const t of trials) {
     for (const k of Object.keys(t.values || {})) {
       if (!out.has(k)) {
         const [metric, device] = k.split("@");
-        out.set(k, { key: k, metric, device: device || null, unit: "", direction: null,
-          objective: false });
+        out.set(k, { key: k, metric, device: device || null, unit: unitFromName(metric),
+          direction: null, objective: false });
       }
     }
   }
   return out;
+}
+
+// The project names metrics with their unit as suffix (latency_ms, params_bytes): use it when
+// the server reports no unit.
+const SUFFIX_UNITS = [["_ms", "ms"], ["_us", "µs"], ["_s", "s"], ["_bytes", "B"], ["_kb", "kB"],
+  ["_mb", "MB"], ["_mj", "mJ"], ["_uj", "µJ"], ["_j", "J"], ["_mw", "mW"], ["_w", "W"],
+  ["_pct", "%"]];
+
+export function unitFromName(metric) {
+  const m = String(metric).toLowerCase();
+  for (const [suffix, unit] of SUFFIX_UNITS) if (m.endsWith(suffix)) return unit;
+  return "";
 }
 
 /** Readable axis label: "latency ms on cpu [ms] ↓ better". */

@@ -1,7 +1,7 @@
 // Compare page: the Pareto fronts of several studies on the same axes.
 import {
   PLOT_CONFIG, TERMINAL, archText, escapeHtml, fillSelect, fmt, getJSON, markReady,
-  metricLabel, metricShort, orderAlong, plotlyReady, showError, statusBadge,
+  metricLabel, metricShort, orderAlong, plotlyReady, showError, statusBadge, unitFromName,
 } from "./common.js";
 
 const PALETTE = ["#c2410c", "#1d4ed8", "#15803d", "#7e22ce", "#b45309", "#0f766e", "#be123c",
@@ -26,7 +26,7 @@ function sharedMetrics() {
   const catalog = new Map();
   for (const id of state.ids) {
     for (const o of state.studies.get(id)?.objectives || []) {
-      if (!catalog.has(o.key)) catalog.set(o.key, { ...o, unit: o.unit || "" });
+      if (!catalog.has(o.key)) catalog.set(o.key, { ...o, unit: o.unit || unitFromName(o.metric) });
     }
   }
   const present = (id, key) => (state.fronts.get(id) || []).some((t) => key in (t.values || {}))

@@ -15,7 +15,8 @@ const studyId = match ? Number(match[1]) : null;
 
 const state = {
   study: null,
-  trials: new Map(), // number -> trial
+  trials: new Map(), // number -> trial (plotting columns only)
+  full: new Map(), // number -> full trial record, fetched when pinned
   sorted: [], // trials by number
   hv: { reference_point: null, data: [] },
   catalog: new Map(),
@@ -39,12 +40,34 @@ function merge(trials) {
   }
 }
 
+/** Trials numbered above ``after`` from the columnar /points route (no ``info``: see full()). */
 async function fetchTrials(after) {
+  const q = after >= 0 ? `?after=${after}` : "";
+  const { columns } = await getJSON(`/studies/${studyId}/points${q}`);
+  const names = Object.keys(columns);
+  return columns.number.map((_, i) => {
+    const t = {};
+    for (const k of names) t[k] = columns[k][i];
+    return t;
+  });
+}
+
+/** The full record of one trial (with ``info``: sources, devices, predictions), cached. */
+async function full(number) {
+  if (!state.full.has(number)) {
+    const page = await getJSON(`/studies/${studyId}/trials?after=${number - 1}&limit=1`);
+    const t = page.data[0];
+    if (!t || t.number !== number) throw new Error(`trial ${number} not found`);
+    state.full.set(number, t);
+  }
+  return state.full.get(number);
+}
+
+/** Every full trial record, page by page (for the JSON download). */
+async function allFull() {
   const out = [];
   for (let offset = 0; ; offset += PAGE_LIMIT) {
-    const q = new URLSearchParams({ offset, limit: PAGE_LIMIT });
-    if (after >= 0) q.set("after", after);
-    const page = await getJSON(`/studies/${studyId}/trials?${q}`);
+    const page = await getJSON(`/studies/${studyId}/trials?offset=${offset}&limit=${PAGE_LIMIT}`);
     out.push(...page.data);
     if (page.data.length < PAGE_LIMIT || offset + PAGE_LIMIT >= page.count) return out;
   }
@@ -103,7 +126,7 @@ async function renderScatter() {
     state.plotted = true;
     el.on("plotly_click", (ev) => {
       const p = ev.points?.[0];
-      if (p && p.customdata !== undefined) pin(p.customdata);
+      if (p && Array.isArray(p.customdata)) pin(p.customdata[0]);
     });
   }
 }
@@ -125,10 +148,26 @@ function renderTrialsTable() {
   $("next").disabled = t.page >= pages - 1;
 }
 
-function renderDetails() {
-  const t = state.trials.get(state.view.pinned);
-  $("details-body").innerHTML = t ? detailsHtml(t, state.catalog)
-    : '<p class="muted">Click a point or a table row to see a trial.</p>';
+async function renderDetails() {
+  const number = state.view.pinned;
+  const t = state.trials.get(number);
+  if (!t) {
+    $("details-body").innerHTML = '<p class="muted">Click a point or a table row to see a trial.</p>';
+    return;
+  }
+  // draw what is loaded at once, then the full record (device measurements, predictions)
+  const known = state.full.get(number);
+  $("details-body").innerHTML = detailsHtml({ ...t, ...(known || {}), on_front: t.on_front },
+    state.catalog);
+  if (known) return;
+  try {
+    const rec = await full(number);
+    if (state.view.pinned === number) {
+      $("details-body").innerHTML = detailsHtml({ ...rec, on_front: t.on_front }, state.catalog);
+    }
+  } catch (err) {
+    showError($("error"), err);
+  }
 }
 
 async function renderAll() {
@@ -138,7 +177,8 @@ async function renderAll() {
   if (state.catalog.size !== before || !state.view.x) renderAxes();
   renderTrialsTable();
   renderDetails();
-  await Promise.all([renderScatter(), renderHypervolume()]);
+  await renderScatter();
+  await renderHypervolume();
 }
 
 function pin(number, { focus = false } = {}) {
@@ -268,9 +308,9 @@ function wireControls() {
   });
   $("dl-trials-json").addEventListener("click", (ev) => {
     ev.preventDefault();
-    download(`study-${studyId}-trials.json`, "application/json", JSON.stringify(
-      { study: state.study, trials: state.sorted.map(({ _hover, _hoverFront, ...t }) => t) },
-      null, 1));
+    allFull().then((trials) => download(`study-${studyId}-trials.json`, "application/json",
+      JSON.stringify({ study: state.study, trials }, null, 1)))
+      .catch((err) => showError($("error"), err));
   });
 }
 
@@ -288,6 +328,7 @@ async function start() {
     state.study = study;
     state.hv = hv;
     merge(trials);
+    performance.mark("viewer-data");
     const hash = location.hash.match(/^#trial=(\d+)$/);
     if (hash && state.trials.has(Number(hash[1]))) state.view.pinned = Number(hash[1]);
     await renderAll();

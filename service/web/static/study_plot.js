@@ -1,6 +1,6 @@
 // Study page charts: the trials scatter (front highlighted) and the hypervolume history.
 import {
-  PLOT_CONFIG, archText, fmt, metricLabel, metricShort, orderAlong, scatterType,
+  PLOT_CONFIG, fmt, metricLabel, metricShort, orderAlong, scatterType,
 } from "./common.js";
 
 const ACCENT = "#c2410c";
@@ -18,19 +18,46 @@ export function feasible(trial, constraints) {
   return true;
 }
 
-/** Hover label of a trial, cached on the trial until its front membership changes. */
-function hoverText(t, catalog) {
-  if (t._hover && t._hoverFront === t.on_front) return t._hover;
-  const lines = [`<b>trial #${t.number}</b>${t.on_front ? " · on the front" : ""}`,
-    archText(t.arch)];
-  for (const [key, m] of catalog) {
-    if (key in (t.values || {})) {
-      lines.push(`${key}: ${fmt(t.values[key])}${m.unit ? " " + m.unit : ""}`);
-    }
+/**
+ * The part of the study's front that is non-dominated on the two drawn axes. With more than two
+ * objectives the front seen in a 2-D projection is not a curve; joining only these points keeps
+ * the line a readable trade-off. Axes with no known direction: join the whole front.
+ */
+export function front2d(front, x, y, catalog) {
+  const dx = catalog.get(x)?.direction, dy = catalog.get(y)?.direction;
+  if (!dx || !dy) return front;
+  const sx = dx === "maximize" ? -1 : 1, sy = dy === "maximize" ? -1 : 1;
+  const loss = front.map((t) => [sx * t.values[x], sy * t.values[y]]);
+  return front.filter((_, i) => !loss.some((o, j) => j !== i && o[0] <= loss[i][0]
+    && o[1] <= loss[i][1] && (o[0] < loss[i][0] || o[1] < loss[i][1])));
+}
+
+/**
+ * Hover labels without one string per point (10,000 strings cost more than the drawing): each
+ * point carries [number, front flag, ...arch values, ...metric values] as customdata and one
+ * template per study lays them out, only for the point hovered.
+ */
+function hoverTemplate(dims, catalog) {
+  const arch = [];
+  dims.forEach((d, i) => {
+    arch.push(`${d}=%{customdata[${i + 2}]}`);
+  });
+  const lines = ["<b>trial #%{customdata[0]}</b>%{customdata[1]}"];
+  for (let i = 0; i < arch.length; i += 4) lines.push(arch.slice(i, i + 4).join(", "));
+  [...catalog.values()].forEach((m, j) => {
+    lines.push(`${m.key}: %{customdata[${dims.length + 2 + j}]:,.4~r}${m.unit ? " " + m.unit : ""}`);
+  });
+  return lines.join("<br>") + "<extra></extra>";
+}
+
+function hoverData(t, dims, keys) {
+  const row = [t.number, t.on_front ? " · on the front" : ""];
+  for (const d of dims) {
+    const v = t.arch?.[d];
+    row.push(Array.isArray(v) ? `[${v.join(",")}]` : v ?? "—");
   }
-  t._hover = lines.join("<br>");
-  t._hoverFront = t.on_front;
-  return t._hover;
+  for (const k of keys) row.push(t.values?.[k] ?? "—");
+  return row;
 }
 
 function markerColour(points, cKey, base) {
@@ -61,19 +88,22 @@ export function scatterTraces(trials, view, catalog, constraints) {
   }
   const scale = c ? { colorscale: "Viridis", cmin, cmax,
     reversescale: catalog.get(c)?.direction === "minimize" } : {};
+  const dims = [...new Set(plotted.slice(0, 50).flatMap((t) => Object.keys(t.arch || {})))];
+  const keys = [...catalog.keys()];
+  const hovertemplate = hoverTemplate(dims, catalog);
   const points = (pts, name, marker, extra = {}) => ({
     type, mode: "markers", name, x: pts.map((t) => t.values[x]), y: pts.map((t) => t.values[y]),
-    customdata: pts.map((t) => t.number), text: pts.map((t) => hoverText(t, catalog)),
-    hovertemplate: "%{text}<extra></extra>", marker, ...extra,
+    customdata: pts.map((t) => hoverData(t, dims, keys)), hovertemplate, marker, ...extra,
   });
   const ordered = orderAlong(front, x, y);
+  const curve = orderAlong(front2d(front, x, y, catalog), x, y);
   const traces = [
     points(dominated, `dominated (${dominated.length})`,
       { size: 6, opacity: 0.35, ...markerColour(dominated, c, FADED), ...scale }),
     points(infeasible, `infeasible (${infeasible.length})`,
       { size: 7, opacity: 0.35, symbol: "x", ...markerColour(infeasible, c, FADED), ...scale }),
-    { type, mode: "lines", name: "front line", x: ordered.map((t) => t.values[x]),
-      y: ordered.map((t) => t.values[y]), line: { color: ACCENT, width: 2 },
+    { type, mode: "lines", name: "front line", x: curve.map((t) => t.values[x]),
+      y: curve.map((t) => t.values[y]), line: { color: ACCENT, width: 2 },
       hoverinfo: "skip", showlegend: false },
     points(ordered, `Pareto front (${front.length})`, {
       size: 11, opacity: 1, line: { color: c ? ACCENT : "#7c2d12", width: 2 },
@@ -85,7 +115,7 @@ export function scatterTraces(trials, view, catalog, constraints) {
   const pinOk = pin && Number.isFinite(pin.values?.[x]) && Number.isFinite(pin.values?.[y]);
   traces.push({
     type, mode: "markers", name: "pinned", x: pinOk ? [pin.values[x]] : [],
-    y: pinOk ? [pin.values[y]] : [], customdata: pinOk ? [pin.number] : [],
+    y: pinOk ? [pin.values[y]] : [], customdata: pinOk ? [[pin.number]] : [],
     hoverinfo: "skip", showlegend: false,
     marker: { size: 20, symbol: "circle-open", color: "#111827", line: { width: 3 } },
   });
@@ -118,7 +148,9 @@ export function hypervolumeFigure(hv) {
     layout: {
       margin: { l: 70, r: 20, t: 30, b: 50 },
       xaxis: { title: { text: "trial number" }, rangemode: "tozero" },
-      yaxis: { title: { text: `hypervolume (reference: ${ref})` }, automargin: true },
+      yaxis: { title: { text: "hypervolume" }, automargin: true },
+      annotations: [{ text: `reference point: ${ref}`, xref: "paper", yref: "paper", x: 0,
+        y: 1.08, showarrow: false, xanchor: "left", font: { size: 12, color: "#5b6576" } }],
       uirevision: "hv",
       font: { family: "system-ui, DejaVu Sans, sans-serif", size: 13 },
     },

@@ -1,0 +1,236 @@
+"""The web viewer in a real browser (Debian's headless chromium) against the real app: studies
+run by the real worker on a table space, pages checked against the REST API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+
+import pytest
+
+from tests.browser.conftest import screenshot, wait_ready
+
+pytestmark = pytest.mark.browser
+
+# Pixel position (page coordinates) of point i of trace t of the scatter ``plot``.
+POINT_XY = """([id, t, i]) => {
+  const gd = document.getElementById(id), fl = gd._fullLayout, tr = gd._fullData[t];
+  const box = gd.getBoundingClientRect();
+  return [box.left + fl._size.l + fl.xaxis.l2p(tr.x[i]),
+          box.top + fl._size.t + fl.yaxis.l2p(tr.y[i])];
+}"""
+TRACE = """([id, t]) => { const d = document.getElementById(id).data[t];
+  return {x: d.x, y: d.y, color: d.marker && d.marker.color,
+          ids: (d.customdata || []).map((c) => Array.isArray(c) ? c[0] : c)}; }"""
+
+
+def _complete(live, study_id):
+    return live.get(f"/studies/{study_id}/trials", limit=10000, state="complete")["data"]
+
+
+def test_studies_page_lists_filters_and_links(live, page):
+    a = live.submit(live.spec("alpha", trials=20, seed=1))
+    b = live.submit(live.spec("beta", trials=15, seed=2, strategy="nsga2"))
+    live.run_queue()
+    queued = live.submit(live.spec("gamma (queued)", trials=10))
+    page.goto(live.url + "/")
+    wait_ready(page)
+    rows = page.locator("#studies tbody tr")
+    assert rows.count() == 3
+    text = page.locator("#studies").inner_text()
+    for s in (a, b, queued):
+        assert s["name"] in text
+    assert "completed" in text and "queued" in text
+    api = {s["id"]: s for s in live.get("/studies")["data"]}
+    best = page.locator(f"#studies tbody tr[data-id='{a['id']}'] td").nth(6).inner_text()
+    assert float(best) == pytest.approx(api[a["id"]]["best_hypervolume"], rel=1e-3)
+    screenshot(page, "studies")
+
+    page.select_option("#status-filter", "completed")
+    page.wait_for_function("document.querySelectorAll('#studies tbody tr').length === 2")
+    assert "gamma" not in page.locator("#studies").inner_text()
+    assert "status=completed" in page.url
+
+    page.get_by_role("link", name="beta").click()
+    page.wait_for_url(f"**/studies/{b['id']}")
+    wait_ready(page)
+    assert "beta" in page.locator("h1").inner_text()
+
+
+def test_study_page_draws_every_trial_and_the_apis_front(live, page):
+    study = live.submit(live.spec("three objectives", trials=60, seed=3, three=True))
+    live.run_queue()
+    complete = _complete(live, study["id"])
+    front = live.get(f"/studies/{study['id']}/pareto")["data"]
+    failed = live.get(f"/studies/{study['id']}/trials", state="failed")["count"]
+    assert failed > 0 and len(front) >= 2  # the table has holes: some archs fail
+
+    page.goto(f"{live.url}/studies/{study['id']}")
+    wait_ready(page)
+    plot = page.locator("#scatter")
+    assert plot.get_attribute("data-front") == str(len(front))
+    traces = [page.evaluate(TRACE, ["scatter", t]) for t in range(4)]
+    dominated, infeasible, line, on_front = traces
+    drawn = len(dominated["x"]) + len(infeasible["x"]) + len(on_front["x"])
+    assert drawn == len(complete)
+    assert sorted(on_front["ids"]) == sorted(t["number"] for t in front)
+    assert line["x"] == sorted(line["x"])  # the front is joined in x order
+    by_number = {t["number"]: t for t in complete}
+    for n, x, y in zip(on_front["ids"], on_front["x"], on_front["y"], strict=True):
+        assert (x, y) == (by_number[n]["values"]["acc"], by_number[n]["values"]["latency_ms"])
+    titles = page.locator("#scatter .g-xtitle, #scatter .g-ytitle").all_text_contents()
+    assert any("latency ms [ms]" in t and "better" in t for t in titles), titles
+    assert page.locator("#page-info").inner_text().endswith(f"({len(complete) + failed} trials)")
+
+    page.select_option("#c-axis", "params")
+    page.wait_for_function(
+        "Array.isArray(document.getElementById('scatter').data[3].marker.color)")
+    colours = page.evaluate(TRACE, ["scatter", 3])["color"]
+    assert colours == [by_number[n]["values"]["params"] for n in on_front["ids"]]
+    page.select_option("#x-axis", "params")
+    page.wait_for_function(
+        "document.querySelector('#scatter .g-xtitle').textContent.startsWith('params')")
+    screenshot(page, "study")
+
+    acc_header = page.locator("#trials thead button", has_text="acc")
+    acc_header.click()
+    first = float(page.locator("#trials tbody tr").first.locator("td").nth(3).inner_text())
+    assert first == pytest.approx(min(t["values"]["acc"] for t in complete), abs=1e-3)
+    acc_header = page.locator("#trials thead button", has_text="acc")
+    acc_header.press("Enter")  # keyboard: sort descending
+    first = float(page.locator("#trials tbody tr").first.locator("td").nth(3).inner_text())
+    assert first == pytest.approx(max(t["values"]["acc"] for t in complete), abs=1e-3)
+    page.select_option("#table-filter", "front")
+    assert page.locator("#trials tbody tr").count() == len(front)
+
+
+def test_hover_and_click_show_the_arch(live, page):
+    study = live.submit(live.spec("hover", trials=30, seed=4))
+    live.run_queue()
+    by_number = {t["number"]: t for t in _complete(live, study["id"])}
+    page.goto(f"{live.url}/studies/{study['id']}")
+    wait_ready(page)
+    trace = page.evaluate(TRACE, ["scatter", 3])
+    target = by_number[trace["ids"][0]]
+    x, y = page.evaluate(POINT_XY, ["scatter", 3, 0])
+    page.mouse.move(x, y)
+    hover = page.locator("#scatter .hoverlayer .hovertext")
+    hover.wait_for()
+    text = hover.text_content()
+    assert f"trial #{target['number']}" in text
+    for dim, value in target["arch"].items():
+        assert f"{dim}={value}" in text
+    assert "latency_ms" in text and "ms" in text
+    screenshot(page, "study-hover")
+
+    page.mouse.click(x, y)
+    details = page.locator("#details-body")
+    details.get_by_text(f"#{target['number']}", exact=True).wait_for()
+    arch_rows = details.locator("table").first.locator("tbody tr").all_inner_texts()
+    assert sorted(r.split("\t")[0] for r in arch_rows) == sorted(target["arch"])
+    assert "on the Pareto front" in details.inner_text()
+    assert page.evaluate(TRACE, ["scatter", 4])["ids"] == [target["number"]]  # ring on the point
+    assert page.url.endswith(f"#trial={target['number']}")
+    screenshot(page, "study-pinned")
+
+    # keyboard: tab into the table, Enter pins that row's trial and moves focus to the details
+    row = page.locator("#trials tbody tr").nth(2)
+    number = int(row.get_attribute("data-number"))
+    row.focus()
+    page.keyboard.press("Enter")
+    details.get_by_text(f"#{number}", exact=True).wait_for()
+    assert page.evaluate("document.activeElement.id") == "details"
+    assert page.locator("#trials tbody tr.pinned").get_attribute("data-number") == str(number)
+
+
+def test_running_study_updates_without_reload(live, page):
+    study = live.submit(live.spec("live", trials=80, seed=5, strategy="nsga2"))
+    page.goto(f"{live.url}/studies/{study['id']}")
+    wait_ready(page)
+    assert "queued" in page.locator("#summary").inner_text()
+    page.evaluate("""() => {
+      window.__samePage = true; window.__seen = [];
+      new MutationObserver(() => window.__seen.push(
+        Number(document.getElementById('scatter').dataset.plotted || 0)))
+        .observe(document.getElementById('scatter'), {attributes: true,
+                 attributeFilter: ['data-plotted']});
+    }""")
+    worker = threading.Thread(target=live.run_queue)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    complete = _complete(live, study["id"])
+    front = live.get(f"/studies/{study['id']}/pareto")["data"]
+    page.wait_for_function(
+        f"document.getElementById('scatter').dataset.plotted === '{len(complete)}'"
+        " && document.getElementById('summary').textContent.includes('completed')",
+        timeout=15_000)
+    assert page.evaluate("window.__samePage") is True  # updated in place, never reloaded
+    assert page.locator("#scatter").get_attribute("data-front") == str(len(front))
+    assert page.evaluate("window.__seen")[-1] == len(complete)
+    hv = live.get(f"/studies/{study['id']}/hypervolume")["data"]
+    assert page.evaluate("document.getElementById('hypervolume').data[0].x.length") == len(hv)
+    screenshot(page, "study-live")
+
+
+def test_compare_shows_two_fronts(live, page):
+    a = live.submit(live.spec("random search", trials=40, seed=6))
+    b = live.submit(live.spec("nsga2 search", trials=40, seed=7, strategy="nsga2"))
+    live.run_queue()
+    fronts = {s["id"]: live.get(f"/studies/{s['id']}/pareto")["data"] for s in (a, b)}
+    page.goto(f"{live.url}/compare?ids={a['id']},{b['id']}")
+    wait_ready(page)
+    data = page.evaluate("document.getElementById('compare').data.map(d => "
+                         "({name: d.name, n: d.x.length, ids: d.customdata}))")
+    assert len(data) == 2
+    for trace, s in zip(data, (a, b), strict=True):
+        assert s["name"] in trace["name"]
+        assert sorted(trace["ids"]) == sorted(t["number"] for t in fronts[s["id"]])
+    assert page.locator("#compare .legend .traces").count() == 2
+    assert page.locator("#fronts tbody tr").count() == 2
+    screenshot(page, "compare")
+    page.locator(f"#picker input[value='{b['id']}']").uncheck()
+    page.wait_for_function("document.getElementById('compare').data.length === 1")
+    assert page.url.endswith(f"/compare?ids={a['id']}")
+
+
+def test_downloads(live, page):
+    study = live.submit(live.spec("downloads", trials=25, seed=8))
+    live.run_queue()
+    trials = live.get(f"/studies/{study['id']}/trials", limit=10000)["data"]
+    front = live.get(f"/studies/{study['id']}/pareto")["data"]
+    page.goto(f"{live.url}/studies/{study['id']}")
+    wait_ready(page)
+    with page.expect_download() as dl:
+        page.click("#dl-trials-csv")
+    rows = list(csv.DictReader(io.StringIO(open(dl.value.path()).read())))
+    assert [int(r["number"]) for r in rows] == sorted(t["number"] for t in trials)
+    assert {"depth", "width", "op", "kernel", "acc", "latency_ms"} <= set(rows[0])
+    with page.expect_download() as dl:
+        page.click("#dl-front-csv")
+    front_rows = list(csv.DictReader(io.StringIO(open(dl.value.path()).read())))
+    assert len(front_rows) == len(front)
+
+
+def test_narrow_window_and_missing_study(live, browser):
+    study = live.submit(live.spec("narrow", trials=20, seed=9))
+    live.run_queue()
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live.url}/studies/{study['id']}")
+    wait_ready(page)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"page is {overflow}px wider than a 390px window"
+    plot = page.locator("#scatter").bounding_box()
+    details = page.locator("#details").bounding_box()
+    assert details["y"] >= plot["y"] + plot["height"]  # one column: details below the plot
+    screenshot(page, "study-narrow")
+
+    page.goto(f"{live.url}/studies/999999")
+    wait_ready(page)
+    assert "study 999999 not found" in page.locator("#error").inner_text()
+    context.close()
+    assert not errors, errors
