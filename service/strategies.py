@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from search_spaces.registry import Registry
 
@@ -101,6 +101,46 @@ class TPEStrategy(Strategy):
         )
 
 
+class SurrogateOptions(StrategyOptions):
+    predictor: str = Field(default="gp", description="a predictor name (PREDICTORS)")
+    predictor_options: dict[str, Any] = Field(default_factory=dict)
+    n_initial: int = Field(default=10, ge=2, le=10_000, description="random archs first")
+    batch_size: int = Field(default=5, ge=1, le=1000, description="archs chosen per refit")
+    kappa: float = Field(default=1.0, ge=0, le=10, description="optimism: mean - kappa*std")
+    n_random: int = Field(default=1000, ge=0, le=100_000, description="random candidates/round")
+    n_parents: int = Field(default=10, ge=1, le=1000, description="archs mutated per generation")
+    generations: int = Field(default=2, ge=0, le=50, description="mutation rounds on predictions")
+
+    @field_validator("predictor")
+    @classmethod
+    def _known_predictor(cls, name: str) -> str:
+        from surrogate import PREDICTORS
+
+        if name not in PREDICTORS:
+            allowed = ", ".join(PREDICTORS.names())
+            raise ValueError(f"unknown predictor {name!r}; allowed: {allowed}")
+        return name
+
+
+class SurrogateStrategy(Strategy):
+    name = "surrogate"
+    doc = ("surrogate-assisted: predictors fitted on measured trials pick each batch by "
+           "optimistic hypervolume improvement (surrogate.sampler)")
+    Options = SurrogateOptions
+
+    def make_sampler(self, *, seed, context):
+        from surrogate.sampler import SurrogateSampler
+
+        o = self.options
+        objectives = [getattr(obj, "key", obj) for obj in context.get("objectives", [])]
+        return SurrogateSampler(
+            context["space"], predictor=o.predictor, predictor_options=o.predictor_options,
+            n_initial=o.n_initial, batch_size=o.batch_size, kappa=o.kappa, n_random=o.n_random,
+            n_parents=o.n_parents, generations=o.generations, objective_names=objectives,
+            seed=seed,
+        )
+
+
 STRATEGIES: Registry[Strategy] = Registry("strategy", "paretonas.strategies")
-for _cls in (RandomStrategy, NSGA2Strategy, NSGA3Strategy, TPEStrategy):
+for _cls in (RandomStrategy, NSGA2Strategy, NSGA3Strategy, TPEStrategy, SurrogateStrategy):
     STRATEGIES.register(_cls.name, _cls)

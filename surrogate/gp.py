@@ -28,6 +28,9 @@ class GPOptions(PredictorOptions):
     restarts: int = Field(default=0, ge=0, le=20, description="optimizer restarts")
     noise: float = Field(default=1e-2, gt=0, le=10.0, description="initial noise level")
     seed: int = Field(default=0, ge=0)
+    warm_start: bool = Field(
+        default=True, description="refits start from the previous fit's hyperparameters"
+    )
 
 
 class GaussianProcess(Predictor):
@@ -57,7 +60,12 @@ class GaussianProcess(Predictor):
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
         X, y = self.check_xy(X, y)
-        gp = self._regressor(self._kernel(X.shape[1]), optimize=True)
+        kernel = self._kernel(X.shape[1])
+        if self.options.warm_start and self._gp is not None and self.n_features == X.shape[1]:
+            # A refit on a few more points: the last optimum is a good start, and L-BFGS then
+            # needs a handful of O(n^3) steps instead of dozens (the surrogate refits often).
+            kernel = self._gp.kernel_
+        gp = self._regressor(kernel, optimize=True)
         with warnings.catch_warnings():
             # Hitting a bound (e.g. the noise floor on noise-free data) is fine here.
             warnings.simplefilter("ignore", ConvergenceWarning)

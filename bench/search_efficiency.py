@@ -1,0 +1,236 @@
+"""Sample efficiency of search strategies on the real NAS-Bench-Graph table; prints JSON.
+
+For each dataset the true Pareto front (``valid_perf`` maximised, ``latency_ms`` minimised) is
+found by brute force over the table. Each strategy then searches the table space through Optuna
+ask/tell with the sampler the service would build, and every *unique evaluable* arch it asks for
+counts as one evaluation (repeats are answered from a cache and archs without a row fail, both
+free, as they would be in the service). Figures, medians over seeds:
+
+- ``recall``: fraction of the true front's archs evaluated, at each budget;
+- ``hv_ratio``: hypervolume of the evaluated archs / of the true front, reference point at the
+  nadir of the true front (its worst accuracy and worst latency) with chance-level archs left
+  out of that nadir: an arch is chance-level when its accuracy is a far outlier of the dataset
+  (below Q1 - 3 IQR, Tukey's far-out fence), e.g. arxiv's MLP-only archs at 0.55 where the
+  typical arch scores 0.72;
+- ``evals_to_hv_ratio_0.99`` and ``evals_to_recall_0.5``: evaluations until first reached
+  (null when not reached within the largest budget; the median is null when half the seeds
+  never reach it).
+
+Usage: ``python bench/search_efficiency.py [--datasets cora,pubmed] [--seeds 5]
+[--budgets 50,100,200,500] [--methods random,nsga2,tpe,surrogate]``. Skips (exit 0, a JSON
+message) when the table is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "shared/data/nas-bench-graph/"
+TABLE_NAME = "nas_bench_graph_light.csv.gz"
+PARAMS = ["link", "op0", "op1", "op2", "op3"]
+OBJECTIVES = [("valid_perf", "maximize"), ("latency_ms", "minimize")]
+ALL_DATASETS = ["arxiv", "citeseer", "computers", "cora", "cs", "photo", "physics", "proteins",
+                "pubmed"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_TABLE,
+                   help=f"folder holding {TABLE_NAME}")
+    p.add_argument("--datasets", default="cora,citeseer,pubmed,photo,computers",
+                   help=f"comma-separated, from {','.join(ALL_DATASETS)} or 'all'")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--budgets", default="50,100,200,500")
+    p.add_argument("--methods", default="random,nsga2,tpe,surrogate")
+    p.add_argument("--ask-factor", type=int, default=20,
+                   help="stop a run after this many asks per budgeted evaluation")
+    args = p.parse_args(argv)
+    args.datasets = ALL_DATASETS if args.datasets == "all" else args.datasets.split(",")
+    unknown = sorted(set(args.datasets) - set(ALL_DATASETS))
+    if unknown:
+        p.error(f"--datasets: unknown {unknown}; allowed: {', '.join(ALL_DATASETS)}, all")
+    try:
+        args.budgets = sorted(int(b) for b in args.budgets.split(","))
+    except ValueError:
+        p.error("--budgets: comma-separated positive integers, e.g. 50,100,200")
+    if args.seeds < 1 or not args.budgets or args.budgets[0] < 1:
+        p.error("--seeds and --budgets must be positive")
+    args.methods = args.methods.split(",")
+    return args
+
+
+class Problem:
+    """One dataset of the table: the space, its rows, the true front and the HV reference."""
+
+    def __init__(self, dataset: str):
+        from search_spaces.table import TableSpace
+        from surrogate.pareto import hypervolume, pareto_mask, to_loss
+
+        self.dataset = dataset
+        self.space = TableSpace({
+            "path": TABLE_NAME, "params": PARAMS, "metrics": [m for m, _ in OBJECTIVES],
+            "filter": {"dataset": dataset},
+        })
+        self.directions = [d for _, d in OBJECTIVES]
+        self.rows = {k: tuple(v[m] for m, _ in OBJECTIVES)
+                     for k, v in self.space.table.lookup.items()}
+        keys = list(self.rows)
+        loss = to_loss(np.array([self.rows[k] for k in keys]), self.directions)
+        on_front = pareto_mask(loss)
+        self.true_front = {k for k, f in zip(keys, on_front, strict=True) if f}
+        acc = -loss[:, 0]
+        q1, q3 = np.quantile(acc, [0.25, 0.75])
+        self.chance_fence = float(q1 - 3 * (q3 - q1))
+        front = loss[on_front]
+        self.n_chance_on_front = int((-front[:, 0] < self.chance_fence).sum())
+        self.reference = front[-front[:, 0] >= self.chance_fence].max(axis=0)
+        self.true_hv = hypervolume(front, self.reference)
+        self._hv, self._loss = hypervolume, to_loss
+
+    def hv_ratio(self, values: list[tuple[float, ...]]) -> float:
+        return self._hv(self._loss(np.array(values), self.directions), self.reference) / (
+            self.true_hv
+        )
+
+
+def make_sampler(method: str, problem: Problem, seed: int) -> Any:
+    from service.strategies import STRATEGIES
+
+    context = {"space": problem.space, "objectives": [m for m, _ in OBJECTIVES]}
+    return STRATEGIES.get(method)({}).make_sampler(seed=seed, context=context)
+
+
+def run_one(problem: Problem, method: str, seed: int, budget: int, ask_factor: int) -> dict:
+    """Search until ``budget`` unique evaluable archs; the order they were evaluated in."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState
+
+    dims = problem.space.dimensions()
+    dists = {n: CategoricalDistribution(list(d.choices)) for n, d in dims.items()}
+    study = optuna.create_study(directions=problem.directions,
+                                sampler=make_sampler(method, problem, seed))
+    order: list[tuple] = []
+    seen: set[tuple] = set()
+    asks = 0
+    start = time.process_time()
+    while len(order) < budget and asks < ask_factor * budget:
+        trial = study.ask(dists)
+        asks += 1
+        key = tuple(trial.params[p] for p in PARAMS)
+        values = problem.rows.get(key)
+        if values is None:
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        if key not in seen:
+            seen.add(key)
+            order.append(key)
+        study.tell(trial, list(values))
+    return {"order": order, "asks": asks, "cpu_s": time.process_time() - start}
+
+
+def curves(problem: Problem, order: list[tuple], budgets: list[int]) -> dict:
+    recall, hv = [], []
+    hits = 0
+    for n, key in enumerate(order, 1):
+        hits += key in problem.true_front
+        recall.append(hits / len(problem.true_front))
+        hv.append(problem.hv_ratio([problem.rows[k] for k in order[:n]]))
+    def first(series: list[float], mark: float) -> float:
+        return next((n for n, v in enumerate(series, 1) if v >= mark - 1e-12), math.inf)
+
+    def at(series: list[float], b: int) -> float:
+        return series[min(b, len(series)) - 1] if series else 0.0
+
+    return {
+        "recall": {b: at(recall, b) for b in budgets},
+        "hv_ratio": {b: at(hv, b) for b in budgets},
+        "evals_to_hv_ratio_0.99": first(hv, 0.99),
+        "evals_to_recall_0.5": first(recall, 0.5),
+    }
+
+
+def median(values: list[float]) -> float | None:
+    m = float(np.median(values))
+    return None if math.isinf(m) else round(m, 4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    table = args.data_dir / TABLE_NAME
+    if not table.is_file():
+        print(json.dumps({"skipped": f"{table} not found (NAS-Bench-Graph table absent)"}))
+        return 0
+    os.environ["PARETONAS_DATA_DIRS"] = str(args.data_dir.resolve())
+    import optuna
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    budget = args.budgets[-1]
+    out: dict[str, Any] = {
+        "benchmark": "search_efficiency", "table": TABLE_NAME,
+        "objectives": dict(OBJECTIVES), "budgets": args.budgets, "seeds": args.seeds,
+        "datasets": {},
+    }
+    for dataset in args.datasets:
+        problem = Problem(dataset)
+        entry: dict[str, Any] = {
+            "archs": len(problem.rows), "true_front": len(problem.true_front),
+            "chance_level_on_front": problem.n_chance_on_front,
+            "reference_point": [round(-problem.reference[0], 5), round(problem.reference[1], 5)],
+            "methods": {},
+        }
+        for method in args.methods:
+            runs = []
+            for seed in range(args.seeds):
+                r = run_one(problem, method, seed, budget, args.ask_factor)
+                runs.append({**curves(problem, r["order"], args.budgets),
+                             "asks": r["asks"], "cpu_s": r["cpu_s"], "evals": len(r["order"])})
+            entry["methods"][method] = {
+                "recall": {b: median([r["recall"][b] for r in runs]) for b in args.budgets},
+                "hv_ratio": {b: median([r["hv_ratio"][b] for r in runs]) for b in args.budgets},
+                "evals_to_hv_ratio_0.99": median([r["evals_to_hv_ratio_0.99"] for r in runs]),
+                "evals_to_recall_0.5": median([r["evals_to_recall_0.5"] for r in runs]),
+                "evals": median([r["evals"] for r in runs]),
+                "asks": median([r["asks"] for r in runs]),
+                "cpu_s_per_run": median([r["cpu_s"] for r in runs]),
+            }
+            logging.getLogger("bench").warning("%s %s done", dataset, method)
+        out["datasets"][dataset] = entry
+    out["summary"] = summarise(out, args)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+def summarise(out: dict, args: argparse.Namespace) -> dict:
+    """Per method: medians across datasets of the per-dataset medians."""
+    summary: dict[str, Any] = {}
+    for method in args.methods:
+        per = [d["methods"][method] for d in out["datasets"].values()]
+        inf = math.inf
+        summary[method] = {
+            "recall": {b: median([p["recall"][b] for p in per]) for b in args.budgets},
+            "hv_ratio": {b: median([p["hv_ratio"][b] for p in per]) for b in args.budgets},
+            "evals_to_hv_ratio_0.99": median(
+                [p["evals_to_hv_ratio_0.99"] or inf for p in per]),
+            "evals_to_recall_0.5": median([p["evals_to_recall_0.5"] or inf for p in per]),
+        }
+    return summary
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

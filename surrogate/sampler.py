@@ -1,0 +1,274 @@
+"""``SurrogateSampler``: the surrogate-assisted strategy as an Optuna sampler.
+
+Each round it fits one predictor per objective on the measured (complete) trials, scores a pool
+of unseen archs (random archs, one-step mutations of the best measured archs, then mutations of
+the best-scoring candidates: a short evolutionary search over the *predicted* objectives), and
+queues a batch chosen by optimistic hypervolume improvement (``surrogate.acquisition``). Asks pop
+the queue; it never proposes an arch that is already measured, failed or pending, so parallel
+workers (asks before tells) get distinct archs, and pending archs enter the batch selection as
+fantasies at their predicted means. The first ``n_initial`` archs are uniform random.
+
+Objectives are modelled on a log scale when every observed value is positive and spans more than
+a factor of ``log_ratio`` (latency, params, MACs), since such costs vary multiplicatively.
+
+Predictor quality is measured prospectively: before each refit the previous round's models
+predict the trials measured since, which none of them was fitted on; ``quality()`` reports
+Kendall tau and RMSE over a window of those held-out pairs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces.base import SearchSpace
+from surrogate import PREDICTORS
+from surrogate.acquisition import epsilon_to_front, select_batch
+from surrogate.base import Predictor
+from surrogate.candidates import Index, IndexedSpace, candidate_pool
+from surrogate.pareto import pareto_mask
+from surrogate.quality import prediction_quality
+
+logger = logging.getLogger(__name__)
+
+ATTR = "surrogate"  # trial system attr: how the arch was chosen and what was predicted
+
+
+class SurrogateSampler(optuna.samplers.BaseSampler):
+    """Surrogate-assisted multi-objective sampler over a ``SearchSpace`` (see module doc)."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        predictor: str = "gp",
+        predictor_options: dict[str, Any] | None = None,
+        n_initial: int = 10,
+        batch_size: int = 5,
+        kappa: float = 1.0,
+        n_random: int = 1000,
+        n_parents: int = 10,
+        generations: int = 2,
+        log_ratio: float = 10.0,
+        quality_window: int = 100,
+        objective_names: Sequence[str] | None = None,
+        seed: int | None = None,
+    ):
+        self.ispace = IndexedSpace(space)
+        self.predictor_cls = PREDICTORS.get(predictor)
+        self.predictor_options = dict(predictor_options or {})
+        self.predictor_cls(self.predictor_options)  # validate options now, not mid-study
+        self.n_initial = n_initial
+        self.batch_size = batch_size
+        self.kappa = kappa
+        self.n_random = n_random
+        self.n_parents = n_parents
+        self.generations = generations
+        self.log_ratio = log_ratio
+        self.objective_names = list(objective_names) if objective_names else None
+        self._seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._random = optuna.samplers.RandomSampler(seed=seed)
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[Index, dict[str, Any]]] = deque()
+        self._fitted_on: set[int] = set()  # trial numbers of the last fit
+        self._models: list[Predictor] | None = None
+        self._logs: list[bool] = []
+        self._pairs: list[deque[tuple[float, float]]] = []
+        self._window = quality_window
+        self.rounds = 0
+        self.distributions = {
+            n: CategoricalDistribution(list(d.choices)) for n, d in self.ispace.dims.items()
+        }
+
+    # --- Optuna sampler interface -------------------------------------------------------------
+    def reseed_rng(self) -> None:
+        self._rng = np.random.default_rng()
+        self._random.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return dict(self.distributions)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        with self._lock:
+            idx, info = self._next(study, trial)
+        study._storage.set_trial_system_attr(trial._trial_id, ATTR, info)
+        return self.ispace.params(idx)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: Any
+    ) -> Any:
+        # Only reached for parameters outside the space (the runner defines none).
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    # --- what the service reads -------------------------------------------------------------
+    def quality(self) -> dict[str, dict[str, float | int | None]]:
+        """Per objective: Kendall tau and RMSE of predictions on held-out measured trials."""
+        names = self.objective_names or [f"objective_{i}" for i in range(len(self._pairs))]
+        return {
+            name: prediction_quality(np.array(pairs).reshape(-1, 2))
+            for name, pairs in zip(names, self._pairs, strict=False)
+        }
+
+    # --- the strategy -----------------------------------------------------------------------
+    def _next(self, study: Study, trial: FrozenTrial) -> tuple[Index, dict[str, Any]]:
+        trials = study.get_trials(deepcopy=False)
+        known: set[Index] = set()
+        measured: list[tuple[FrozenTrial, Index]] = []
+        pending: list[Index] = []
+        for t in trials:
+            if t.number == trial.number:
+                continue
+            idx = self.ispace.index_of(t.params)
+            if idx is None:
+                continue
+            known.add(idx)
+            if t.state == TrialState.COMPLETE and t.values is not None:
+                measured.append((t, idx))
+            elif t.state in (TrialState.RUNNING, TrialState.WAITING):
+                pending.append(idx)
+        if len(measured) < self.n_initial:
+            return self._random_unknown(known), {"source": "initial"}
+        stale = len({t.number for t, _ in measured} - self._fitted_on) >= self.batch_size
+        if stale or not self._queue:
+            self._round(study, measured, pending, known)
+        while self._queue:
+            idx, info = self._queue.popleft()
+            if idx not in known:
+                return idx, info
+        return self._random_unknown(known), {"source": "random"}
+
+    def _random_unknown(self, known: set[Index]) -> Index:
+        """A uniformly random arch not yet seen (bounded rejection, then a sweep)."""
+        for idx in self.ispace.random(self._rng, 64):
+            if idx not in known:
+                return idx
+        if self.ispace.size <= 1_000_000:
+            rest = [i for i in self.ispace.enumerate_all() if i not in known]
+            if rest:
+                return rest[int(self._rng.integers(len(rest)))]
+        logger.warning("surrogate sampler: no unseen arch found; repeating a random one")
+        return self.ispace.random(self._rng, 1)[0]
+
+    def _targets(self, study: Study, trials: list[FrozenTrial]) -> np.ndarray:
+        """(n, m) values on the modelling scale, signed so every column is a loss."""
+        values = np.array([t.values for t in trials], dtype=np.float64)
+        if len(self._logs) != values.shape[1] or not self._models:
+            self._logs = [
+                bool(np.all(col > 0) and col.max() / col.min() > self.log_ratio)
+                for col in values.T
+            ]
+        out = values.copy()
+        for j, use_log in enumerate(self._logs):
+            if use_log:
+                out[:, j] = np.log(np.clip(values[:, j], 1e-300, None))
+        signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+        return out * np.array(signs)
+
+    def _score_heldout(self, study: Study, measured: list[tuple[FrozenTrial, Index]]) -> None:
+        if self._models is None:
+            return
+        fresh = [(t, i) for t, i in measured if t.number not in self._fitted_on]
+        if not fresh:
+            return
+        X = self.ispace.encode([i for _, i in fresh])
+        values = np.array([t.values for t, _ in fresh], dtype=np.float64)
+        while len(self._pairs) < values.shape[1]:
+            self._pairs.append(deque(maxlen=self._window))
+        for j, model in enumerate(self._models):
+            mean, _ = model.predict(X)
+            pred = self._from_scale(j, mean, study)
+            self._pairs[j].extend(zip(pred.tolist(), values[:, j].tolist(), strict=True))
+
+    def _from_scale(self, j: int, loss: np.ndarray, study: Study) -> np.ndarray:
+        sign = -1.0 if study.directions[j] == StudyDirection.MAXIMIZE else 1.0
+        value = loss * sign
+        return np.exp(value) if self._logs[j] else value
+
+    def _round(
+        self,
+        study: Study,
+        measured: list[tuple[FrozenTrial, Index]],
+        pending: list[Index],
+        known: set[Index],
+    ) -> None:
+        self._score_heldout(study, measured)
+        trials = [t for t, _ in measured]
+        idxs = [i for _, i in measured]
+        Y = self._targets(study, trials)
+        X = self.ispace.encode(idxs)
+        # Keep the model objects between rounds: a predictor may warm-start its refit.
+        models = self._models or [
+            self.predictor_cls(self.predictor_options) for _ in range(Y.shape[1])
+        ]
+        for j, model in enumerate(models):
+            model.fit(X, Y[:, j])
+        self._models = models
+        self._fitted_on = {t.number for t in trials}
+        self.rounds += 1
+
+        feasible = np.array([_feasible(t) for t in trials])
+        front = Y[feasible] if feasible.any() else Y[:0]
+        if pending:
+            front = np.vstack([front, self._predict(self.ispace.encode(pending))[0]])
+        # Parents: the measured archs closest to the measured front (front members first).
+        closeness = epsilon_to_front(Y, Y[pareto_mask(Y)])
+        parents = [idxs[k] for k in np.argsort(closeness, kind="stable")[: self.n_parents]]
+        pool = candidate_pool(
+            self.ispace, parents, exclude=known, n_random=self.n_random, rng=self._rng
+        )
+        if not pool:
+            self._queue.clear()
+            return
+        mean, std = self._predict(self.ispace.encode(pool))
+        for _ in range(self.generations):
+            # Evolution over the predictor: mutate the best-scoring candidates, score again.
+            top = select_batch(mean, std, front, batch_size=self.n_parents, kappa=self.kappa)
+            extra = candidate_pool(
+                self.ispace, [pool[k] for k in top], exclude=known | set(pool), n_random=0,
+                rng=self._rng,
+            )
+            if not extra:
+                break
+            m2, s2 = self._predict(self.ispace.encode(extra))
+            pool, mean, std = pool + extra, np.vstack([mean, m2]), np.vstack([std, s2])
+        batch = select_batch(mean, std, front, batch_size=self.batch_size, kappa=self.kappa)
+        self._queue.clear()
+        for rank, k in enumerate(batch):
+            info = {
+                "source": "surrogate", "round": self.rounds, "rank": rank,
+                "predicted": [float(v) for v in self._from_scale_all(mean[k], study)],
+                "predicted_std": [float(v) for v in std[k]],
+                "log_scale": list(self._logs),
+            }
+            self._queue.append((pool[k], info))
+        logger.debug("surrogate round %d: %d candidates, batch %s", self.rounds, len(pool), batch)
+
+    def _from_scale_all(self, loss_row: np.ndarray, study: Study) -> np.ndarray:
+        return np.array([self._from_scale(j, loss_row[j : j + 1], study)[0]
+                         for j in range(len(loss_row))])
+
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert self._models is not None
+        outs = [m.predict(X) for m in self._models]
+        return np.stack([o[0] for o in outs], axis=1), np.stack([o[1] for o in outs], axis=1)
+
+
+def _feasible(trial: FrozenTrial) -> bool:
+    """Optuna's convention: every constraint value (``Trial.set_constraint``) <= 0."""
+    return all(c <= 0 for c in trial.constraints.values())
