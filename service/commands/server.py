@@ -56,6 +56,17 @@ def stop_workers(procs: list[mp.Process]) -> None:
         p.join(timeout=10)
 
 
+def _check_device_config(settings) -> None:
+    """A broken config file (PARETONAS_CONFIG_FILE) is a one-line user error, before start."""
+    from evaluators.profilers.devices import DeviceCatalog, DeviceError
+    from service.cli import CliError
+
+    try:
+        DeviceCatalog.from_config(settings.config_file)
+    except DeviceError as exc:
+        raise CliError(str(exc)) from exc
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -64,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     from service.settings import get_settings
 
     settings = get_settings()
+    _check_device_config(settings)
     Database(settings.database_url).dispose()  # migrate once before workers start
     procs = start_workers(args.workers)
     log.info("API on http://%s:%s  (%d embedded workers, database %s)", args.host, args.port,
@@ -80,6 +92,7 @@ def _worker(args: argparse.Namespace) -> int:
     from service.settings import get_settings
 
     settings = get_settings()
+    _check_device_config(settings)
     Database(settings.database_url).dispose()
     if args.concurrency == 1:
         _worker_process(args.exit_when_idle)
