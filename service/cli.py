@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "service.commands.studies",
     "service.commands.supernet",
     "service.commands.data",
+    "service.commands.devices",
 ]
 
 

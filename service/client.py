@@ -143,3 +143,19 @@ class Client:
 
     def health(self) -> dict[str, Any]:
         return self._request("GET", "/health")
+
+    # --- devices ------------------------------------------------------------------------------
+    def devices(self) -> list[dict[str, Any]]:
+        """The server's devices (defaults, config file, registered), settings included."""
+        return self._request("GET", "/devices")["data"]
+
+    def add_device(
+        self, name: str, kind: str, settings: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Register a device: a known profiler kind with validated settings."""
+        body = {"name": name, "kind": kind, "settings": settings or {}}
+        return self._request("POST", "/devices", json=body)
+
+    def profilers(self) -> list[dict[str, Any]]:
+        """Profiler kinds with their metrics and settings schema."""
+        return self._request("GET", "/profilers")["data"]

@@ -59,7 +59,7 @@ def stop_workers(procs: list[mp.Process]) -> None:
 def _check_device_config(settings) -> None:
     """A broken config file (PARETONAS_CONFIG_FILE) is a one-line user error, before start."""
     from evaluators.profilers.devices import DeviceCatalog, DeviceError
-    from service.cli import CliError
+    from service.commands import CliError
 
     try:
         DeviceCatalog.from_config(settings.config_file)
