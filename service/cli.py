@@ -8,6 +8,8 @@ import importlib
 import logging
 import sys
 
+from service.commands import CliError
+
 COMMAND_MODULES = [
     "service.commands.server",
     "service.commands.run",
@@ -16,10 +18,6 @@ COMMAND_MODULES = [
     "service.commands.data",
     "service.commands.devices",
 ]
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,5 @@
+"""Command groups of the ``paretonas`` CLI."""
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""

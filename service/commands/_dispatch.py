@@ -1,4 +1,9 @@
-"""Shared plumbing for command groups whose subcommands live in plug-in modules."""
+"""Shared plumbing for command groups whose subcommands live in plug-in modules.
+
+Plug-in modules expose ``add_arguments(parser)`` and ``main(args) -> int``. They are imported
+only when their subcommand runs, so ``paretonas --help`` and the client commands never pay for
+torch.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,16 @@ import importlib
 
 
 def register_plugins(group: argparse.ArgumentParser, plugins: dict[str, str], help_: str) -> None:
-    """Each plugin module exposes ``add_arguments(parser)`` and ``main(args) -> int``."""
-    sub = group.add_subparsers(dest="plugin", required=True, metavar="NAME")
-    for name, module_path in sorted(plugins.items()):
-        module = importlib.import_module(module_path)
-        p = sub.add_parser(name, help=(module.__doc__ or help_).strip().split("\n")[0])
-        module.add_arguments(p)
-        p.set_defaults(func=module.main)
+    group.add_argument("plugin", choices=sorted(plugins), metavar="NAME",
+                       help=f"{help_}: one of {', '.join(sorted(plugins)) or '(none)'}")
+    group.add_argument("plugin_args", nargs=argparse.REMAINDER,
+                       help="arguments of NAME (see NAME --help)")
+
+    def run(args: argparse.Namespace) -> int:
+        module = importlib.import_module(plugins[args.plugin])
+        parser = argparse.ArgumentParser(prog=f"{group.prog} {args.plugin}",
+                                         description=module.__doc__)
+        module.add_arguments(parser)
+        return int(module.main(parser.parse_args(args.plugin_args)) or 0)
+
+    group.set_defaults(func=run)

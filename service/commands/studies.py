@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from service.cli import CliError
+from service.commands import CliError
 
 
 def _client(args: argparse.Namespace):
