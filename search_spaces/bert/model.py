@@ -218,7 +218,11 @@ def build_like(net: BertNet, shape: BertShape) -> BertNet:
 def extract_subnet(net: BertNet, shape: BertShape) -> BertNet:
     """A standalone ``BertNet`` of ``shape`` holding copies of ``net``'s front slices."""
     shape.check_within(net.shape)
-    sub = build_like(net, shape)
+    # allocate without random initialisation (every tensor is overwritten below): on MiniLM the
+    # initialisers cost as much as the copies
+    with torch.device("meta"):
+        sub = build_like(net, shape)
+    sub = sub.to_empty(device="cpu")
     src = net.state_dict()
     kept = shape.kept
     for key, dst in sub.state_dict().items():

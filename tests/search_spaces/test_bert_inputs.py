@@ -207,3 +207,18 @@ def test_arch_with_more_heads_than_the_layer_has(root):
         BertSpace({"seq_len": 1024})
     with pytest.raises(Exception, match="colour"):
         BertSpace({"colour": "red"})
+
+
+def test_generator_cli_module(tmp_path, capsys):
+    import argparse
+
+    from search_spaces.bert import generate
+
+    parser = argparse.ArgumentParser()
+    generate.add_arguments(parser)
+    assert generate.main(parser.parse_args([str(tmp_path / "t"), "--limit", "80"])) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sum(out["rows"].values()) == 80 and out["labels"] == sorted(TOPICS)
+    assert (tmp_path / "t" / "dev.tsv").read_text().startswith("sentence\tlabel\n")
+    assert generate.main(parser.parse_args([str(tmp_path / "u"), "--dev-fraction", "2"])) == 2
+    assert "--dev-fraction must be between 0 and 1" in capsys.readouterr().err
