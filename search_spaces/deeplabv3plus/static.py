@@ -8,12 +8,22 @@ is that layout.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from search_spaces.deeplabv3plus.ops import same_padding
 from search_spaces.deeplabv3plus.structure import LOW_LEVEL_LAST, BlockSpec, NetConfig
+
+
+def bare(cls: type[nn.Module]) -> Any:
+    """An instance of ``cls`` with no submodules yet (``export`` fills in copied layers; building
+    the layers first only to replace them would double the extraction time)."""
+    obj = cls.__new__(cls)
+    nn.Module.__init__(obj)
+    return obj
 
 
 def conv_bn_act(

@@ -66,7 +66,8 @@ class DynamicInvertedResidual(nn.Module):
         return x + h if self.spec.residual else h
 
     def export(self, spec: BlockSpec) -> static.InvertedResidual:
-        block = static.InvertedResidual(spec, device="meta")
+        block = static.bare(static.InvertedResidual)
+        block.use_res = spec.residual
         layers: list[nn.Module] = []
         if spec.expand:
             layers.append(self.conv[0].export(spec.inp, spec.hidden))
@@ -141,7 +142,7 @@ class DynamicASPP(nn.Module):
 
     def export(self, cfg: NetConfig, in_channels: int) -> static.ASPP:
         c = cfg.aspp_channels
-        aspp = static.ASPP(cfg, in_channels, device="meta")
+        aspp = static.bare(static.ASPP)
         branches: list[nn.Module] = []
         for j in self.kept(cfg)[:-1]:
             branches.append(self.convs[j].export(in_channels, c))
@@ -207,7 +208,7 @@ class DynamicHead(nn.Module):
         return self.classifier[3](self.classifier[2](self.classifier[1](y)))
 
     def export(self, cfg: NetConfig) -> static.DeepLabHeadV3Plus:
-        head = static.DeepLabHeadV3Plus(cfg, device="meta")
+        head = static.bare(static.DeepLabHeadV3Plus)
         head.project = self.project.export(cfg.low_level_in, cfg.low_level_channels)
         head.aspp = self.aspp.export(cfg, cfg.high_level_out)
         index = self.decoder_index(cfg, torch.device("cpu"))
@@ -293,7 +294,9 @@ class DeepLabSupernet(nn.Module):
     @torch.no_grad()
     def export(self, cfg: NetConfig) -> static.DeepLabV3Plus:
         """A standalone static model of ``cfg`` whose tensors are copies of the slices."""
-        model = static.DeepLabV3Plus(cfg, device="meta")
+        model = static.bare(static.DeepLabV3Plus)
+        model.config = cfg
+        model.backbone = static.bare(static.Backbone)
         stem = self.backbone.low_level_features[0].export(3)
         low = [self.backbone.block(b.index).export(b) for b in cfg.blocks
                if b.index <= LOW_LEVEL_LAST]

@@ -224,3 +224,53 @@ def train_supernet(
         })
     return {"epochs": cfg.epochs, "steps": step, "seconds": time.perf_counter() - t0,
             "last_loss": loss, "checkpoint": str(out)}
+
+
+def train_model(
+    model: nn.Module,
+    dataset: VOCSegmentation,
+    *,
+    resolution: int,
+    epochs: int,
+    batch_size: int = 8,
+    lr: float = 2e-3,
+    optimizer: str = "adam",
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    max_steps_per_epoch: int | None = None,
+) -> dict[str, Any]:
+    """Train one static model (a subnet from scratch, or a finalist's fine-tuning from its
+    inherited weights) with the supernet's recipe; returns steps, seconds and the last loss."""
+    batches = AugmentedBatches(dataset, resolution)
+    steps = batches.steps_per_epoch(batch_size)
+    if steps < 1:
+        raise SpaceError(f"dataset split has {len(dataset)} images, fewer than one batch of "
+                         f"{batch_size}")
+    if max_steps_per_epoch:
+        steps = min(steps, max_steps_per_epoch)
+    cfg = TrainConfig(lr=lr, optimizer=optimizer, weight_decay=weight_decay)
+    opt = _optimizer(model, cfg)
+    total = steps * epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: max(0.0, 1 - s / max(total, 1)) ** 0.9
+    )
+    t0 = time.perf_counter()
+    loss = float("nan")
+    done = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for epoch in range(epochs):
+            rng = np.random.default_rng([seed, epoch])
+            model.train()
+            for k, (images, masks) in enumerate(batches.epoch(batch_size, rng)):
+                if k >= steps:
+                    break
+                opt.zero_grad(set_to_none=True)
+                out = F.cross_entropy(model(images), masks, ignore_index=IGNORE_INDEX)
+                out.backward()
+                opt.step()
+                sched.step()
+                loss = float(out.detach())
+                done += 1
+    model.eval()
+    return {"steps": done, "seconds": time.perf_counter() - t0, "last_loss": loss}
