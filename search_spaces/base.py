@@ -147,6 +147,8 @@ class SearchSpace(ABC):
     Options: ClassVar[type[SpaceOptions]] = SpaceOptions
     #: False for spaces whose archs are rows of a table (no model to extract or profile).
     has_models: ClassVar[bool] = True
+    #: True for spaces that implement ``finetune`` (a study's optional ``finetune`` stage).
+    can_finetune: ClassVar[bool] = False
 
     def __init__(self, options: SpaceOptions | Mapping[str, Any] | None = None):
         if not isinstance(options, SpaceOptions):
@@ -277,3 +279,17 @@ class SearchSpace(ABC):
         Raise ``ArchError`` when the arch cannot be evaluated (e.g. a table has no row for it);
         the runner records a failed trial with that reason.
         """
+
+    def finetune(
+        self,
+        arch: Arch,
+        metrics: list[str],
+        *,
+        epochs: int,
+        lr: float | None = None,
+        context: EvalContext | None = None,
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """Fine-tune ``arch``'s extracted subnet (inherited weights) on the full training data,
+        then return the requested accuracy metrics measured as ``evaluate`` does (so before and
+        after compare), and details for the trial's info (time, steps, ...)."""
+        raise NotImplementedError(f"search space {self.name!r} cannot fine-tune")
