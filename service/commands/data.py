@@ -10,6 +10,7 @@ from service.commands._dispatch import register_plugins
 GENERATORS: dict[str, str] = {
     "synth-scenes": "search_spaces.randlanet.synthetic",
     "synth-voc": "search_spaces.deeplabv3plus.synth",
+    "stdlib-topics": "search_spaces.bert.generate",
 }
 
 
