@@ -83,6 +83,7 @@ def test_study_page_draws_every_trial_and_the_apis_front(live, page):
     assert any("latency ms [ms]" in t and "better" in t for t in titles), titles
     assert page.locator("#page-info").inner_text().endswith(f"({len(complete) + failed} trials)")
 
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
     page.select_option("#c-axis", "params")
     page.wait_for_function(
         "Array.isArray(document.getElementById('scatter').data[3].marker.color)")
@@ -234,3 +235,46 @@ def test_narrow_window_and_missing_study(live, browser):
     assert "study 999999 not found" in page.locator("#error").inner_text()
     context.close()
     assert not errors, errors
+
+
+def test_pinned_trial_shows_device_measurements_and_predictions(live, page):
+    """A device study written through the ORM (the table space has no device metrics)."""
+    import datetime as dt
+
+    from service.models import Study, Trial
+
+    spec = live.spec("device study", trials=3)
+    spec["objectives"][1]["device"] = "cpu"
+    now = dt.datetime.now(dt.UTC)
+    with live.db.session() as s, s.begin():
+        study = Study(name="device study", search_space="table", spec=spec, status="completed",
+                      n_trials=3, n_complete=3, n_failed=0, extra={})
+        s.add(study)
+        s.flush()
+        for n, (acc, lat) in enumerate([(0.9, 3.0), (0.8, 1.0), (0.7, 2.0)]):
+            s.add(Trial(
+                study_id=study.id, number=n, arch={"depth": n + 1, "width": 8}, arch_key=f"k{n}",
+                values={"acc": acc, "latency_ms@cpu": lat}, state="complete", on_front=n < 2,
+                started_at=now, finished_at=now, worker="w", info={
+                    "sources": {"acc": "predicted", "latency_ms@cpu": "measured"},
+                    "predicted": {"acc": {"mean": acc + 0.01, "std": 0.02}},
+                    "devices": {"cpu": {"metrics": {"latency_ms": lat, "peak_rss_mb": 12.5},
+                                        "samples_ms": [lat - 0.1, lat, lat + 0.2],
+                                        "details": {"threads": 1}, "profiler": "torch-cpu",
+                                        "profiler_version": "3"}}}))
+        study_id = study.id
+    page.goto(f"{live.url}/studies/{study_id}#trial=1")
+    wait_ready(page)
+    details = page.locator("#details-body")
+    details.get_by_text("Device cpu").wait_for()
+    text = details.inner_text()
+    assert "torch-cpu 3" in text and "3 (median 1 ms)" in text and "peak_rss_mb" in text
+    metrics = details.locator("table").nth(1).locator("tbody tr").all_inner_texts()
+    acc_row = next(r for r in metrics if r.startswith("acc"))
+    assert "predicted" in acc_row and "0.81 ± 0.02" in acc_row
+    titles = page.locator("#scatter .g-ytitle").all_text_contents()
+    assert titles == ["latency ms on cpu [ms] ↓ better"]
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+    assert page.locator("#hypervolume").is_hidden()  # no reference point yet: no empty axes
+    assert page.locator("#hv-empty").is_visible()
+    screenshot(page, "study-device-details")

@@ -5,9 +5,14 @@ export const API = "/api/v1";
 
 /** Fetch JSON from the API; throws an Error carrying the server's message (FastAPI `detail`). */
 export async function getJSON(path, { signal } = {}) {
+  return readJSON(fetch(API + path, { headers: { Accept: "application/json" }, signal }));
+}
+
+/** JSON of a pending fetch (e.g. one started early by the page's inline script). */
+export async function readJSON(pending) {
   let res;
   try {
-    res = await fetch(API + path, { headers: { Accept: "application/json" }, signal });
+    res = await pending;
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new Error(`cannot reach the server (${err.message})`);

@@ -2,7 +2,7 @@
 // study runs (no reload: new trials are merged and the charts redrawn with Plotly.react).
 import {
   API, PLOT_CONFIG, TERMINAL, escapeHtml, fillSelect, fmt, fmtDate, getJSON, markReady,
-  metricCatalog, metricShort, plotlyReady, progressBar, showError, statusBadge,
+  metricCatalog, metricShort, plotlyReady, progressBar, readJSON, showError, statusBadge,
 } from "./common.js";
 import { hypervolumeFigure, scatterLayout, scatterTraces } from "./study_plot.js";
 import { detailsHtml, renderTable, tableColumns } from "./study_table.js";
@@ -41,9 +41,10 @@ function merge(trials) {
 }
 
 /** Trials numbered above ``after`` from the columnar /points route (no ``info``: see full()). */
-async function fetchTrials(after) {
+async function fetchTrials(after, pending = null) {
   const q = after >= 0 ? `?after=${after}` : "";
-  const { columns } = await getJSON(`/studies/${studyId}/points${q}`);
+  const { columns } = await (pending ? readJSON(pending)
+    : getJSON(`/studies/${studyId}/points${q}`));
   const names = Object.keys(columns);
   return columns.number.map((_, i) => {
     const t = {};
@@ -134,7 +135,10 @@ async function renderScatter() {
 async function renderHypervolume() {
   const Plotly = await plotlyReady();
   const fig = hypervolumeFigure(state.hv);
-  $("hv-empty").hidden = fig.data[0].x.length > 0;
+  const empty = fig.data[0].x.length === 0;
+  $("hv-empty").hidden = !empty;
+  $("hypervolume").hidden = empty; // no empty axes: drawn once there is a point (then sized)
+  if (empty) return;
   await Plotly.react($("hypervolume"), fig.data, fig.layout, fig.config);
 }
 
@@ -322,8 +326,12 @@ async function start() {
   }
   wireControls();
   try {
+    const early = window.__prefetch || {}; // started by the inline script in study.html
+    delete window.__prefetch;
     const [study, trials, hv] = await Promise.all([
-      getJSON(`/studies/${studyId}`), fetchTrials(-1), getJSON(`/studies/${studyId}/hypervolume`),
+      early.study ? readJSON(early.study) : getJSON(`/studies/${studyId}`),
+      fetchTrials(-1, early.points),
+      early.hypervolume ? readJSON(early.hypervolume) : getJSON(`/studies/${studyId}/hypervolume`),
     ]);
     state.study = study;
     state.hv = hv;

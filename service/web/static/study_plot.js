@@ -4,7 +4,7 @@ import {
 } from "./common.js";
 
 const ACCENT = "#c2410c";
-const FADED = "#8b95a5";
+const FADED = "#6b7280";
 
 /** Whether a trial satisfies every constraint of the spec (constraint keys: metric[@device]). */
 export function feasible(trial, constraints) {
@@ -99,9 +99,9 @@ export function scatterTraces(trials, view, catalog, constraints) {
   const curve = orderAlong(front2d(front, x, y, catalog), x, y);
   const traces = [
     points(dominated, `dominated (${dominated.length})`,
-      { size: 6, opacity: 0.35, ...markerColour(dominated, c, FADED), ...scale }),
+      { size: 7, opacity: 0.45, ...markerColour(dominated, c, FADED), ...scale }),
     points(infeasible, `infeasible (${infeasible.length})`,
-      { size: 7, opacity: 0.35, symbol: "x", ...markerColour(infeasible, c, FADED), ...scale }),
+      { size: 8, opacity: 0.45, symbol: "x", ...markerColour(infeasible, c, FADED), ...scale }),
     { type, mode: "lines", name: "front line", x: curve.map((t) => t.values[x]),
       y: curve.map((t) => t.values[y]), line: { color: ACCENT, width: 2 },
       hoverinfo: "skip", showlegend: false },

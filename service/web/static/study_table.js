@@ -71,11 +71,11 @@ function dl(pairs) {
 }
 
 function kvTable(head, rows) {
-  return `<table class="data"><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join("")}` +
+  return `<div class="scroll"><table class="data"><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join("")}` +
     `</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c, i) =>
       `<td class="${i > 0 && typeof c === "number" ? "num" : ""}">${escapeHtml(
         typeof c === "number" ? fmt(c) : c ?? "—")}</td>`).join("")}</tr>`).join("")}` +
-    "</tbody></table>";
+    "</tbody></table></div>";
 }
 
 /** Prediction of a value, when the trial's info carries one: a number or {mean, std}. */
@@ -103,7 +103,7 @@ export function detailsHtml(t, catalog) {
     Object.entries(t.arch || {}).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : String(v)])));
   const keys = [...catalog.keys()].filter((k) => k in (t.values || {}));
   const anyPred = keys.some((k) => predicted(info, k));
-  const head = ["metric", "value", "unit", "source", ...(anyPred ? ["predicted", "error"] : [])];
+  const head = ["metric", "value", "unit", "source", ...(anyPred ? ["predicted", "pred. − value"] : [])];
   parts.push("<h3>Metrics</h3>", kvTable(head, keys.map((k) => {
     const v = t.values[k];
     const row = [k, v, catalog.get(k)?.unit || "", info.sources?.[k] ?? "—"];
