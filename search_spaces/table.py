@@ -69,7 +69,10 @@ class _Table:
         if missing:
             raise SpaceError(f"{path.name} lacks column(s) {missing}; it has {header}")
         for col, val in options.filter.items():
-            rows = [r for r in rows if _parse(r[col]) == val or r[col] == str(val)]
+            if isinstance(val, str):  # compare raw text: parsing 200k cells is slow
+                rows = [r for r in rows if r[col] == val]
+            else:
+                rows = [r for r in rows if _parse(r[col]) == val]
         if not rows:
             raise SpaceError(f"filter: no row of {path.name} matches {options.filter}")
         metric_cols = options.metrics or [

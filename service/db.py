@@ -60,10 +60,9 @@ _migrate_lock = threading.Lock()
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the latest Alembic revision (idempotent)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # before import: plugin set-up logs
     from alembic import command
     from alembic.config import Config
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

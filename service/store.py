@@ -11,7 +11,7 @@ import datetime as dt
 import threading
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.db import Database, utcnow
@@ -47,31 +47,41 @@ class DbStore:
             ).all()
             return [record_from_row(r) for r in rows]
 
-    def _locked_study(self, s) -> Study:
-        """The study row, locked on PostgreSQL, after checking we still own it."""
-        q = select(Study).where(Study.id == self.study_id)
+    def _check_lease(self, conn) -> bool:
+        """Lock the study row (PostgreSQL), check we still own it; returns cancel_requested."""
+        q = select(Study.lease_owner, Study.cancel_requested).where(Study.id == self.study_id)
         if self.db.is_postgres:
             q = q.with_for_update()
-        study = s.scalars(q).one()
-        if study.lease_owner != self.worker_id:
+        owner, cancel = conn.execute(q).one()
+        if owner != self.worker_id:
             self.lease_lost.set()
-            raise LeaseLost(f"study {self.study_id} is now owned by {study.lease_owner}")
-        return study
+            raise LeaseLost(f"study {self.study_id} is now owned by {owner}")
+        return bool(cancel)
 
-    def _apply_update(self, s, study: Study, upd: FrontUpdate) -> None:
-        for number, hv in upd.hypervolume:
-            s.merge(HypervolumePoint(study_id=self.study_id, trial_number=number, hypervolume=hv))
+    def _study_changes(self, upd: FrontUpdate) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
         if upd.reference_point is not None:
-            study.reference_point = upd.reference_point
+            changes["reference_point"] = upd.reference_point
             self.reference_point = upd.reference_point
         if upd.best_hypervolume is not None:
-            study.best_hypervolume = upd.best_hypervolume
+            changes["best_hypervolume"] = upd.best_hypervolume
+        return changes
+
+    def _insert_hypervolume(self, conn, upd: FrontUpdate) -> None:
+        if upd.hypervolume:
+            conn.execute(insert(HypervolumePoint), [
+                {"study_id": self.study_id, "trial_number": n, "hypervolume": hv}
+                for n, hv in upd.hypervolume
+            ])
 
     def save_trial(self, record: TrialRecord, upd: FrontUpdate) -> None:
+        # SQLAlchemy Core, not ORM units of work: this runs once per trial (hot path).
+        now = utcnow()
         try:
-            with self.db.session() as s, s.begin():
-                study = self._locked_study(s)
-                s.add(Trial(
+            with self.db.engine.begin() as conn:
+                if self._check_lease(conn):
+                    self.cancel_requested.set()
+                conn.execute(insert(Trial).values(
                     study_id=self.study_id, number=record.number, arch=record.arch,
                     arch_key=record.arch_key, values=record.values, state=record.state,
                     on_front=record.on_front, stage=record.stage, worker=record.worker,
@@ -79,27 +89,31 @@ class DbStore:
                     started_at=record.started_at, finished_at=record.finished_at,
                 ))
                 if upd.left_front:
-                    s.execute(
+                    conn.execute(
                         update(Trial)
                         .where(Trial.study_id == self.study_id, Trial.number.in_(upd.left_front))
                         .values(on_front=False)
                     )
-                self._apply_update(s, study, upd)
-                if record.state == "complete":
-                    study.n_complete += 1
-                else:
-                    study.n_failed += 1
-                now = utcnow()  # a finished trial doubles as a heartbeat
-                study.heartbeat_at, study.lease_expires_at = now, now + self.lease
-                if study.cancel_requested:
-                    self.cancel_requested.set()
+                self._insert_hypervolume(conn, upd)
+                counter = "n_complete" if record.state == "complete" else "n_failed"
+                conn.execute(
+                    update(Study).where(Study.id == self.study_id).values(
+                        heartbeat_at=now, updated_at=now,
+                        lease_expires_at=now + self.lease,  # a finished trial is a heartbeat
+                        **{counter: getattr(Study, counter) + 1},
+                        **self._study_changes(upd),
+                    )
+                )
         except IntegrityError as exc:  # another worker wrote this number: we lost the study
             self.lease_lost.set()
             raise LeaseLost(f"trial {record.number} of study {self.study_id} exists") from exc
 
     def save_reference(self, upd: FrontUpdate) -> None:
-        with self.db.session() as s, s.begin():
-            self._apply_update(s, self._locked_study(s), upd)
+        with self.db.engine.begin() as conn:
+            self._check_lease(conn)
+            self._insert_hypervolume(conn, upd)
+            conn.execute(update(Study).where(Study.id == self.study_id)
+                         .values(updated_at=utcnow(), **self._study_changes(upd)))
 
     def should_stop(self) -> bool:
         if self.lease_lost.is_set():
@@ -108,5 +122,6 @@ class DbStore:
 
     def set_extra(self, key: str, value: Any) -> None:
         with self.db.session() as s, s.begin():
-            study = self._locked_study(s)
+            self._check_lease(s.connection())
+            study = s.get(Study, self.study_id)
             study.extra = {**(study.extra or {}), key: value}
