@@ -100,7 +100,7 @@ def test_cancelled_study_is_never_run(app, client):
 
 
 BAD_SPECS = [
-    ({"search_space": {"name": "nope"}}, ["search_space", "name"], "allowed: table"),
+    ({"search_space": {"name": "nope"}}, ["search_space", "name"], "table"),
     ({"strategy": {"name": "annealing"}}, ["strategy", "name"], "nsga2"),
     ({"strategy": {"name": "nsga2", "options": {"pop": 3}}}, ["strategy", "options", "pop"],
      "Extra inputs"),
