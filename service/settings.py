@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -22,6 +23,42 @@ class Settings(BaseSettings):
     config_file: Path | None = Field(default=None, description="server config (YAML): devices")
     max_trials: int = Field(default=100_000, ge=1, description="largest budget.trials accepted")
     max_seconds: float = Field(default=7 * 24 * 3600, gt=0, description="largest budget.seconds")
+    backend: Literal["local", "ray"] = Field(
+        default="local", description="workers run every study on this backend ('ray': on Ray)"
+    )
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to join ('auto', 'ray://head:10001'); none: local"
+    )
+    ray_device_resources: dict[str, str] = Field(
+        default_factory=dict,
+        description="device name -> Ray custom resource its trials need (JSON object)",
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="keys accepted as 'Authorization: Bearer <key>' on write endpoints "
+                    "(JSON list or comma-separated); none: writes are open",
+    )
+    allow_insecure: bool = Field(
+        default=False, description="allow listening on a non-loopback host without API keys"
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, description="largest request body accepted (bytes)"
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value):
+        """``PARETONAS_API_KEYS`` may be a JSON list or comma-separated; blanks are dropped."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                value = json.loads(text)
+            else:
+                value = text.split(",")
+        return [k.strip() for k in value if isinstance(k, str) and k.strip()] if isinstance(
+            value, list) else value
 
 
 @lru_cache

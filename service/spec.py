@@ -77,6 +77,12 @@ class StudySpec(_Strict):
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: BudgetSpec
     seed: int = Field(default=0, ge=0, lt=2**32)
+    backend: Literal["local", "ray"] = Field(
+        default="local", description="where trials run: this worker, or a Ray cluster"
+    )
+    max_concurrency: int = Field(
+        default=1, ge=1, le=1024, description="trials in flight at once (ray backend)"
+    )
     stages: int = Field(default=1, ge=1, le=2, description="2: two-stage search (SSS3D)")
     stage1_fraction: float = Field(
         default=0.5, gt=0, lt=1, description="share of the trial budget spent in stage 1"

@@ -14,6 +14,7 @@ import traceback
 import uuid
 
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 
 from evaluators.profilers.devices import DeviceCatalog
 from service.db import Database
@@ -86,6 +87,21 @@ class Worker:
         self.run_study(study_id)
         return study_id
 
+    def make_runner(self, resolved, store: DbStore) -> StudyRunner:
+        """The local runner, or the Ray backend's when this worker or the study asks for Ray
+        (``paretonas worker --backend ray`` / ``"backend": "ray"`` in the spec)."""
+        cache = DbMeasurementCache(self.db)
+        if self.settings.backend == "ray" or resolved.spec.backend == "ray":
+            from service.backends.ray_backend import RayOptions, RayStudyRunner
+
+            options = RayOptions(
+                address=self.settings.ray_address, max_concurrency=resolved.spec.max_concurrency,
+                device_resources=self.settings.ray_device_resources,
+            )
+            return RayStudyRunner(resolved, store, worker_id=self.worker_id, cache=cache,
+                                  options=options)
+        return StudyRunner(resolved, store, worker_id=self.worker_id, cache=cache)
+
     def run_study(self, study_id: int) -> None:
         with self.db.session() as s:
             raw_spec = s.get(Study, study_id).spec
@@ -98,15 +114,17 @@ class Worker:
         try:
             spec = StudySpec.model_validate(raw_spec)
             resolved = resolve_spec(spec, devices=self.device_catalog())
-            outcome = StudyRunner(
-                resolved, store, worker_id=self.worker_id, cache=DbMeasurementCache(self.db)
-            ).run()
+            outcome = self.make_runner(resolved, store).run()
             status = "cancelled" if outcome == "stopped" else "completed"
         except LeaseLost as exc:
             log.warning("worker %s: %s; leaving the study to its new owner", self.worker_id, exc)
             return
         except (SpecError, ValidationError) as exc:
             error = f"invalid study: {exc}"
+        except OperationalError as exc:  # database restarted/unreachable: not the study's fault
+            log.warning("worker %s: database error in study %s (%s); leaving it to be resumed "
+                        "when its lease expires", self.worker_id, study_id, exc.orig)
+            return
         except Exception as exc:
             log.error("study %s failed:\n%s", study_id, traceback.format_exc())
             error = f"{type(exc).__name__}: {exc}"

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from search_spaces.registry import UnknownNameError
-from service import __version__
+from service import __version__, security
 from service.api import devices, meta, studies
 from service.db import Database
 from service.devices import load_catalog
@@ -42,4 +42,5 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     from service.api import web  # the viewer: pages at /, assets, /api/v1/studies/{id}/points
 
     app.include_router(web.router)
+    security.install(app, settings)  # API keys on writes, body size limit
     return app

@@ -76,6 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     _check_device_config(settings)
+    _check_listen(args.host, settings, insecure=args.insecure)
     Database(settings.database_url).dispose()  # migrate once before workers start
     procs = start_workers(args.workers)
     log.info("API on http://%s:%s  (%d embedded workers, database %s)", args.host, args.port,
@@ -87,10 +88,35 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_listen(host: str, settings, *, insecure: bool) -> None:
+    from service.commands import CliError
+    from service.security import InsecureListenError, check_listen_address
+
+    try:
+        check_listen_address(host, settings, insecure=insecure)
+    except InsecureListenError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _use_backend(args: argparse.Namespace) -> None:
+    """--backend/--address become PARETONAS_* variables, which spawned workers inherit."""
+    from service.commands import CliError
+    from service.settings import get_settings
+
+    if args.address and (args.backend or get_settings().backend) != "ray":
+        raise CliError("--address is the Ray cluster's address: use it with --backend ray")
+    if args.backend:
+        os.environ["PARETONAS_BACKEND"] = args.backend
+    if args.address:
+        os.environ["PARETONAS_RAY_ADDRESS"] = args.address
+    get_settings.cache_clear()
+
+
 def _worker(args: argparse.Namespace) -> int:
     from service.db import Database
     from service.settings import get_settings
 
+    _use_backend(args)
     settings = get_settings()
     _check_device_config(settings)
     Database(settings.database_url).dispose()
@@ -112,6 +138,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, choices=range(0, 65), metavar="N",
                    help="embedded worker processes (0-64, default 1)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --host without PARETONAS_API_KEYS")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("worker", help="run workers that take studies from the queue")
@@ -119,4 +147,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="worker processes (1-64, default 1)")
     p.add_argument("--exit-when-idle", action="store_true",
                    help="stop when the queue is empty instead of polling")
+    p.add_argument("--backend", choices=["local", "ray"], default=None,
+                   help="run every study here (local) or as Ray Tune trials (ray); default "
+                        "PARETONAS_BACKEND, else local (a study may still ask for ray)")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="Ray cluster to join ('auto', 'ray://head:10001'; default "
+                        "PARETONAS_RAY_ADDRESS, else a local Ray)")
     p.set_defaults(func=_worker)

@@ -1,0 +1,271 @@
+"""Ray backend: a study's trials run as Ray Tune trials, in parallel across a Ray cluster.
+
+The driver (the worker process that holds the study's lease) keeps everything that must be
+exactly-once: the Optuna study (the strategy's sampler, asked and told here through a Tune
+``Searcher``), the Pareto front, and persistence through the same ``TrialStore`` as the local
+runner, one transaction per finished trial as it completes. Ray only evaluates: each Tune trial
+gets an arch, resolves the study spec once per Ray worker process, and returns the metric values.
+So a crash loses at most the trials in flight, and resume is the local runner's (rebuild the
+Optuna study from the persisted trials, run the rest of the budget).
+
+Trials are numbered in completion order, as the local runner numbers them; with one trial in
+flight the asks and tells interleave exactly as in the local loop, so for a fixed seed both
+backends give the same trials. Device metrics that need hardware are pinned to the nodes that have
+it through Ray custom resources (``PARETONAS_RAY_DEVICE_RESOURCES='{"gap8-sim": "gap8"}'``: a
+trial measuring on device ``gap8-sim`` needs one unit of the node resource ``gap8``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from search_spaces.base import Arch
+from service.db import utcnow
+from service.evaluation import MeasurementCache, TrialFailure
+from service.records import LeaseLost, TrialRecord, TrialStore
+from service.resolve import ResolvedStudy
+from service.runner import StudyRunner
+
+log = logging.getLogger(__name__)
+
+#: Environment passed to Ray workers of a Ray instance this process starts itself, so that
+#: trials resolve data paths and devices as the driver does.
+FORWARDED_ENV = ("PARETONAS_DATA_DIRS", "PARETONAS_CONFIG_FILE")
+
+
+@dataclass
+class RayOptions:
+    """How to reach Ray and how to shape trials."""
+
+    address: str | None = None  # None: the running Ray instance, else a fresh local one
+    max_concurrency: int = 1
+    cpus_per_trial: float = 1.0
+    device_resources: dict[str, str] = field(default_factory=dict)  # device -> Ray resource
+
+
+def ensure_ray(address: str | None) -> None:
+    """Connect to ``address`` (``"auto"``, ``"ray://host:10001"``, ...) or start a local Ray,
+    unless this process is already connected."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
+                              "log_to_driver": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(runtime_env={"env_vars": env} if env else None, **kwargs)
+
+
+def trial_resources(study: ResolvedStudy, options: RayOptions) -> dict[str, float]:
+    """Ray resources of one trial: CPUs, plus one unit of each device resource it measures on."""
+    resources: dict[str, float] = {"cpu": options.cpus_per_trial}
+    devices = {s.ref.device for s in study.sources.values() if s.kind == "device"}
+    for device in sorted(devices):
+        name = options.device_resources.get(device)
+        if name:
+            resources[name] = resources.get(name, 0.0) + 1.0
+    return resources
+
+
+# --- the Ray side: evaluate one arch ------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _evaluator(spec_json: str):
+    """One resolved study per Ray worker process and spec (spaces load tables/checkpoints)."""
+    from service.evaluation import ArchEvaluator
+    from service.resolve import resolve_spec
+    from service.spec import StudySpec
+
+    spec = StudySpec.model_validate_json(spec_json)
+    return ArchEvaluator(resolve_spec(spec), seed=spec.seed)
+
+
+def evaluate_trial(config: dict[str, Any], spec_json: str) -> dict[str, Any]:
+    """Tune function trainable: evaluate ``config["arch"]``; the outcome goes back as JSON text
+    (Tune flattens nested result dicts; the driver wants them whole)."""
+    t0 = time.perf_counter()
+    values: dict[str, float] = {}
+    info: dict[str, Any] = {}
+    error = None
+    if not config.get("known"):  # a repeated arch: the driver reuses its first result
+        try:
+            evaluation = _evaluator(spec_json)(Arch(config["arch"]))
+            values, info = evaluation.values, evaluation.info
+        except TrialFailure as exc:
+            error = str(exc)
+    payload = {"values": values, "info": info, "error": error,
+               "duration_s": time.perf_counter() - t0, "node": os.uname().nodename}
+    return {"payload": json.dumps(payload)}
+
+
+# --- the driver side ----------------------------------------------------------------------------
+@dataclass
+class _Pending:
+    trial: Any  # optuna.Trial
+    arch: Arch
+    started_at: Any
+    known: TrialRecord | None
+
+
+class RayStudyRunner(StudyRunner):
+    """``StudyRunner`` whose trials run as Ray Tune trials (see the module docstring)."""
+
+    def __init__(
+        self,
+        study: ResolvedStudy,
+        store: TrialStore,
+        *,
+        worker_id: str = "ray",
+        cache: MeasurementCache | None = None,
+        options: RayOptions | None = None,
+    ):
+        super().__init__(study, store, worker_id=worker_id, cache=cache)
+        self.options = options or RayOptions(max_concurrency=study.spec.max_concurrency)
+        self.optuna_study = None
+        self.pending: dict[str, _Pending] = {}
+        self.abort: BaseException | None = None  # lease lost or store failure: stop everything
+        self.stopped = False  # cancel requested: ask no more, let trials in flight finish
+        self.deadline: float | None = None
+
+    # called by the searcher, in the driver's Tune loop
+    def next_config(self, trial_id: str) -> dict[str, Any] | None | str:
+        """A config for a new trial; None to wait for trials in flight; "finished" to stop."""
+        if self.abort is not None or self.stopped:
+            return "finished"
+        try:
+            if self.store.should_stop():
+                self.stopped = True
+                return "finished"
+        except LeaseLost as exc:
+            self.abort = exc
+            return "finished"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            log.info("study %s: time budget spent", self.spec.name)
+            return "finished"
+        started = len(self.records) + len(self.pending)
+        if started >= self.spec.budget.trials:
+            return "finished"
+        stages = getattr(self, "stages", None)
+        if stages is not None and stages.stage_of(started) != self.stage:
+            if self.pending:  # a stage's sampler is built from all of the previous stage
+                return None
+            self.optuna_study = self._make_optuna_study()
+        trial = self.optuna_study.ask(self.distributions)
+        arch = Arch(trial.params)
+        known = self.by_key.get(arch.key())
+        self.pending[trial_id] = _Pending(trial, arch, utcnow(), known)
+        return {"arch": arch.to_dict(), "known": known is not None}
+
+    def complete(self, trial_id: str, result: dict | None, error: bool) -> None:
+        """A Tune trial ended: persist it (or, stopped before reporting, forget it)."""
+        pending = self.pending.pop(trial_id, None)
+        if pending is None or self.abort is not None:
+            return
+        payload = json.loads(result["payload"]) if result and "payload" in result else None
+        if payload is None and not error:
+            return  # stopped by Tune before it reported: never finished, so not a trial
+        try:
+            self._persist(pending, payload)
+        except LeaseLost as exc:
+            self.abort = exc
+        except Exception as exc:  # the database went away: stop; the lease hands it on
+            log.warning("study %s: saving a trial failed: %s", self.spec.name, exc)
+            self.abort = exc
+
+    def _persist(self, pending: _Pending, payload: dict | None) -> None:
+        from optuna.trial import TrialState
+
+        known = pending.known or self.by_key.get(pending.arch.key())
+        if known is not None:  # repeated arch (also one finished while this one ran)
+            values, error = dict(known.values), known.error
+            info = {"duplicate_of": known.number, "sources": known.info.get("sources", {})}
+        elif payload is None:
+            values, info, error = {}, {}, "the Ray trial failed (see the Ray worker's log)"
+        else:
+            values, info, error = payload["values"], payload["info"], payload["error"]
+        if payload is not None:
+            info = {**info, "ray": {"node": payload["node"]}}
+        trial, state = pending.trial, "failed" if error is not None else "complete"
+        if state == "complete":
+            for key, violation in self._constraint_values(values).items():
+                trial.set_constraint(key, violation)
+            self.optuna_study.tell(trial, [values[o.key] for o in self.spec.objectives])
+        else:
+            self.optuna_study.tell(trial, state=TrialState.FAIL)
+        record = TrialRecord(
+            number=len(self.records), arch=pending.arch.to_dict(), arch_key=pending.arch.key(),
+            values=values, state=state, started_at=pending.started_at, finished_at=utcnow(),
+            duration_s=float(payload["duration_s"]) if payload else 0.0,
+            stage=getattr(self, "stage", 1), worker=self.worker_id, error=error, info=info,
+        )
+        final = len(self.records) + 1 >= self.spec.budget.trials
+        update = self.tracker.add(record, final=final)
+        self.store.save_trial(record, update)
+        for rec in self.records:
+            if rec.number in update.left_front:
+                rec.on_front = False
+        self.records.append(record)
+        self.by_key.setdefault(record.arch_key, record)
+
+    # --- the loop ------------------------------------------------------------------------------
+    def run(self) -> str:
+        self.records = sorted(self.store.load_trials(), key=lambda r: r.number)
+        self.by_key = {r.arch_key: r for r in self.records}
+        self.tracker.restore(self.records, self.store.reference_point)
+        self.optuna_study = self._make_optuna_study()
+        budget = self.spec.budget
+        remaining = budget.trials - len(self.records)
+        if budget.seconds:
+            spent = sum(r.duration_s for r in self.records)
+            self.deadline = time.monotonic() + max(budget.seconds - spent, 0.0)
+        if remaining > 0:
+            self._tune(remaining)
+        if self.abort is not None:  # lease lost, or the database error the worker handles
+            raise self.abort
+        if self.stopped:
+            return "stopped"
+        if self.tracker.reference is None:
+            self._finalise_reference()
+        return "completed"
+
+    def _tune(self, remaining: int) -> None:
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no console tables from a service
+        from ray import tune
+
+        from service.backends.tune_glue import StudySearcher, StudyStopper
+
+        ensure_ray(self.options.address)
+        trainable = tune.with_resources(
+            tune.with_parameters(evaluate_trial, spec_json=self.spec.model_dump_json()),
+            trial_resources(self.study, self.options),
+        )
+        storage = tempfile.mkdtemp(prefix="paretonas-tune-")
+        try:
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=StudySearcher(self), num_samples=remaining,
+                    max_concurrent_trials=self.options.max_concurrency,
+                    # one long-lived actor per slot: a fresh actor per trial re-imports torch
+                    # and re-resolves the space, seconds per trial
+                    reuse_actors=True,
+                ),
+                run_config=tune.RunConfig(
+                    name="study", storage_path=storage, verbose=0, stop=StudyStopper(self),
+                    failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                ),
+            )
+            tuner.fit()
+        finally:
+            shutil.rmtree(storage, ignore_errors=True)
