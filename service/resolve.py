@@ -134,4 +134,24 @@ def resolve_spec(spec: StudySpec, *, devices: DeviceCatalog | None = None) -> Re
     for i, con in enumerate(spec.constraints):
         src = _resolve_metric(con, ("constraints", i), space, devices)
         sources.setdefault(con.key, src)
+    if spec.finetune is not None:
+        check_finetune(space, [s for s in sources.values() if s.kind == "accuracy"])
     return ResolvedStudy(spec, space, strategy, sources, devices)
+
+
+def _can_finetune(name: str) -> bool:
+    try:
+        return bool(getattr(SPACES.get(name), "can_finetune", False))
+    except Exception:  # a plug-in that fails to import is simply not listed
+        return False
+
+
+def check_finetune(space: SearchSpace, accuracy: list[MetricSource]) -> None:
+    """A ``finetune`` stage needs a space that can fine-tune and an accuracy metric to improve."""
+    if not space.can_finetune:
+        able = [n for n in SPACES.names() if _can_finetune(n)]
+        raise SpecError.at(("finetune",), f"search space {space.name!r} cannot fine-tune; "
+                           f"spaces that can: {', '.join(able) or '(none)'}")
+    if not accuracy:
+        raise SpecError.at(("finetune",), "fine-tuning needs an accuracy objective or "
+                           "constraint (e.g. miou); costs and latency do not change")

@@ -69,6 +69,16 @@ class BudgetSpec(_Strict):
     seconds: float | None = Field(default=None, gt=0, description="wall-clock limit")
 
 
+class FinetuneSpec(_Strict):
+    """After the search, fine-tune the Pareto candidates (FMAS); the front is recomputed."""
+
+    epochs: int = Field(default=3, ge=1, le=1000, description="training epochs per candidate")
+    max_candidates: int = Field(
+        default=8, ge=1, le=100, description="at most this many front trials (best first)"
+    )
+    lr: float | None = Field(default=None, gt=0, le=1, description="learning rate")
+
+
 class StudySpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     search_space: SearchSpaceSpec
@@ -90,6 +100,9 @@ class StudySpec(_Strict):
     stage1_dims: list[str] | None = Field(
         default=None, max_length=1000,
         description="dimensions searched in stage 1 (default: those whose stage is 1)",
+    )
+    finetune: FinetuneSpec | None = Field(
+        default=None, description="fine-tune the Pareto candidates after the search"
     )
 
     @model_validator(mode="after")

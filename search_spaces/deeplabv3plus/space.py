@@ -121,6 +121,7 @@ class DeepLabSpace(SearchSpace):
 
     name = "deeplabv3plus"
     Options = DeepLabOptions
+    can_finetune = True
 
     def __init__(self, options: DeepLabOptions | dict[str, Any] | None = None):
         super().__init__(options)
@@ -309,3 +310,28 @@ class DeepLabSpace(SearchSpace):
         conf = self.confusions(arch, self.subset(), model=model).sum(axis=0)
         values = {"miou": float(mean_iou(conf)), "pixel_accuracy": pixel_accuracy(conf)}
         return {m: values[m] for m in metrics}
+
+    def finetune(
+        self, arch: Arch, metrics: list[str], *, epochs: int, lr: float | None = None,
+        context: EvalContext | None = None,
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """FMAS's last step: train the extracted subnet on the whole training split (inherited
+        weights, the supernet's recipe at a lower learning rate), then score it on the same
+        validation subset as during the search, and on the full validation set."""
+        from search_spaces.deeplabv3plus.training import train_model
+
+        arch = self.validate(arch)
+        opts: DeepLabOptions = self.options  # type: ignore[assignment]
+        model = self.prepare(self.extract(arch), arch)
+        everything = np.arange(len(self.val.dataset))
+        before_full = float(mean_iou(self.confusions(arch, everything, model=model).sum(0)))
+        stats = train_model(
+            model, self.train.dataset, resolution=int(arch["resolution"]), epochs=epochs,
+            batch_size=max(2, opts.batch_size), lr=lr or 5e-4,
+            seed=context.seed if context else opts.seed,
+        )
+        values = self.evaluate(arch, metrics, model=model)
+        after_full = float(mean_iou(self.confusions(arch, everything, model=model).sum(0)))
+        details = {**stats, "epochs": epochs, "lr": lr or 5e-4,
+                   "miou_full_val_before": before_full, "miou_full_val_after": after_full}
+        return values, details
