@@ -62,10 +62,6 @@ async def _reply(send: Send, status: int, detail: str, headers: list | None = No
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class SecurityMiddleware:
     """ASGI middleware: API keys on writes, body size limit."""
 
@@ -100,29 +96,33 @@ class SecurityMiddleware:
         await self._counted(scope, receive, send)
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count body bytes as the app reads them; past the limit, answer 413 ourselves and
+        tell the app the client left (it would turn any exception into a 400)."""
         seen = 0
-        started = False
+        started = refused = False
 
         async def counting_receive() -> dict:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise _BodyTooLarge
+                if seen > self.max_body and not started:
+                    refused = True
+                    await _reply(send, 413, f"request body exceeds this server's limit of "
+                                 f"{self.max_body} bytes")
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: dict) -> None:
             nonlocal started
+            if refused:
+                return  # we already answered
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _reply(send, 413, f"request body exceeds this server's limit of "
-                             f"{self.max_body} bytes")
+        await self.app(scope, counting_receive, tracking_send)
 
 
 def is_loopback(host: str) -> bool:
