@@ -11,3 +11,6 @@ PROFILERS.register(
     "onnxruntime-cpu", "evaluators.profilers.onnxruntime_cpu:OnnxRuntimeCpuProfiler"
 )
 PROFILERS.register("gap8", "evaluators.profilers.gap8.profiler:Gap8Profiler")
+PROFILERS.register(
+    "torch-cpu-table", "evaluators.profilers.torch_cpu_table:TorchCpuTableProfiler"
+)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -241,21 +242,26 @@ class LatencyTable:
 
     def calibrate(self, references: list[tuple[Any, Any, float]]) -> dict[str, float]:
         """Fit ``per_call_ms`` from ``(model, example_input, measured_ms)`` triples measured on
-        this device: the median over references of (measured - raw sum) / lookups. One robust
-        constant: on a noisy host a least-squares fit of a scale as well chases the noise."""
-        if len(references) < 2:
-            raise ValueError("calibrating a latency table needs at least 2 reference subnets")
-        gaps = []
+        this device (see ``calibrate_from``)."""
+        pairs = []
         for model, example_input, measured in references:
             if not measured > 0:
                 raise ValueError(f"reference latency must be > 0 ms, got {measured}")
-            p = self.predict(model, example_input)
-            gaps.append((measured - p.raw_ms) / (p.n_ops + p.n_containers))
+            pairs.append((self.predict(model, example_input), measured))
+        return self.calibrate_from(pairs)
+
+    def calibrate_from(self, pairs: list[tuple[Prediction, float]]) -> dict[str, float]:
+        """``per_call_ms`` = the median over references of (measured - raw sum) / lookups. One
+        robust constant: on a noisy host a least-squares fit of a scale as well chases noise."""
+        if len(pairs) < 2:
+            raise ValueError("calibrating a latency table needs at least 2 reference subnets")
+        gaps = [(measured - p.raw_ms) / (p.n_ops + p.n_containers) for p, measured in pairs]
         self.scale, self.per_call_ms = 1.0, max(0.0, statistics.median(gaps))
         return {"scale": self.scale, "per_call_ms": self.per_call_ms}
 
     # --- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
+        """Write the table as JSON (atomically: concurrent workers may share a file)."""
         data = {
             "format": FORMAT_VERSION,
             "settings": self.settings.model_dump(),
@@ -264,7 +270,10 @@ class LatencyTable:
             "per_call_ms": self.per_call_ms,
             "entries": self.entries,
         }
-        Path(path).write_text(json.dumps(data, sort_keys=True))
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
