@@ -48,14 +48,19 @@ class TaskSetup:
         if from_checkpoint and cfg.id2label is None:
             raise SpaceError("head: 'checkpoint' needs a BertForSequenceClassification checkpoint"
                              " (config.json architectures + id2label); use head='train'")
-        train = None
+        has_train = (directory / "train.tsv").is_file()
+        # with a checkpoint classifier train.tsv is optional (importance scores and fine-tuning
+        # use it when present)
+        train = read_tsv(directory / "train.tsv", limit=options.max_train_examples) \
+            if has_train else None
         if from_checkpoint:
             labels = [cfg.id2label[i] for i in sorted(cfg.id2label)]  # type: ignore[index]
             source = "the checkpoint's classifier (config.json id2label)"
+            if train is not None:
+                label_indices(train, labels, source=source)
         else:
-            if not (directory / "train.tsv").is_file():
+            if train is None:
                 raise SpaceError(f"task: {directory.name} has no train.tsv to fit a head on")
-            train = read_tsv(directory / "train.tsv", limit=options.max_train_examples)
             labels = sorted(set(train.labels))
             if len(labels) < 2:
                 raise SpaceError(f"task: {train.path.name} has a single label {labels}; a "

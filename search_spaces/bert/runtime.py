@@ -181,14 +181,19 @@ class BertRuntime:
         self.permutation, self.reordered = perm, True
 
     # --- metrics -----------------------------------------------------------------------------
-    def fidelity(self, shape: BertShape) -> float:
+    def reference(self) -> torch.Tensor:
+        """The full model's embeddings of the fidelity texts (computed once)."""
         if self._reference is None:
             self._reference = batched(self.net.embed, self.fidelity_batches)
-        got = batched(lambda ids: self.net.embed(ids, shape), self.fidelity_batches)
-        return mean_cosine(got, self._reference)
+        return self._reference
 
-    def accuracy(self, shape: BertShape) -> float:
+    def fidelity(self, shape: BertShape | None = None, *, model: BertNet | None = None) -> float:
+        """Of the supernet run at ``shape``, or of a standalone ``model`` (fine-tuned)."""
+        embed = model.embed if model is not None else (lambda ids: self.net.embed(ids, shape))
+        return mean_cosine(batched(embed, self.fidelity_batches), self.reference())
+
+    def accuracy(self, shape: BertShape | None = None, *, model: BertNet | None = None) -> float:
         task = self.space.task
         assert task is not None
-        logits = batched(lambda ids: self.net(ids, shape), self.dev_batches)
-        return accuracy(logits, task.dev_targets)
+        run = model if model is not None else (lambda ids: self.net(ids, shape))
+        return accuracy(batched(run, self.dev_batches), task.dev_targets)

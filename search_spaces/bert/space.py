@@ -106,6 +106,7 @@ class BertSpace(SearchSpace):
 
     name = "bert"
     Options = BertOptions
+    can_finetune = True
 
     def __init__(self, options: BertOptions | dict[str, Any] | None = None):
         super().__init__(options)
@@ -135,13 +136,15 @@ class BertSpace(SearchSpace):
     def dimensions(self) -> dict[str, Dim]:
         dims = {"layers": Dim(self.layer_choices, doc="encoder layers kept (see "
                               "depth_selection); heads_i/ffn_i of dropped layers are inactive")}
+        # two-stage studies search depth first (widths at their largest), then the widths
         if not self.options.per_layer:  # type: ignore[attr-defined]
-            dims["heads"] = Dim(self.head_choices, doc="attention heads of every layer")
-            dims["ffn"] = Dim(self.ffn_choices, doc="FFN neurons of every layer")
+            dims["heads"] = Dim(self.head_choices, stage=2, doc="attention heads of every layer")
+            dims["ffn"] = Dim(self.ffn_choices, stage=2, doc="FFN neurons of every layer")
             return dims
-        for i in range(max(self.layer_choices)):
-            dims[f"heads_{i}"] = Dim(self.head_choices, doc=f"attention heads of layer {i}")
-            dims[f"ffn_{i}"] = Dim(self.ffn_choices, doc=f"FFN neurons of layer {i}")
+        for i in range(self.cfg.num_layers):
+            dims[f"heads_{i}"] = Dim(self.head_choices, stage=2,
+                                     doc=f"attention heads of layer {i}")
+            dims[f"ffn_{i}"] = Dim(self.ffn_choices, stage=2, doc=f"FFN neurons of layer {i}")
         return dims
 
     def metrics(self) -> dict[str, MetricInfo]:
@@ -228,3 +231,33 @@ class BertSpace(SearchSpace):
         if "accuracy" in metrics:
             out["accuracy"] = rt.accuracy(shape)
         return out
+
+    def finetune(
+        self,
+        arch: Arch,
+        metrics: list[str],
+        *,
+        epochs: int,
+        lr: float | None = None,
+        context: EvalContext | None = None,
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """Fine-tune the extracted subnet (task cross-entropy, or distillation from the full
+        model without a task; see ``finetune.py``), then measure ``metrics`` on the same texts
+        and dev split as ``evaluate``. The supernet is not changed."""
+        from search_spaces.bert.finetune import finetune_subnet
+
+        allowed = self.metrics()
+        unknown = [m for m in metrics if m not in allowed]
+        if unknown:
+            raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(allowed)}")
+        rt = self.runtime
+        model = self.extract(self.validate(dict(arch)))
+        lr = lr or 1e-4
+        stats = finetune_subnet(rt, model, epochs=epochs, lr=lr,
+                                seed=context.seed if context else 0)
+        values: dict[str, float] = {}
+        if "fidelity" in metrics:
+            values["fidelity"] = rt.fidelity(model=model)
+        if "accuracy" in metrics:
+            values["accuracy"] = rt.accuracy(model=model)
+        return values, {**stats, "epochs": epochs, "lr": lr}

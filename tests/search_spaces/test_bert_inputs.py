@@ -76,8 +76,8 @@ def test_topic_task_files_are_glue_shaped(task):
 
 
 def test_trained_head_accuracy_on_the_real_task(task):
-    space = BertSpace({**SMALL, "task": "topics", "max_train_examples": 300,
-                       "max_eval_examples": 96})
+    space = BertSpace({**SMALL, "task": "topics", "max_train_examples": 150,
+                       "max_eval_examples": 64})
     assert set(space.metrics()) == {"fidelity", "accuracy"}
     full = space.evaluate(space.largest(), ["accuracy", "fidelity"])
     # five topics: chance is about 0.2; MiniLM embeddings separate them well
@@ -222,3 +222,31 @@ def test_generator_cli_module(tmp_path, capsys):
     assert (tmp_path / "t" / "dev.tsv").read_text().startswith("sentence\tlabel\n")
     assert generate.main(parser.parse_args([str(tmp_path / "u"), "--dev-fraction", "2"])) == 2
     assert "--dev-fraction must be between 0 and 1" in capsys.readouterr().err
+
+
+def _small_arch(space: BertSpace):
+    n = space.cfg.num_layers
+    return space.validate({"layers": 4, **{f"heads_{i}": 3 for i in range(n)},
+                           **{f"ffn_{i}": 384 for i in range(n)}})
+
+
+def test_finetune_by_distillation_improves_fidelity_on_unseen_text(root):
+    space = BertSpace({**SMALL, "num_texts": 32, "max_train_examples": 64})
+    arch = _small_arch(space)
+    before = space.evaluate(arch, ["fidelity"])["fidelity"]
+    values, details = space.finetune(arch, ["fidelity"], epochs=3)
+    assert details["objective"].startswith("cosine distillation")
+    assert details["train_examples"] == 64 and details["steps"] == 3 * 4
+    assert details["epoch_losses"][-1] < details["epoch_losses"][0]
+    assert values["fidelity"] > before + 0.05, (before, values)
+    # the supernet (and so every other trial) is untouched
+    assert space.evaluate(arch, ["fidelity"])["fidelity"] == pytest.approx(before, abs=1e-6)
+
+
+def test_finetune_on_the_task_trains_the_classifier(task):
+    space = BertSpace({**SMALL, "task": "topics", "max_train_examples": 64,
+                       "max_eval_examples": 32, "reorder": False})
+    values, details = space.finetune(_small_arch(space), ["accuracy"], epochs=2, lr=1e-4)
+    assert details["objective"].startswith("cross-entropy")
+    assert details["epoch_losses"][-1] < details["epoch_losses"][0]
+    assert set(values) == {"accuracy"} and 0.0 <= values["accuracy"] <= 1.0
