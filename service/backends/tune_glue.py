@@ -21,6 +21,11 @@ class StudySearcher(Searcher):
         super().__init__()
         self.runner = runner
 
+    def __getstate__(self) -> dict:
+        # Tune pickles its searcher into the experiment directory for its own restore; ours
+        # resumes from the database instead, and the runner (engine, locks) does not pickle.
+        return {k: v for k, v in self.__dict__.items() if k != "runner"}
+
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # the study's objectives come from its spec, not from Tune
 
@@ -39,6 +44,9 @@ class StudyStopper(Stopper):
 
     def __init__(self, runner: RayStudyRunner):
         self.runner = runner
+
+    def __getstate__(self) -> dict:
+        return {}  # see StudySearcher.__getstate__
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         return False

@@ -1,0 +1,155 @@
+"""The Ray backend on a real local Ray (2 CPUs): same trials as the local backend for a fixed
+seed, parallel trials persisted exactly once, resume, cancel, device resources."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from service.backends.ray_backend import RayOptions, RayStudyRunner, trial_resources
+from service.db import Database
+from service.models import Study, Trial
+from service.queue import claim_study
+from service.resolve import resolve_spec
+from service.runner import StudyRunner
+from service.settings import Settings
+from service.spec import StudySpec
+from service.store import DbStore
+from service.worker import Worker
+from tests.conftest import table_spec
+from tests.search_spaces.test_table import write_table
+from tests.service.helpers import brute_force_front
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """One local Ray for the module (start-up costs seconds); its workers see the data dir."""
+    root = tmp_path_factory.mktemp("raydata")
+    write_table(root / "t.csv")
+    old = os.environ.get("PARETONAS_DATA_DIRS")
+    os.environ["PARETONAS_DATA_DIRS"] = str(root)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+             runtime_env={"env_vars": {"PARETONAS_DATA_DIRS": str(root)}})
+    yield root
+    ray.shutdown()
+    if old is None:
+        os.environ.pop("PARETONAS_DATA_DIRS", None)
+    else:
+        os.environ["PARETONAS_DATA_DIRS"] = old
+
+
+def new_db(tmp_path, name: str) -> Database:
+    return Database(f"sqlite:///{tmp_path / name}")
+
+
+def submit(db: Database, spec: dict) -> int:
+    from service import crud
+
+    with db.session() as s:
+        return crud.create_study(s, resolved=resolve_spec(StudySpec.model_validate(spec))).id
+
+
+def trials(db: Database, study_id: int) -> list[Trial]:
+    with db.session() as s:
+        return list(s.scalars(select(Trial).where(Trial.study_id == study_id)
+                              .order_by(Trial.number)).all())
+
+
+def study_row(db: Database, study_id: int) -> Study:
+    with db.session() as s:
+        return s.get(Study, study_id)
+
+
+def test_ray_and_local_backends_give_the_same_trials(ray_cluster, tmp_path):
+    spec = table_spec(strategy={"name": "nsga2", "options": {"population_size": 6}},
+                      budget={"trials": 16}, seed=7)
+    runs = {}
+    for backend in ("local", "ray"):
+        db = new_db(tmp_path, f"{backend}.db")
+        sid = submit(db, {**spec, "backend": backend})
+        Worker(db, Settings(database_url=db.url), worker_id=backend).run_once()
+        assert study_row(db, sid).status == "completed", study_row(db, sid).error
+        runs[backend] = trials(db, sid)
+        db.dispose()
+    local, on_ray = runs["local"], runs["ray"]
+    assert len(local) == len(on_ray) == 16
+    for a, b in zip(local, on_ray, strict=True):
+        assert (a.number, a.arch, a.values, a.state, a.on_front) == \
+               (b.number, b.arch, b.values, b.state, b.on_front)
+    assert all("ray" in t.info for t in on_ray if "duplicate_of" not in t.info)
+
+
+@pytest.mark.slow  # ~20 s of Tune on 2 shared cores
+def test_parallel_trials_resume_a_study_exactly_once(ray_cluster, tmp_path):
+    db = new_db(tmp_path, "par.db")
+    spec = table_spec(strategy={"name": "tpe", "options": {"n_startup_trials": 4}},
+                      budget={"trials": 20}, max_concurrency=2)
+    sid = submit(db, spec)
+    assert claim_study(db, "w", lease_seconds=60) == sid
+    store = DbStore(db, sid, "w", lease_seconds=60)
+    # a local worker ran 6 trials and died; the Ray backend resumes with 2 trials in flight
+    StudyRunner(resolve_spec(StudySpec.model_validate({**spec, "budget": {"trials": 6}})),
+                store, worker_id="w").run()
+    runner = RayStudyRunner(resolve_spec(StudySpec.model_validate(spec)), store, worker_id="w",
+                            options=RayOptions(max_concurrency=2))
+    assert runner.run() == "completed"
+    rows = trials(db, sid)
+    assert [t.number for t in rows] == list(range(20))
+    assert ["ray" in t.info for t in rows] == [False] * 6 + [True] * 14
+    as_dicts = [{"number": t.number, "arch_key": t.arch_key, "state": t.state,
+                 "values": t.values} for t in rows]
+    assert {t.number for t in rows if t.on_front} == brute_force_front(as_dicts, spec)
+    study = study_row(db, sid)
+    assert study.n_complete + study.n_failed == 20 and study.best_hypervolume > 0
+    db.dispose()
+
+
+@pytest.mark.slow
+def test_cancel_is_honoured(ray_cluster, tmp_path):
+    db = new_db(tmp_path, "cancel.db")
+    sid = submit(db, table_spec(budget={"trials": 5000}, backend="ray", max_concurrency=2))
+    settings = Settings(database_url=db.url, heartbeat_seconds=0.1)
+    thread = threading.Thread(target=Worker(db, settings, worker_id="w").run_once)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and study_row(db, sid).n_complete < 3:
+        time.sleep(0.1)
+    with db.session() as s:
+        s.get(Study, sid).cancel_requested = True
+        s.commit()
+    thread.join(120)
+    assert not thread.is_alive()
+    study = study_row(db, sid)
+    assert study.status == "cancelled" and 3 <= study.n_complete < 5000
+    assert [t.number for t in trials(db, sid)] == list(range(study.n_complete + study.n_failed))
+    db.dispose()
+
+
+def test_device_trials_ask_for_the_device_resource():
+    class Src:
+        def __init__(self, kind, device=None):
+            self.kind = kind
+            self.ref = type("Ref", (), {"device": device})()
+
+    class Study:
+        sources = {"acc": Src("accuracy"), "latency_ms@gap8-sim": Src("device", "gap8-sim"),
+                   "latency_ms@cpu": Src("device", "cpu")}
+
+    opts = RayOptions(device_resources={"gap8-sim": "gap8"}, cpus_per_trial=0.5)
+    assert trial_resources(Study(), opts) == {"cpu": 0.5, "gap8": 1.0}
+    assert trial_resources(Study(), RayOptions()) == {"cpu": 1.0}
+
+
+def test_backend_is_validated():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'local' or 'ray'"):
+        StudySpec.model_validate(table_spec(backend="spark"))
+    with pytest.raises(ValidationError, match="max_concurrency"):
+        StudySpec.model_validate(table_spec(max_concurrency=0))
