@@ -7,8 +7,10 @@ import csv
 import io
 import threading
 
+import numpy as np
 import pytest
 
+from surrogate.pareto import default_reference, hypervolume, to_loss
 from tests.browser.conftest import screenshot, wait_ready
 
 pytestmark = pytest.mark.browser
@@ -190,6 +192,13 @@ def test_compare_shows_two_fronts(live, page):
         assert sorted(trace["ids"]) == sorted(t["number"] for t in fronts[s["id"]])
     assert page.locator("#compare .legend .traces").count() == 2
     assert page.locator("#fronts tbody tr").count() == 2
+    # hypervolume of both fronts against one shared reference, checked with surrogate.pareto
+    loss = {i: to_loss(np.array([[t["values"]["acc"], t["values"]["latency_ms"]]
+                                 for t in fronts[i]]), ["maximize", "minimize"]) for i in fronts}
+    reference = default_reference(np.vstack(list(loss.values())))
+    for s in (a, b):
+        shown = page.locator(f"#fronts tr[data-id='{s['id']}'] .shared-hv").inner_text()
+        assert float(shown) == pytest.approx(hypervolume(loss[s["id"]], reference), rel=1e-3)
     screenshot(page, "compare")
     page.locator(f"#picker input[value='{b['id']}']").uncheck()
     page.wait_for_function("document.getElementById('compare').data.length === 1")
@@ -229,6 +238,12 @@ def test_narrow_window_and_missing_study(live, browser):
     details = page.locator("#details").bounding_box()
     assert details["y"] >= plot["y"] + plot["height"]  # one column: details below the plot
     screenshot(page, "study-narrow")
+
+    for path, name in ((f"/compare?ids={study['id']}", "compare-narrow"), ("/", "studies-narrow")):
+        page.goto(live.url + path)
+        wait_ready(page)
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+        screenshot(page, name)
 
     page.goto(f"{live.url}/studies/999999")
     wait_ready(page)

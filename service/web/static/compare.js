@@ -66,6 +66,36 @@ async function loadFronts() {
   }));
 }
 
+/**
+ * Hypervolume of each study's front on the two drawn axes, against one reference shared by all
+ * picked studies (their worst drawn values pushed out by 10% of the range, as the service does
+ * for one study). Each study's own best_hypervolume uses its own reference: not comparable.
+ */
+export function sharedHypervolume(fronts, x, y, catalog) {
+  const sx = catalog.get(x)?.direction === "maximize" ? -1 : 1;
+  const sy = catalog.get(y)?.direction === "maximize" ? -1 : 1;
+  const loss = fronts.map((pts) => pts
+    .filter((t) => Number.isFinite(t.values?.[x]) && Number.isFinite(t.values?.[y]))
+    .map((t) => [sx * t.values[x], sy * t.values[y]]));
+  const all = loss.flat();
+  if (!all.length || !catalog.get(x)?.direction || !catalog.get(y)?.direction) return null;
+  const ref = [0, 1].map((k) => {
+    const hi = Math.max(...all.map((p) => p[k])), lo = Math.min(...all.map((p) => p[k]));
+    return hi + 0.1 * (hi > lo ? hi - lo : Math.max(Math.abs(hi), 1));
+  });
+  const volumes = loss.map((pts) => {
+    let hv = 0, prevB = ref[1];
+    for (const [a, b] of pts.slice().sort((p, q) => p[0] - q[0] || p[1] - q[1])) {
+      if (a < ref[0] && b < prevB) {
+        hv += (ref[0] - a) * (prevB - b);
+        prevB = b;
+      }
+    }
+    return hv;
+  });
+  return { reference: [sx * ref[0], sy * ref[1]], volumes };
+}
+
 function hover(study, t, catalog) {
   const lines = [`<b>#${study.id} ${escapeHtml(study.name)}</b> · trial #${t.number}`,
     archText(t.arch)];
@@ -104,16 +134,22 @@ async function render() {
     margin: { l: 70, r: 20, t: 30, b: 60 },
     xaxis: { title: { text: metricLabel(catalog.get(state.x)) }, automargin: true },
     yaxis: { title: { text: metricLabel(catalog.get(state.y)) }, automargin: true },
-    legend: { orientation: "h", y: -0.2 }, hovermode: "closest", hoverlabel: { align: "left" },
+    showlegend: true, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+    hovermode: "closest", hoverlabel: { align: "left" },
     uirevision: `${state.x}|${state.y}`,
     font: { family: "system-ui, DejaVu Sans, sans-serif", size: 13 },
   }, PLOT_CONFIG);
-  document.querySelector("#fronts tbody").innerHTML = state.ids.map((id) => {
+  const common = sharedHypervolume(state.ids.map((id) => state.fronts.get(id) || []),
+    state.x, state.y, catalog);
+  $("shared-ref").textContent = common
+    ? `(reference ${common.reference.map(fmt).join(", ")})` : "(needs two objectives)";
+  document.querySelector("#fronts tbody").innerHTML = state.ids.map((id, i) => {
     const s = state.studies.get(id);
     if (!s) return "";
-    return `<tr><td><a href="/studies/${id}">#${id} ${escapeHtml(s.name)}</a></td>
+    return `<tr data-id="${id}"><td><a href="/studies/${id}">#${id} ${escapeHtml(s.name)}</a></td>
       <td>${statusBadge(s.status)}</td><td class="num">${fmt(state.fronts.get(id)?.length)}</td>
       <td class="num">${fmt(s.n_complete)} / ${fmt(s.n_trials)}</td>
+      <td class="num shared-hv">${common ? fmt(common.volumes[i]) : "—"}</td>
       <td class="num">${fmt(s.best_hypervolume)}</td>
       <td>${escapeHtml((s.objectives || []).map((o) => o.key).join(", "))}</td></tr>`;
   }).join("");
