@@ -8,8 +8,9 @@
    several seeds. Time axis = the measured evaluation seconds of each trial's arch (each arch is
    evaluated once and its time re-used across runs, so the runs are comparable and the bench is
    affordable); hypervolume with a fixed reference (miou 0, macs of the largest subnet).
-   Reports the time each needs to reach 95% of the single-stage final hypervolume, and the
-   hypervolume of both at equal time; medians over seeds (SSS3D: two-stage needs 54%).
+   Reports, for stage-1 budget shares 0.25 and 0.5, the time each needs to reach 95% and 100% of
+   the single-stage final hypervolume and the hypervolume of both at 25/50/100% of the
+   single-stage time; medians over seeds (SSS3D: two-stage needs 54% of the time).
 
 Synthetic scenes (``search_spaces.randlanet.synthetic``) in a temporary folder; CPU, 1 thread.
 ``--quick`` shrinks everything for a smoke run.
@@ -201,8 +202,36 @@ def hv_at(times: np.ndarray, hvs: np.ndarray, t: float) -> float:
     return float(hvs[done[-1]]) if done.size else 0.0
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else round(a / b, 3)
+
+
+def _compare(ts, hs, tt, ht) -> dict:
+    """One seed: two-stage (tt, ht) against single-stage (ts, hs)."""
+    out: dict[str, Any] = {"single_final_hv": round(float(hs[-1]), 4),
+                           "two_final_hv": round(float(ht[-1]), 4),
+                           "single_total_s": round(float(ts[-1]), 2),
+                           "two_total_s": round(float(tt[-1]), 2)}
+    for pct in (95, 100):
+        target = pct / 100 * hs[-1]
+        t_single, t_two = time_to(ts, hs, target), time_to(tt, ht, target)
+        out[f"to_{pct}pct"] = {"single_s": None if t_single is None else round(t_single, 2),
+                               "two_s": None if t_two is None else round(t_two, 2),
+                               "ratio": _ratio(t_two, t_single)}
+    for frac in (0.25, 0.5, 1.0):
+        t = frac * ts[-1]
+        out[f"hv_at_{int(frac * 100)}pct_single_time"] = {
+            "single": round(hv_at(ts, hs, t), 4), "two": round(hv_at(tt, ht, t), 4)}
+    return out
+
+
+def _median_or_none(xs: list) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return round(median(xs), 3) if xs else None
+
+
 def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials: int,
-                    fraction: float, population: int) -> dict:
+                    fractions: list[float], population: int) -> dict:
     memo = Memo()
     base = {
         "name": "bench-randlanet",
@@ -212,41 +241,38 @@ def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials:
         "strategy": {"name": "nsga2", "options": {"population_size": population}},
         "budget": {"trials": trials},
     }
-    per_seed = []
+    rows: dict[float, list[dict]] = {f: [] for f in fractions}
     for seed in seeds:
-        single = run_search({**base, "seed": seed}, memo)
-        two = run_search({**base, "seed": seed, "stages": 2, "stage1_fraction": fraction}, memo)
-        ts, hs = hv_curve(single, macs_ref)
-        tt, ht = hv_curve(two, macs_ref)
-        target = 0.95 * hs[-1]
-        t_single, t_two = time_to(ts, hs, target), time_to(tt, ht, target)
-        per_seed.append({
-            "seed": seed, "single_final_hv": round(float(hs[-1]), 4),
-            "two_final_hv": round(float(ht[-1]), 4), "target_hv": round(float(target), 4),
-            "single_s_to_target": None if t_single is None else round(t_single, 2),
-            "two_s_to_target": None if t_two is None else round(t_two, 2),
-            "time_ratio": None if not (t_single and t_two) else round(t_two / t_single, 3),
-            "single_total_s": round(float(ts[-1]), 2), "two_total_s": round(float(tt[-1]), 2),
-            "hv_at_half_single_time": {
-                "single": round(hv_at(ts, hs, ts[-1] / 2), 4),
-                "two": round(hv_at(tt, ht, ts[-1] / 2), 4)},
-            "two_stage_trials_per_stage": [sum(t["stage"] == s for t in two) for s in (1, 2)],
-        })
-    ratios = [r["time_ratio"] for r in per_seed if r["time_ratio"] is not None]
+        ts, hs = hv_curve(run_search({**base, "seed": seed}, memo), macs_ref)
+        for frac in fractions:
+            two = run_search({**base, "seed": seed, "stages": 2, "stage1_fraction": frac}, memo)
+            tt, ht = hv_curve(two, macs_ref)
+            rows[frac].append({"seed": seed, **_compare(ts, hs, tt, ht)})
+    summary = {}
+    for frac, per_seed in rows.items():
+        summary[f"stage1_fraction={frac}"] = {
+            "median_time_ratio_to_95pct": _median_or_none(
+                [r["to_95pct"]["ratio"] for r in per_seed]),
+            "median_time_ratio_to_100pct": _median_or_none(
+                [r["to_100pct"]["ratio"] for r in per_seed]),
+            "seeds_two_stage_reached_100pct": sum(
+                r["to_100pct"]["two_s"] is not None for r in per_seed),
+            **{f"median_hv_at_{p}pct_single_time": {
+                k: round(median([r[f"hv_at_{p}pct_single_time"][k] for r in per_seed]), 4)
+                for k in ("single", "two")} for p in (25, 50, 100)},
+            "median_total_s": {
+                "single": round(median([r["single_total_s"] for r in per_seed]), 2),
+                "two": round(median([r["two_total_s"] for r in per_seed]), 2)},
+            "per_seed": per_seed,
+        }
     return {
-        "seeds": seeds, "trials": trials, "stage1_fraction": fraction,
-        "strategy": f"nsga2(population={population})", "objectives": ["miou max", "macs min"],
-        "target": "95% of the single-stage final hypervolume (per seed)",
-        "median_time_ratio_two_over_single": round(median(ratios), 3) if ratios else None,
-        "seeds_where_two_stage_reached_target": sum(
-            r["two_s_to_target"] is not None for r in per_seed),
-        "median_hv_at_half_single_time": {
-            k: round(median([r["hv_at_half_single_time"][k] for r in per_seed]), 4)
-            for k in ("single", "two")},
-        "median_final_hv": {"single": round(median([r["single_final_hv"] for r in per_seed]), 4),
-                            "two": round(median([r["two_final_hv"] for r in per_seed]), 4)},
+        "seeds": seeds, "trials": trials, "strategy": f"nsga2(population={population})",
+        "objectives": ["miou max", "macs min (/ macs of the largest subnet)"],
+        "reference": [0.0, 1.0],
+        "time_ratio": "two-stage seconds / single-stage seconds to reach the given share of the "
+                      "single-stage final hypervolume (same seed); < 1 means two-stage is faster",
         "unique_archs_evaluated": len(memo.values),
-        "per_seed": per_seed,
+        **summary,
     }
 
 
@@ -256,6 +282,9 @@ def main() -> int:
     parser.add_argument("--sections", default="knn,sharing,search")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--fractions", default="0.25,0.5", help="stage-1 budget shares to try")
+    parser.add_argument("--workdir", help="keep the scenes and the trained supernet here and "
+                        "reuse them on the next run (default: a temporary folder)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
@@ -266,21 +295,24 @@ def main() -> int:
         out["knn"] = bench_knn([1024, 4096] if quick else [1024, 4096, 16384], 16,
                                3 if quick else 7)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(args.workdir or tmp).resolve()
+        root.mkdir(parents=True, exist_ok=True)
         os.environ["PARETONAS_DATA_DIRS"] = str(root)
         n_train, n_val = (6, 2) if quick else (24, 4)
-        write_dataset(root / "scenes", n_train=n_train, n_val=n_val,
-                      points=2048 if quick else 8192, seed=0)
+        if not (root / "scenes").is_dir():
+            write_dataset(root / "scenes", n_train=n_train, n_val=n_val,
+                          points=2048 if quick else 8192, seed=0)
+        ckpt = root / "sn.safetensors"
         space_opts = QUICK_SPACE if quick else SPACE
         space = RandLANetSpace({**space_opts, "init_seed": 0})
         train = load_split(root / "scenes", "train", 4)
         val = load_split(root / "scenes", "val", 4)
         out["space"] = {"options": space_opts, "size": space.size()}
-        if sections & {"sharing", "search"}:
+        if "sharing" in sections or ("search" in sections and not ckpt.exists()):
             out["weight_sharing"] = bench_sharing(
                 space, train, val, steps=20 if quick else 200, batch=2,
                 n_archs=2 if quick else 3, seed=0)
-            save_supernet(space.net, root / "sn.safetensors")
+            save_supernet(space.net, ckpt)
         if "search" in sections:
             options = {k: v for k, v in space_opts.items()
                        if k not in ("max_widths", "num_classes")}
@@ -288,7 +320,8 @@ def main() -> int:
             macs_ref = space.cost(space.largest())["macs"]
             out["two_stage"] = bench_two_stage(
                 options, macs_ref, seeds=list(range(2 if quick else args.seeds)),
-                trials=16 if quick else args.trials, fraction=0.5,
+                trials=16 if quick else args.trials,
+                fractions=[float(f) for f in args.fractions.split(",")],
                 population=4 if quick else 10)
     print(json.dumps(out, indent=2))
     return 0

@@ -70,6 +70,10 @@ class SharedMLP(nn.Module):
         y = F.linear(x, w, b)
         if self.bn is not None:
             bn = self.bn
+            momentum = bn.momentum
+            if momentum is None and bn.training:  # cumulative average, as nn.BatchNorm does
+                bn.num_batches_tracked.add_(1)
+                momentum = 1.0 / float(bn.num_batches_tracked)
             shape = y.shape
             flat = y.reshape(-1, shape[-1])
             flat = F.batch_norm(
@@ -79,7 +83,7 @@ class SharedMLP(nn.Module):
                 take(bn.weight, out_sel, 0),
                 take(bn.bias, out_sel, 0),
                 bn.training,
-                bn.momentum,
+                momentum if momentum is not None else 0.0,
                 bn.eps,
             )
             y = flat.reshape(shape)

@@ -15,7 +15,8 @@ is rejected by ``validate`` before anything runs.
 Accuracy: ``miou`` and ``oa`` on the first ``val_scenes`` validation scenes; each scene is
 sampled to ``num_points`` points (seeded, same for every arch), predicted, and the predictions
 are carried to every point of the scene by nearest neighbour, so fewer input points cost
-accuracy as they would in deployment.
+accuracy as they would in deployment. With ``calibrate_bn`` > 0 each subnet's BatchNorm
+statistics are first re-estimated on that many training scenes (Once-for-All's recalibration).
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class RandLANetOptions(SpaceOptions):
     ks: list[int] = Field(default=[8, 12, 16], min_length=1, max_length=8)
     knn: Literal["kdtree", "torch"] = "kdtree"
     init_seed: int = Field(default=0, ge=0)
+    calibrate_bn: int = Field(
+        default=0, ge=0, le=1000, description="re-estimate each subnet's BatchNorm statistics on "
+        "this many training scenes before evaluating it (0: keep the supernet's)"
+    )
 
     @field_validator("max_widths")
     @classmethod
@@ -265,14 +270,45 @@ class RandLANetSpace(SearchSpace):
         root = resolve_data_path(o.data, field="search_space.options.data")
         return _cached_split(root, "val", self.net_config.num_classes, o.val_scenes)
 
+    def train_scenes(self, limit: int) -> list[scenes.Scene]:
+        o: RandLANetOptions = self.options  # type: ignore[assignment]
+        if o.data is None:
+            raise SpaceError("search_space.options.data is needed for calibrate_bn")
+        root = resolve_data_path(o.data, field="search_space.options.data")
+        return _cached_split(root, "train", self.net_config.num_classes, limit)
+
     def evaluate(
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None
     ) -> dict[str, float]:
         unknown = sorted(set(metrics) - set(self.metrics()))
         if unknown:
             raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(self.metrics())}")
-        values = self.score(self.validate(arch), self.val_scenes())
+        arch = self.validate(arch)
+        model = None
+        if self.options.calibrate_bn:
+            model = self.calibrated(arch, self.train_scenes(self.options.calibrate_bn))
+        values = self.score(arch, self.val_scenes(), model)
         return {m: values[m] for m in metrics}
+
+    def calibrated(self, arch: Arch, scene_list: list[scenes.Scene]) -> torch.nn.Module:
+        """The extracted subnet with its BatchNorm statistics re-estimated on ``scene_list``
+        (cumulative averages over one seeded sample of each scene). Weight sharing leaves every
+        subnet with statistics accumulated over all the subnets trained; Once-for-All
+        recalibrates them per subnet in the same way."""
+        _, num_points = self.subnet(arch)
+        model = self.extract(arch)
+        bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average over the calibration batches
+        model.train()
+        with torch.no_grad():
+            for i, scene in enumerate(scene_list):
+                rng = np.random.default_rng(self.options.eval_seed + 10_000 + i)
+                model(scenes.features(scene, scenes.sample_points(scene, num_points, rng))[None])
+        for bn in bns:
+            bn.momentum = 0.01
+        return model.eval()
 
     def score(self, arch: Arch, scene_list: list[scenes.Scene],
               model: torch.nn.Module | None = None) -> dict[str, float]:

@@ -163,3 +163,22 @@ def test_extracted_subnet_runs_on_a_different_cloud_size():
     with torch.inference_mode():
         out = model(torch.rand(1, 300, 6))
     assert out.shape == (1, 300, 4) and np.all(np.isfinite(out.numpy()))
+
+
+def test_bn_calibration_is_per_subnet_and_leaves_the_supernet_alone(data_dir):
+    write_dataset(data_dir / "scenes", n_train=2, n_val=1, points=500, seed=4)
+    space = RandLANetSpace({**TINY, "data": "scenes", "val_scenes": 1, "calibrate_bn": 2})
+    _randomise_bn(space)
+    before = {k: v.clone() for k, v in space.net.state_dict().items()}
+    arch = space.smallest()
+    model = space.calibrated(arch, space.train_scenes(2))
+    plain = space.extract(arch)
+    stem_mean = model.stem.bn.running_mean
+    assert not torch.allclose(stem_mean, plain.stem.bn.running_mean)
+    assert int(model.stem.bn.num_batches_tracked) == 2  # one batch per calibration scene
+    first = space.evaluate(arch, ["miou"])
+    assert space.evaluate(arch, ["miou"]) == first  # seeded: deterministic
+    for k, v in space.net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    with pytest.raises(SpaceError, match="data is needed"):
+        RandLANetSpace({**TINY, "calibrate_bn": 2}).evaluate(arch, ["miou"])
