@@ -36,7 +36,8 @@ class Layer:
     macs: int
     in_bytes: int
     out_bytes: int
-    weight_bytes: int
+    weight_bytes: int  # parameter bytes this layer reads (a gather reads only its rows)
+    param_bytes: int = 0  # parameter bytes it stores, counted once per tensor (shared weights)
     out_shape: tuple[int, ...] = ()
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -95,6 +96,7 @@ class _Walker:
         self.defined: dict[int, int] = {}  # logical id -> layer index that wrote it (-1: input)
         self.last_use: dict[int, int] = {}
         self.layers: list[Layer] = []
+        self.seen_weights: set[int] = set()  # weight storages already counted in params
 
     def _acts(self, args: Any) -> list[Any]:
         return [
@@ -181,7 +183,13 @@ class _Walker:
             macs = 0
             weight_bytes = sum(t.numel() for t in weights)
             detail = {"ops": max(in_bytes, out_n)}
+        stored = weight_bytes
+        if kind == "gather":  # an embedding lookup reads one row per token, stores the table
+            weight_bytes = min(weight_bytes, out_n)
+        new = {_ptr(t) for t in weights} - self.seen_weights
+        self.seen_weights |= new
         return Layer(index, name, kind, macs, in_bytes, out_n, weight_bytes,
+                     stored if new or not weights else 0,
                      tuple(int(s) for s in out.shape), detail)
 
     def peak_activation_bytes(self, n_layers: int) -> int:
@@ -231,8 +239,8 @@ def walk(model: Any, example_input: Any) -> Graph:
         p = _ptr(t)
         if p in walker.logical:
             walker.last_use[walker.logical[p]] = end
-    # the int8 params a deployment stores: what the layers read as weights
-    params_bytes = sum(layer.weight_bytes for layer in walker.layers)
+    # the int8 params a deployment stores: what the layers read as weights, each tensor once
+    params_bytes = sum(layer.param_bytes for layer in walker.layers)
     return Graph(
         layers=walker.layers,
         params_bytes=params_bytes,

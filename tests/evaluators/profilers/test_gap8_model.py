@@ -88,3 +88,21 @@ def test_fitted_constants_meet_the_target_on_the_calibration_set() -> None:
     refit = calibrate.fit(rows)
     assert refit.eta_dense == pytest.approx(FITTED.eta_dense, rel=0.02)
     assert refit.l3_mb_s == pytest.approx(FITTED.l3_mb_s, rel=0.02)
+
+
+def test_shared_weights_count_once_and_gathers_read_rows() -> None:
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(100, 8)
+            self.fc = nn.Linear(8, 8, bias=False)
+
+        def forward(self, ids):
+            return self.fc(self.fc(self.embed(ids)))
+
+    g = walk(Tied().eval(), torch.zeros(1, 5, dtype=torch.long))
+    gather, fc1, fc2 = g.layers
+    assert gather.kind == "gather" and gather.param_bytes == 800 and gather.weight_bytes == 40
+    assert fc1.weight_bytes == fc2.weight_bytes == 64
+    assert (fc1.param_bytes, fc2.param_bytes) == (64, 0)
+    assert g.params_bytes == 800 + 64
