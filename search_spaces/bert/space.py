@@ -245,14 +245,21 @@ class BertSpace(SearchSpace):
         model without a task; see ``finetune.py``), then measure ``metrics`` on the same texts
         and dev split as ``evaluate``. The supernet is not changed."""
         from search_spaces.bert.finetune import finetune_subnet
+        from search_spaces.bert.model import BertShape
 
         allowed = self.metrics()
         unknown = [m for m in metrics if m not in allowed]
         if unknown:
             raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(allowed)}")
         rt = self.runtime
-        model = self.extract(self.validate(dict(arch)))
+        arch = self.validate(dict(arch))
         lr = lr or 1e-4
+        if self.task is None and self.shape_of(arch).static() == BertShape.full(self.cfg):
+            # distilling the full model into itself can only add optimiser noise
+            return self.evaluate(arch, metrics, context=context), {
+                "skipped": "the subnet is the full model (the distillation teacher)",
+                "epochs": 0, "lr": lr}
+        model = self.extract(arch)
         stats = finetune_subnet(rt, model, epochs=epochs, lr=lr,
                                 seed=context.seed if context else 0)
         values: dict[str, float] = {}

@@ -241,6 +241,8 @@ def test_finetune_by_distillation_improves_fidelity_on_unseen_text(root):
     assert values["fidelity"] > before + 0.05, (before, values)
     # the supernet (and so every other trial) is untouched
     assert space.evaluate(arch, ["fidelity"])["fidelity"] == pytest.approx(before, abs=1e-6)
+    values, details = space.finetune(space.largest(), ["fidelity"], epochs=1)
+    assert "skipped" in details and values["fidelity"] == pytest.approx(1.0, abs=1e-5)
 
 
 def test_finetune_on_the_task_trains_the_classifier(task):
