@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -172,7 +174,7 @@ class BertRuntime:
             log.info("bert: importance computed in %.1fs", time.perf_counter() - t0)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
+                tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
                 tmp.write_text(json.dumps(perm.to_json()))
                 tmp.replace(path)  # atomic: concurrent workers never read half a file
             except OSError as exc:  # a read-only cache only costs recomputation
