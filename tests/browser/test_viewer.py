@@ -293,3 +293,22 @@ def test_pinned_trial_shows_device_measurements_and_predictions(live, page):
     assert page.locator("#hypervolume").is_hidden()  # no reference point yet: no empty axes
     assert page.locator("#hv-empty").is_visible()
     screenshot(page, "study-device-details")
+
+
+def test_two_stage_study_can_be_coloured_by_stage(live, page):
+    spec = live.spec("two stages", trials=24, seed=10)
+    spec.update(stages=2, stage1_dims=["depth", "width"], stage1_fraction=0.25)
+    study = live.submit(spec)
+    live.run_queue()
+    complete = {t["number"]: t for t in _complete(live, study["id"])}
+    assert {t["stage"] for t in complete.values()} == {1, 2}
+    page.goto(f"{live.url}/studies/{study['id']}")
+    wait_ready(page)
+    page.select_option("#c-axis", "@stage")
+    page.wait_for_function(
+        "Array.isArray(document.getElementById('scatter').data[0].marker.color)")
+    for t in (0, 3):
+        trace = page.evaluate(TRACE, ["scatter", t])
+        assert trace["color"] == [complete[n]["stage"] for n in trace["ids"]]
+    assert "search stage" in page.locator("#scatter .colorbar").text_content()
+    screenshot(page, "study-stages")

@@ -4,7 +4,7 @@ import {
   API, PLOT_CONFIG, TERMINAL, escapeHtml, fillSelect, fmt, fmtDate, getJSON, markReady,
   metricCatalog, metricShort, plotlyReady, progressBar, readJSON, showError, statusBadge,
 } from "./common.js";
-import { hypervolumeFigure, scatterLayout, scatterTraces } from "./study_plot.js";
+import { STAGE, hypervolumeFigure, scatterLayout, scatterTraces } from "./study_plot.js";
 import { detailsHtml, renderTable, tableColumns } from "./study_table.js";
 
 const POLL_MS = 1500;
@@ -24,6 +24,7 @@ const state = {
   table: { sort: "number", desc: false, filter: "all", page: 0, pageSize: 50, pinned: null },
   watermark: -1, // every trial number <= watermark is loaded
   plotted: false,
+  stages: 0, // distinct search stages seen (the colour menu offers "stage" when > 1)
   timer: null,
 };
 
@@ -106,7 +107,9 @@ function renderAxes() {
   if (!v.y || !state.catalog.has(v.y)) v.y = keys[1]?.key ?? keys[0]?.key ?? null;
   fillSelect($("x-axis"), opts, v.x);
   fillSelect($("y-axis"), opts, v.y);
-  fillSelect($("c-axis"), [{ value: "", label: "none" }, ...opts], v.c);
+  const stages = new Set(state.sorted.map((t) => t.stage));
+  const extra = stages.size > 1 ? [{ value: STAGE, label: "search stage" }] : [];
+  fillSelect($("c-axis"), [{ value: "", label: "none" }, ...opts, ...extra], v.c);
 }
 
 async function renderScatter() {
@@ -178,7 +181,9 @@ async function renderAll() {
   renderSummary();
   const before = state.catalog.size;
   state.catalog = metricCatalog(state.study, state.sorted);
-  if (state.catalog.size !== before || !state.view.x) renderAxes();
+  const stages = new Set(state.sorted.map((t) => t.stage)).size;
+  if (state.catalog.size !== before || !state.view.x || stages !== state.stages) renderAxes();
+  state.stages = stages;
   renderTrialsTable();
   renderDetails();
   await renderScatter();

@@ -60,9 +60,16 @@ function hoverData(t, dims, keys) {
   return row;
 }
 
+/** Colour-by option for the search stage of two-stage studies (not a metric). */
+export const STAGE = "@stage";
+
+function colourValue(t, cKey) {
+  return cKey === STAGE ? t.stage : t.values[cKey] ?? null;
+}
+
 function markerColour(points, cKey, base) {
   if (!cKey) return { color: base };
-  return { color: points.map((t) => t.values[cKey] ?? null) };
+  return { color: points.map((t) => colourValue(t, cKey)) };
 }
 
 /**
@@ -82,12 +89,14 @@ export function scatterTraces(trials, view, catalog, constraints) {
   const type = scatterType(plotted.length);
   let cmin, cmax;
   if (c) {
-    const cv = plotted.map((t) => t.values[c]).filter(Number.isFinite);
+    const cv = plotted.map((t) => colourValue(t, c)).filter(Number.isFinite);
     cmin = Math.min(...cv);
     cmax = Math.max(...cv);
   }
+  // coloured faded points get a thin outline: light colours would vanish on white otherwise
   const scale = c ? { colorscale: "Viridis", cmin, cmax,
     reversescale: catalog.get(c)?.direction === "minimize" } : {};
+  const outline = c ? { line: { color: "#374151", width: 0.5 } } : {};
   const dims = [...new Set(plotted.slice(0, 50).flatMap((t) => Object.keys(t.arch || {})))];
   const keys = [...catalog.keys()];
   const hovertemplate = hoverTemplate(dims, catalog);
@@ -99,16 +108,18 @@ export function scatterTraces(trials, view, catalog, constraints) {
   const curve = orderAlong(front2d(front, x, y, catalog), x, y);
   const traces = [
     points(dominated, `dominated (${dominated.length})`,
-      { size: 7, opacity: 0.45, ...markerColour(dominated, c, FADED), ...scale }),
+      { size: 7, opacity: 0.45, ...markerColour(dominated, c, FADED), ...scale, ...outline }),
     points(infeasible, `infeasible (${infeasible.length})`,
-      { size: 8, opacity: 0.45, symbol: "x", ...markerColour(infeasible, c, FADED), ...scale }),
+      { size: 8, opacity: 0.45, symbol: "x", ...markerColour(infeasible, c, FADED), ...scale,
+        ...outline }),
     { type, mode: "lines", name: "front line", x: curve.map((t) => t.values[x]),
       y: curve.map((t) => t.values[y]), line: { color: ACCENT, width: 2 },
       hoverinfo: "skip", showlegend: false },
     points(ordered, `Pareto front (${front.length})`, {
       size: 11, opacity: 1, line: { color: c ? ACCENT : "#7c2d12", width: 2 },
       ...markerColour(ordered, c, ACCENT), ...scale,
-      ...(c ? { colorbar: { title: { text: metricShort(catalog.get(c)), side: "right" } } } : {}),
+      ...(c ? { colorbar: { ...(c === STAGE ? { dtick: 1 } : {}), title: { side: "right",
+        text: c === STAGE ? "search stage" : metricShort(catalog.get(c)) } } } : {}),
     }),
   ];
   const pin = trials.find((t) => t.number === view.pinned);
