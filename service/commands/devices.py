@@ -65,6 +65,8 @@ def _measure(args: argparse.Namespace) -> int:
     try:
         catalog = DeviceCatalog.from_config(get_settings().config_file)
         profiler = catalog.profiler(args.device)
+        if args.layers and "layer_details" in type(profiler).Settings.model_fields:
+            profiler = type(profiler)({**profiler.settings.model_dump(), "layer_details": True})
         space = build_space(args.space, options)
         if args.arch in ("largest", "smallest"):
             arch = getattr(space, args.arch)()
@@ -78,7 +80,7 @@ def _measure(args: argparse.Namespace) -> int:
         raise CliError(str(exc.args[0])) from exc
     except (DeviceError, SpecError, ArchError, ProfilerError, ValidationError) as exc:
         raise CliError(str(exc)) from exc
-    details = {k: v for k, v in result.details.items() if k != "layers" or args.layers}
+    details = result.details
     print(json.dumps({"device": args.device, "kind": profiler.name, "arch": arch.to_dict(),
                       "metrics": result.all_metrics(), "samples_ms": result.samples_ms,
                       "details": details}, indent=2, default=str))

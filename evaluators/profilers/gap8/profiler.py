@@ -14,6 +14,15 @@ from evaluators.profilers.gap8.graph import walk
 from evaluators.profilers.gap8.model import FITTED, Gap8Constants, Gap8Hardware, estimate
 from evaluators.profilers.onnx_export import export_onnx
 
+TOP_LAYERS = 10
+
+
+def _count(items: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out
+
 
 class Gap8Settings(ProfilerSettings):
     mode: Literal["analytic", "gvsoc"] = "analytic"
@@ -27,6 +36,9 @@ class Gap8Settings(ProfilerSettings):
     # gvsoc mode: argv template from the server config ({onnx}, {workdir}, {cluster_mhz})
     command: list[str] | None = Field(default=None, description="gvsoc command (config only)")
     timeout_s: float = Field(default=900.0, gt=0, le=24 * 3600)
+    layer_details: bool = Field(
+        default=False, description="keep every layer in the result (else the 10 costliest)"
+    )
     warmup: int = Field(default=0, ge=0, le=0, description="unused: the model is deterministic")
     repeats: int = Field(default=1, ge=1, le=1, description="unused: one run per subnet")
 
@@ -68,6 +80,13 @@ class Gap8Profiler(Profiler):
     }
     config_only_settings: ClassVar[frozenset[str]] = frozenset({"command", "timeout_s"})
 
+    def _layers(self, layers: list[dict[str, Any]]) -> dict[str, Any]:
+        """All layers, or (the default: trial records stay small) the costliest ten."""
+        if self.settings.layer_details:  # type: ignore[attr-defined]
+            return {"layers": layers}
+        top = sorted(layers, key=lambda x: -x["cycles"])[:TOP_LAYERS]
+        return {"top_layers": top}
+
     def measure(self, model: Any, example_input: Any) -> LatencyResult:
         s: Gap8Settings = self.settings  # type: ignore[assignment]
         graph = walk(model, example_input)
@@ -87,10 +106,12 @@ class Gap8Profiler(Profiler):
                     "macs": est["macs"],
                     "l3_bytes": est["l3_bytes"],
                     "constants": s.constants().to_dict(),
-                    "layers": [
-                        {**layer.to_dict(), **{k: v for k, v in cost.items()}}
+                    "n_layers": len(graph.layers),
+                    "bound_counts": _count(p["bound"] for p in est["per_layer"]),
+                    **self._layers([
+                        {**layer.to_dict(), **cost}
                         for layer, cost in zip(graph.layers, est["per_layer"], strict=True)
-                    ],
+                    ]),
                 },
             )
         assert s.command is not None  # the settings validator guarantees it
@@ -106,7 +127,8 @@ class Gap8Profiler(Profiler):
             details={
                 "mode": "gvsoc",
                 "operations": sim.total_operations,
-                "layers": sim.layers,
+                "n_layers": len(sim.layers),
+                **self._layers(sim.layers),
                 "analytic_latency_ms": est["latency_ms"],
                 "output_tail": gvsoc.tail(output, 5),
             },

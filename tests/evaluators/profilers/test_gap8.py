@@ -17,9 +17,10 @@ FAKE = str(Path(__file__).parent / "fixtures" / "fake_gvsoc.py")
 
 
 def fake(mode: str = "ok", **settings) -> Gap8Profiler:
-    return Gap8Profiler(
-        {"mode": "gvsoc", "command": [sys.executable, FAKE, "{onnx}", "--mode", mode], **settings}
-    )
+    return Gap8Profiler({
+        "mode": "gvsoc", "command": [sys.executable, FAKE, "{onnx}", "--mode", mode],
+        "layer_details": True, **settings,
+    })
 
 
 class TestGap8Analytic(ProfilerContract):
@@ -39,7 +40,7 @@ class TestGap8Gvsoc(ProfilerContract):
 
 
 def test_analytic_reports_memory_and_layers() -> None:
-    r = Gap8Profiler().measure(small_cnn(8), image(32))
+    r = Gap8Profiler({"layer_details": True}).measure(small_cnn(8), image(32))
     # stem 3x3 (8*27 int8 + 8 int32 biases), dw (8*9 + 32), pw (64 + 32), fc (80 + 40)
     assert r.metrics["params_bytes"] == 8 * 27 + 32 + 8 * 9 + 32 + 64 + 32 + 80 + 40
     assert r.metrics["fits_l2"] == 1.0
@@ -126,6 +127,17 @@ def test_profiler_walks_keyword_models_with_attention() -> None:
 
     ids = torch.zeros(1, 12, dtype=torch.long)
     inputs = {"input_ids": ids, "attention_mask": torch.ones(1, 12)}
-    r = Gap8Profiler().measure(TokenNet().eval(), inputs)
+    r = Gap8Profiler({"layer_details": True}).measure(TokenNet().eval(), inputs)
     kinds = [layer["kind"] for layer in r.details["layers"]]
     assert kinds.count("matmul") == 2 and "gather" in kinds and "norm" in kinds
+
+
+def test_by_default_only_the_costliest_layers_are_kept() -> None:
+    import torchvision
+
+    model = torchvision.models.mobilenet_v2(width_mult=0.35).eval()
+    r = Gap8Profiler().measure(model, image(64))
+    top = r.details["top_layers"]
+    assert "layers" not in r.details and len(top) == 10 and r.details["n_layers"] > 50
+    assert [x["cycles"] for x in top] == sorted((x["cycles"] for x in top), reverse=True)
+    assert sum(r.details["bound_counts"].values()) == r.details["n_layers"]
