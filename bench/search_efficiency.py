@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--budgets", default="50,100,200,500")
     p.add_argument("--methods", default="random,nsga2,tpe,surrogate")
+    p.add_argument("--strategy-options", type=json.loads, default={},
+                   help='JSON {"method": {option: value}}, e.g. {"surrogate": {"kappa": 0.5}}')
     p.add_argument("--ask-factor", type=int, default=20,
                    help="stop a run after this many asks per budgeted evaluation")
     args = p.parse_args(argv)
@@ -105,14 +107,16 @@ class Problem:
         )
 
 
-def make_sampler(method: str, problem: Problem, seed: int) -> Any:
+def make_sampler(method: str, problem: Problem, seed: int, options: dict) -> Any:
     from service.strategies import STRATEGIES
 
     context = {"space": problem.space, "objectives": [m for m, _ in OBJECTIVES]}
-    return STRATEGIES.get(method)({}).make_sampler(seed=seed, context=context)
+    return STRATEGIES.get(method)(options).make_sampler(seed=seed, context=context)
 
 
-def run_one(problem: Problem, method: str, seed: int, budget: int, ask_factor: int) -> dict:
+def run_one(
+    problem: Problem, method: str, seed: int, budget: int, ask_factor: int, options: dict
+) -> dict:
     """Search until ``budget`` unique evaluable archs; the order they were evaluated in."""
     import optuna
     from optuna.distributions import CategoricalDistribution
@@ -121,7 +125,7 @@ def run_one(problem: Problem, method: str, seed: int, budget: int, ask_factor: i
     dims = problem.space.dimensions()
     dists = {n: CategoricalDistribution(list(d.choices)) for n, d in dims.items()}
     study = optuna.create_study(directions=problem.directions,
-                                sampler=make_sampler(method, problem, seed))
+                                sampler=make_sampler(method, problem, seed, options))
     order: list[tuple] = []
     seen: set[tuple] = set()
     asks = 0
@@ -184,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {
         "benchmark": "search_efficiency", "table": TABLE_NAME,
         "objectives": dict(OBJECTIVES), "budgets": args.budgets, "seeds": args.seeds,
+        "strategy_options": args.strategy_options,
         "datasets": {},
     }
     for dataset in args.datasets:
@@ -197,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         for method in args.methods:
             runs = []
             for seed in range(args.seeds):
-                r = run_one(problem, method, seed, budget, args.ask_factor)
+                options = args.strategy_options.get(method, {})
+                r = run_one(problem, method, seed, budget, args.ask_factor, options)
                 runs.append({**curves(problem, r["order"], args.budgets),
                              "asks": r["asks"], "cpu_s": r["cpu_s"], "evals": len(r["order"])})
             entry["methods"][method] = {

@@ -17,7 +17,11 @@ Index = tuple[int, ...]
 
 
 class IndexedSpace:
-    """A ``SearchSpace`` seen as a grid of choice indices, with cached encodings."""
+    """A ``SearchSpace`` seen as a grid of choice indices, with cached encodings.
+
+    ``restrict`` limits every dimension to a subset of its choices (a two-stage study's second
+    stage); random draws, neighbours and enumeration then stay inside it.
+    """
 
     def __init__(self, space: SearchSpace):
         self.space = space
@@ -30,18 +34,33 @@ class IndexedSpace:
         self._enc: dict[Index, np.ndarray] = {}
         # A finite list of evaluable archs (a table's rows), when the space has one.
         listed = space.enumerate_archs()
-        self.universe: list[Index] | None = None
-        self._members: set[Index] | None = None
+        self._all: list[Index] | None = None
         if listed is not None:
             found = (self.index_of(a) for a in listed)
-            self.universe = sorted({i for i in found if i is not None})
+            self._all = sorted({i for i in found if i is not None})
+        self.restrict(None)
+
+    def restrict(self, allowed: list[list[int]] | None) -> None:
+        """Allowed choice indices per dimension (None: all)."""
+        allowed = allowed or [list(range(int(n))) for n in self.sizes]
+        if allowed == getattr(self, "allowed", None):
+            return
+        self.allowed = allowed
+        self._allowed_sets = [set(a) for a in self.allowed]
+        self.universe: list[Index] | None = None
+        self._members: set[Index] | None = None
+        if self._all is not None:
+            self.universe = [i for i in self._all if self.contains(i)]
             self._members = set(self.universe)
+
+    def contains(self, idx: Index) -> bool:
+        return all(v in s for v, s in zip(idx, self._allowed_sets, strict=True))
 
     @property
     def size(self) -> int:
         if self.universe is not None:
             return len(self.universe)
-        return int(np.prod(self.sizes.astype(float)))
+        return int(np.prod([float(len(a)) for a in self.allowed]))
 
     def index_of(self, params: Mapping[str, Any]) -> Index | None:
         """Index tuple of a params dict, or None when a value is not in the space."""
@@ -51,6 +70,9 @@ class IndexedSpace:
             )
         except KeyError:
             return None
+
+    def index_of_choice(self, dim: int, value: Any) -> int | None:
+        return self._lookup[dim].get(_hashable(value))
 
     def arch(self, idx: Index) -> Arch:
         return Arch({n: d.choices[i] for (n, d), i in zip(self.dims.items(), idx, strict=True)})
@@ -69,23 +91,25 @@ class IndexedSpace:
 
     def random(self, rng: np.random.Generator, n: int) -> list[Index]:
         if self.universe is not None:
+            if not self.universe:
+                return []
             picks = rng.integers(0, len(self.universe), size=n)
             return [self.universe[int(k)] for k in picks]
-        draws = rng.integers(0, self.sizes, size=(n, len(self.sizes)))
-        return [tuple(int(v) for v in row) for row in draws]
+        cols = [np.asarray(a)[rng.integers(0, len(a), size=n)] for a in self.allowed]
+        return [tuple(int(c[r]) for c in cols) for r in range(n)]
 
     def enumerate_all(self) -> list[Index]:
         if self.universe is not None:
             return list(self.universe)
-        grids = np.meshgrid(*[np.arange(s) for s in self.sizes], indexing="ij")
+        grids = np.meshgrid(*[np.asarray(a) for a in self.allowed], indexing="ij")
         flat = np.stack([g.ravel() for g in grids], axis=1)
         return [tuple(int(v) for v in row) for row in flat]
 
     def neighbours(self, idx: Index) -> list[Index]:
-        """Every (evaluable) arch that differs from ``idx`` in exactly one dimension."""
+        """Every allowed (and evaluable) arch that differs from ``idx`` in one dimension."""
         out = []
-        for j, size in enumerate(self.sizes):
-            for v in range(int(size)):
+        for j, choices in enumerate(self.allowed):
+            for v in choices:
                 if v != idx[j]:
                     out.append(idx[:j] + (v,) + idx[j + 1 :])
         if self._members is not None:
@@ -113,7 +137,7 @@ def candidate_pool(
 
     def add(items: Iterable[Index]) -> None:
         for idx in items:
-            if idx not in seen:
+            if idx not in seen and ispace.contains(idx):
                 seen.add(idx)
                 pool.append(idx)
 

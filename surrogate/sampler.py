@@ -79,6 +79,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self._rng = np.random.default_rng(seed)
         self._random = optuna.samplers.RandomSampler(seed=seed)
         self._lock = threading.Lock()
+        self._first: tuple[int, dict[str, Any]] | None = None
         self._queue: deque[tuple[Index, dict[str, Any]]] = deque()
         self._fitted_on: set[int] = set()  # trial numbers of the last fit
         self._models: list[Predictor] | None = None
@@ -98,14 +99,34 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return dict(self.distributions)
+        return self._current_distributions(study, trial)
+
+    def _current_distributions(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        """The distributions of the study's latest trial, which may restrict the choices (the
+        runner's second stage asks within a subset of each dimension). With no trial yet there
+        is nothing to go on: {} makes Optuna draw the first arch at random from whatever
+        distributions the caller passes (``sample_independent``)."""
+        for t in reversed(study.get_trials(deepcopy=False)):
+            if t.number != trial.number and set(t.distributions) >= set(self.distributions):
+                dists = {n: t.distributions[n] for n in self.distributions}
+                if all(isinstance(d, CategoricalDistribution) for d in dists.values()):
+                    return dists
+        return {}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         if not search_space:
             return {}
+        allowed = []
+        for j, name in enumerate(self.ispace.names):
+            choices = search_space[name].choices  # type: ignore[attr-defined]
+            found = [self.ispace.index_of_choice(j, c) for c in choices]
+            allowed.append(sorted(i for i in found if i is not None))
         with self._lock:
+            self.ispace.restrict(allowed)
             idx, info = self._next(study, trial)
         study._storage.set_trial_system_attr(trial._trial_id, ATTR, info)
         return self.ispace.params(idx)
@@ -113,7 +134,21 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: Any
     ) -> Any:
-        # Only reached for parameters outside the space (the runner defines none).
+        # Reached for a study's first trial (no distributions known yet) and for parameters
+        # outside the space. The first trial takes a random evaluable arch, dimension by
+        # dimension, unless the caller's distribution excludes its value.
+        if param_name in self.distributions and isinstance(
+            param_distribution, CategoricalDistribution
+        ):
+            with self._lock:
+                if self._first is None or self._first[0] != trial.number:
+                    self._first = (trial.number, self.ispace.params(self._random_unknown(set())))
+                    study._storage.set_trial_system_attr(
+                        trial._trial_id, ATTR, {"source": "initial"}
+                    )
+            value = self._first[1][param_name]
+            if value in param_distribution.choices:
+                return value
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
     # --- what the service reads -------------------------------------------------------------
@@ -149,14 +184,14 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             self._round(study, measured, pending, known)
         while self._queue:
             idx, info = self._queue.popleft()
-            if idx not in known:
+            if idx not in known and self.ispace.contains(idx):
                 return idx, info
         return self._random_unknown(known), {"source": "random"}
 
     def _random_unknown(self, known: set[Index]) -> Index:
         """A uniformly random arch not yet seen (bounded rejection, then a sweep)."""
         for idx in self.ispace.random(self._rng, 64):
-            if idx not in known:
+            if idx not in known:  # random() draws inside the allowed choices
                 return idx
         if self.ispace.size <= 1_000_000:
             rest = [i for i in self.ispace.enumerate_all() if i not in known]

@@ -1,0 +1,163 @@
+"""SurrogateSampler on a synthetic table with known structure (and missing rows)."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from search_spaces.table import TableSpace
+from surrogate.pareto import pareto_mask
+from surrogate.sampler import ATTR, SurrogateSampler
+
+torch.set_num_threads(1)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+OPS = ("conv", "pool", "skip", "attn", "mlp")
+
+
+def write_synthetic(path: Path) -> Path:
+    """720 grid points minus ~10%: acc rises with depth/width and depends on the op, latency is
+    additive; a little seeded noise so that the front is not trivially one corner."""
+    rng = np.random.default_rng(1)
+    op_acc = dict(zip(OPS, (0.08, 0.0, -0.05, 0.1, 0.03), strict=True))
+    op_lat = dict(zip(OPS, (2.0, 0.5, 0.1, 4.0, 1.0), strict=True))
+    rows = []
+    for depth, op, width, kernel in itertools.product(range(1, 7), OPS, (8, 16, 24, 32, 48, 64),
+                                                      (1, 3, 5, 7)):
+        if rng.random() < 0.1:
+            continue  # a missing row: such archs cannot be evaluated
+        acc = (0.5 + 0.3 * (1 - np.exp(-depth / 2)) * (width / 64) ** 0.3 + op_acc[op]
+               - 0.01 * abs(kernel - 3) + rng.normal(0, 0.005))
+        lat = depth * (width / 16) * (op_lat[op] + 0.1 * kernel) + rng.uniform(0, 0.05)
+        rows.append({"depth": depth, "op": op, "width": width, "kernel": kernel,
+                     "acc": round(acc, 5), "latency_ms": round(lat, 5)})
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic(root / "s.csv")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PARETONAS_DATA_DIRS", str(root))
+    yield TableSpace({"path": "s.csv", "params": ["depth", "op", "width", "kernel"]})
+    mp.undo()
+
+
+def distributions(space):
+    return {n: CategoricalDistribution(list(d.choices)) for n, d in space.dimensions().items()}
+
+
+def run_study(space, sampler, budget: int) -> tuple[optuna.Study, list[tuple]]:
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    dists, asked = distributions(space), []
+    for _ in range(budget):
+        trial = study.ask(dists)
+        key = tuple(trial.params[n] for n in dists)
+        asked.append(key)
+        row = space.table.lookup.get(key)
+        if row is None:
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, [row["acc"], row["latency_ms"]])
+    return study, asked
+
+
+def true_front(space) -> set[tuple]:
+    keys = list(space.table.lookup)
+    loss = np.array([[-space.table.lookup[k]["acc"], space.table.lookup[k]["latency_ms"]]
+                     for k in keys])
+    return {k for k, f in zip(keys, pareto_mask(loss), strict=True) if f}
+
+
+def test_never_proposes_a_known_or_missing_arch(space):
+    sampler = SurrogateSampler(space, seed=0, n_initial=8, batch_size=4)
+    study, asked = run_study(space, sampler, 60)
+    assert len(set(asked)) == len(asked), "an arch was proposed twice"
+    assert all(k in space.table.lookup for k in asked), "an arch without a row was proposed"
+    sources = [t.system_attrs[ATTR]["source"] for t in study.trials]
+    assert sources[:8] == ["initial"] * 8 and "surrogate" in sources[8:]
+    assert sampler.rounds >= 10
+
+
+def test_parallel_asks_before_tells_get_distinct_archs(space):
+    sampler = SurrogateSampler(space, seed=1, n_initial=6, batch_size=3)
+    study, _ = run_study(space, sampler, 10)
+    dists = distributions(space)
+    pending = [study.ask(dists) for _ in range(9)]  # 9 workers, 3 batches' worth, no tells
+    keys = [tuple(t.params[n] for n in dists) for t in pending]
+    measured = {tuple(t.params[n] for n in dists) for t in study.trials if t.state.is_finished()}
+    assert len(set(keys)) == 9 and not set(keys) & measured
+    for trial, key in zip(pending, keys, strict=True):
+        row = space.table.lookup[key]
+        study.tell(trial, [row["acc"], row["latency_ms"]])
+    infos = [t.system_attrs[ATTR] for t in study.trials[10:]]
+    assert all(i["source"] == "surrogate" for i in infos)
+    assert len({i["round"] for i in infos}) >= 3, "each batch of asks triggers a new round"
+
+
+def test_same_seed_same_sequence(space):
+    a = run_study(space, SurrogateSampler(space, seed=3, n_initial=5, batch_size=5), 20)[1]
+    b = run_study(space, SurrogateSampler(space, seed=3, n_initial=5, batch_size=5), 20)[1]
+    assert a == b
+
+
+@pytest.mark.parametrize("predictor", ["gp", "mlp_ensemble"])
+def test_finds_more_of_the_front_than_random_search(space, predictor):
+    front = true_front(space)
+    budget = 50  # about 8% of the table
+    options = {"hidden": 32, "epochs": 200} if predictor == "mlp_ensemble" else {}
+    found, found_random = [], []
+    for seed in range(3):
+        sampler = SurrogateSampler(space, seed=seed, predictor=predictor,
+                                   predictor_options=options, n_initial=10, batch_size=5)
+        found.append(len(front & set(run_study(space, sampler, budget)[1])))
+        rand = optuna.samplers.RandomSampler(seed=seed)
+        found_random.append(len(front & set(run_study(space, rand, budget)[1])))
+    assert np.median(found) >= 2 * max(np.median(found_random), 1), (found, found_random)
+
+
+def test_quality_is_measured_on_held_out_trials(space):
+    sampler = SurrogateSampler(space, seed=0, n_initial=10, batch_size=5,
+                               objective_names=["acc", "latency_ms"])
+    run_study(space, sampler, 40)
+    quality = sampler.quality()
+    assert set(quality) == {"acc", "latency_ms"}
+    lat = quality["latency_ms"]
+    assert 20 <= lat["n_heldout"] <= 30  # rounds 2.. each score the previous round's batch
+    assert lat["kendall_tau"] > 0.5 and lat["rmse"] >= 0
+
+
+def test_restricted_distributions_are_honoured(space):
+    """A second stage asks within a subset of each dimension: stay inside it."""
+    sampler = SurrogateSampler(space, seed=0, n_initial=4, batch_size=3)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    dists = distributions(space)
+    dists["op"] = CategoricalDistribution(["conv", "attn"])
+    dists["depth"] = CategoricalDistribution([4, 5, 6])
+    for _ in range(15):
+        trial = study.ask(dists)
+        assert trial.params["op"] in ("conv", "attn") and trial.params["depth"] >= 4
+        row = space.table.lookup.get(tuple(trial.params[n] for n in dists))
+        if row is None:
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, [row["acc"], row["latency_ms"]])
+
+
+def test_unknown_predictor_is_named(space):
+    with pytest.raises(LookupError, match="allowed: .*gp"):
+        SurrogateSampler(space, predictor="nope")
+    with pytest.raises(Exception, match="colour"):
+        SurrogateSampler(space, predictor="gp", predictor_options={"colour": 1})
