@@ -4,7 +4,7 @@
   same subnet, torch-cpu and onnxruntime-cpu, wall and thread-CPU clocks (target < 5%), and the
   time spent measuring per subnet;
 - gap8: the analytic model's error on each calibration row (with the shipped constants), MAPE
-  (target <= 15%), leave-one-out errors, and the time per subnet;
+  (target <= 15%), leave-one-out errors, the time per subnet, and the GVSOC hook's overhead;
 - latency_table: the per-layer lookup-table predictor against measured torch-cpu latency on
   random DeepLabV3+ subnets (target: within +-10% for 90% of subnets), raw and calibrated on a
   few separate reference subnets.
@@ -86,6 +86,17 @@ def gap8(space: Any, n: int) -> dict[str, Any]:
         profiler.measure(model, x)
         seconds.append(time.perf_counter() - t0)
     report["seconds_per_subnet_median"] = round(statistics.median(seconds), 3)
+    # the GVSOC hook's own cost (ONNX export, temp dir, process, parsing) with the fake
+    # simulator from the tests: a real flow adds the SDK build and the simulation itself
+    fixtures = Path(__file__).resolve().parents[1] / "tests/evaluators/profilers/fixtures"
+    fake = fixtures / "fake_gvsoc.py"
+    hook = Gap8Profiler({"mode": "gvsoc", "command": [sys.executable, str(fake), "{onnx}"]})
+    hook_s = []
+    for _, model, x in _subnets(space, n, seed=3):
+        t0 = time.perf_counter()
+        hook.measure(model, x)
+        hook_s.append(time.perf_counter() - t0)
+    report["gvsoc_hook_overhead_seconds_median"] = round(statistics.median(hook_s), 3)
     return report
 
 
