@@ -54,3 +54,33 @@ def test_client_device_calls(tmp_path):
             client.add_device("cpu2", "torch-cpu")
     finally:
         app.state.db.dispose()
+
+
+def test_run_in_process_with_a_config_file_device(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from service.settings import get_settings
+    from tests.service.test_devices import FAKE, spec
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"""
+devices:
+  - name: sim
+    kind: gap8
+    settings: {{mode: gvsoc, command: ["{sys.executable}", "{FAKE}", "{{onnx}}"]}}
+""")
+    monkeypatch.setenv("PARETONAS_CONFIG_FILE", str(cfg))
+    get_settings.cache_clear()
+    try:
+        spec_file = tmp_path / "spec.json"
+        spec_file.write_text(json.dumps(spec(devices=("sim", "gap8"), trials=3)))
+        out = tmp_path / "result.json"
+        assert main(["run", str(spec_file), "-o", str(out), "-q"]) == 0
+        trials = json.loads(out.read_text())["trials"]
+        assert all(t["state"] == "complete" for t in trials)
+        assert all(t["values"]["latency_ms@sim"] > 0 for t in trials)
+        cfg.write_text("devices: [{name: x, kind: tpu}]")
+        assert main(["run", str(spec_file), "-q"]) == 2
+        assert "unknown profiler 'tpu'" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()
