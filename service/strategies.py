@@ -107,7 +107,7 @@ class SurrogateOptions(StrategyOptions):
     n_initial: int = Field(default=10, ge=2, le=10_000, description="random archs first")
     batch_size: int = Field(default=5, ge=1, le=1000, description="archs chosen per refit")
     kappa: float = Field(default=1.0, ge=0, le=10, description="optimism: mean - kappa*std")
-    n_random: int = Field(default=1000, ge=0, le=100_000, description="random candidates/round")
+    n_random: int = Field(default=500, ge=0, le=100_000, description="random candidates/round")
     n_parents: int = Field(default=10, ge=1, le=1000, description="archs mutated per generation")
     generations: int = Field(default=2, ge=0, le=50, description="mutation rounds on predictions")
 

@@ -31,6 +31,11 @@ class GPOptions(PredictorOptions):
     warm_start: bool = Field(
         default=True, description="refits start from the previous fit's hyperparameters"
     )
+    reoptimize_growth: float = Field(
+        default=0.25, ge=0, le=10,
+        description="with warm_start: re-tune hyperparameters only once the data has grown by "
+        "this fraction since they were last tuned (else keep them: one Cholesky per fit)",
+    )
 
 
 class GaussianProcess(Predictor):
@@ -45,6 +50,7 @@ class GaussianProcess(Predictor):
         if self.options.nu not in (0.5, 1.5, 2.5, float("inf")):
             raise PredictorError(f"nu={self.options.nu}: allowed 0.5, 1.5, 2.5 or inf")
         self._gp: GaussianProcessRegressor | None = None
+        self._tuned_on = 0  # training-set size when the hyperparameters were last tuned
 
     def _kernel(self, n_features: int) -> Kernel:
         scale = np.ones(n_features) if self.options.ard else 1.0
@@ -60,18 +66,22 @@ class GaussianProcess(Predictor):
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
         X, y = self.check_xy(X, y)
-        kernel = self._kernel(X.shape[1])
+        kernel, optimize = self._kernel(X.shape[1]), True
         if self.options.warm_start and self._gp is not None and self.n_features == X.shape[1]:
-            # A refit on a few more points: the last optimum is a good start, and L-BFGS then
-            # needs a handful of O(n^3) steps instead of dozens (the surrogate refits often).
+            # A refit on a few more points (the surrogate refits every batch): the last optimum
+            # is a good start, and hyperparameters barely move until the data grows markedly,
+            # so most refits are a single O(n^3) solve instead of dozens.
             kernel = self._gp.kernel_
-        gp = self._regressor(kernel, optimize=True)
+            optimize = len(y) >= (1 + self.options.reoptimize_growth) * self._tuned_on
+        gp = self._regressor(kernel, optimize=optimize)
         with warnings.catch_warnings():
             # Hitting a bound (e.g. the noise floor on noise-free data) is fine here.
             warnings.simplefilter("ignore", ConvergenceWarning)
             gp.fit(X, y)
         self._gp = gp
         self.n_features = X.shape[1]
+        if optimize:
+            self._tuned_on = len(y)
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = self.check_x(X)

@@ -55,7 +55,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         n_initial: int = 10,
         batch_size: int = 5,
         kappa: float = 1.0,
-        n_random: int = 1000,
+        n_random: int = 500,
         n_parents: int = 10,
         generations: int = 2,
         log_ratio: float = 10.0,

@@ -34,3 +34,21 @@ def test_registry_lists_and_builds_every_predictor():
 def test_gp_rejects_unsupported_smoothness():
     with pytest.raises(ValueError, match="nu=1.0"):
         GaussianProcess(nu=1.0)
+
+
+def test_gp_warm_refit_keeps_hyperparameters_until_the_data_grows():
+    import numpy as np
+
+    from tests.contracts.predictor import target
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (80, 3))
+    gp = GaussianProcess(reoptimize_growth=0.25)
+    gp.fit(X[:40], target(X[:40]))
+    theta = gp._gp.kernel_.theta.copy()
+    gp.fit(X[:45], target(X[:45]))  # +12%: same hyperparameters, new data in the posterior
+    np.testing.assert_array_equal(gp._gp.kernel_.theta, theta)
+    mean, _ = gp.predict(X[40:45])
+    np.testing.assert_allclose(mean, target(X[40:45]), atol=0.05)
+    gp.fit(X[:60], target(X[:60]))  # +50%: tuned again
+    assert not np.array_equal(gp._gp.kernel_.theta, theta)
