@@ -1,8 +1,8 @@
 """Benchmark the device profilers; prints one JSON document.
 
 - repeatability: coefficient of variation of the reported median over 10 measurements of the
-  same subnet, torch-cpu and onnxruntime-cpu, wall and thread-CPU clocks (target < 5%), and the
-  time spent measuring per subnet;
+  same subnet, torch-cpu and onnxruntime-cpu, wall and thread-CPU clocks, unpinned and pinned to
+  one CPU (target < 5%), and the time spent measuring per subnet;
 - gap8: the analytic model's error on each calibration row (with the shipped constants), MAPE
   (target <= 15%), leave-one-out errors, the time per subnet, and the GVSOC hook's overhead;
 - latency_table: the per-layer lookup-table predictor against measured torch-cpu latency on
@@ -52,16 +52,19 @@ def repeatability(space: Any, runs: int) -> dict[str, Any]:
 
     _, model, x = _subnets(space, 1, seed=7)[0]
     out: dict[str, Any] = {"runs": runs}
+    last_cpu = max(os.sched_getaffinity(0))
+    variants = {"wall": {"clock": "wall"}, "thread_cpu": {"clock": "thread_cpu"},
+                "thread_cpu+pinned": {"clock": "thread_cpu", "cpus": [last_cpu]}}
     for cls in (TorchCpuProfiler, OnnxRuntimeCpuProfiler):
-        for clock in ("wall", "thread_cpu"):
-            profiler = cls({"clock": clock})
+        for variant, settings in variants.items():
+            profiler = cls(settings)
             medians, seconds = [], []
             for _ in range(runs):
                 t0 = time.perf_counter()
                 medians.append(profiler.measure(model, x).latency_ms)
                 seconds.append(time.perf_counter() - t0)
             mean = statistics.fmean(medians)
-            out[f"{cls.name}/{clock}"] = {
+            out[f"{cls.name}/{variant}"] = {
                 "median_of_medians_ms": round(statistics.median(medians), 4),
                 "cv_pct": round(100 * statistics.pstdev(medians) / mean, 2),
                 "seconds_per_measure_median": round(statistics.median(seconds), 3),

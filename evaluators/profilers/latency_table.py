@@ -201,7 +201,7 @@ class LatencyTable:
         s = self.settings
         inner = calibrate_inner(fn, max(s.min_sample_ms / 5, 0.2))
         samples = time_samples(fn, warmup=1, repeats=max(3, s.repeats // 3), inner=inner,
-                               clock=s.clock)
+                               clock=s.clock, cpus=s.cpus)
         return statistics.median(samples)
 
     def _measure_op(self, call: OpCall) -> float:

@@ -56,7 +56,8 @@ class OnnxRuntimeCpuProfiler(Profiler):
             run()
             inner = calibrate_inner(run, s.min_sample_ms)
             samples = time_samples(
-                run, warmup=s.warmup, repeats=s.repeats, inner=inner, clock=s.clock
+                run, warmup=s.warmup, repeats=s.repeats, inner=inner, clock=s.clock,
+                cpus=s.cpus,
             )
         except ProfilerError:
             raise
@@ -70,6 +71,7 @@ class OnnxRuntimeCpuProfiler(Profiler):
                 **stats,
                 "threads": s.threads,
                 "clock": s.clock,
+                "cpus": s.cpus,
                 "batch": s.batch,
                 "calls_per_sample": inner,
                 "onnx_bytes": len(onnx_bytes),

@@ -3,11 +3,13 @@ with warmup and repeats, and summarising the samples."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -33,6 +35,10 @@ class TimedSettings(ProfilerSettings):
         default=5.0, ge=0, le=10_000, description="each sample loops the model at least this long"
     )
     clock: Literal["wall", "thread_cpu"] = "wall"
+    cpus: list[int] | None = Field(
+        default=None, min_length=1, max_length=1024,
+        description="pin the measuring thread to these CPU ids (no migrations between samples)",
+    )
 
     @model_validator(mode="after")
     def _thread_clock(self) -> TimedSettings:
@@ -98,19 +104,47 @@ def calibrate_inner(fn: Callable[[], Any], min_sample_ms: float, *, limit: int =
     return int(min(limit, max(1, -(-min_sample_ms // one_ms))))
 
 
+@contextlib.contextmanager
+def pinned(cpus: list[int] | None) -> Iterator[None]:
+    """Pin the calling thread to ``cpus`` for the block (Linux), restoring its affinity."""
+    if not cpus:
+        yield
+        return
+    if not hasattr(os, "sched_setaffinity"):
+        raise ProfilerError("setting 'cpus' needs a platform with sched_setaffinity (Linux)")
+    before = os.sched_getaffinity(0)
+    if not set(cpus) <= before:
+        raise ProfilerError(
+            f"cpus {sorted(set(cpus) - before)} are not available to this process; "
+            f"allowed: {sorted(before)}"
+        )
+    os.sched_setaffinity(0, set(cpus))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def time_samples(
-    fn: Callable[[], Any], *, warmup: int, repeats: int, inner: int, clock: str = "wall"
+    fn: Callable[[], Any],
+    *,
+    warmup: int,
+    repeats: int,
+    inner: int,
+    clock: str = "wall",
+    cpus: list[int] | None = None,
 ) -> list[float]:
     """Run ``fn`` ``warmup`` times, then ``repeats`` samples of ``inner`` calls; ms per call."""
     now = CLOCKS[clock]
-    for _ in range(warmup):
-        fn()
     samples = []
-    for _ in range(repeats):
-        t0 = now()
-        for _ in range(inner):
+    with pinned(cpus):
+        for _ in range(warmup):
             fn()
-        samples.append((now() - t0) * 1e3 / inner)
+        for _ in range(repeats):
+            t0 = now()
+            for _ in range(inner):
+                fn()
+            samples.append((now() - t0) * 1e3 / inner)
     return samples
 
 

@@ -66,7 +66,8 @@ class TorchCpuProfiler(Profiler):
 
                 inner = calibrate_inner(run, s.min_sample_ms)
                 samples = time_samples(
-                    run, warmup=s.warmup, repeats=s.repeats, inner=inner, clock=s.clock
+                    run, warmup=s.warmup, repeats=s.repeats, inner=inner, clock=s.clock,
+                    cpus=s.cpus,
                 )
             except ProfilerError:
                 raise
@@ -80,6 +81,7 @@ class TorchCpuProfiler(Profiler):
                 **stats,
                 "threads": s.threads,
                 "clock": s.clock,
+                "cpus": s.cpus,
                 "batch": s.batch,
                 "calls_per_sample": inner,
                 "host_cpus": os.cpu_count(),

@@ -84,3 +84,18 @@ def test_ort_graph_optimisation_setting() -> None:
     assert p.measure(small_cnn(), image()).latency_ms > 0
     with pytest.raises(ValidationError, match="graph_optimization"):
         OnnxRuntimeCpuProfiler({"graph_optimization": "max"})
+
+
+@pytest.mark.parametrize("cls", [TorchCpuProfiler, OnnxRuntimeCpuProfiler])
+def test_cpu_pinning_is_applied_and_restored(cls) -> None:
+    import os
+
+    from evaluators.profilers.base import ProfilerError
+
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
+    result = cls({**FAST, "cpus": [cpu]}).measure(small_cnn(), image())
+    assert result.details["cpus"] == [cpu] and os.sched_getaffinity(0) == before
+    with pytest.raises(ProfilerError, match="not available to this process"):
+        cls({**FAST, "cpus": [max(before) + 1000]}).measure(small_cnn(), image())
+    assert os.sched_getaffinity(0) == before
