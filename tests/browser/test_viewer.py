@@ -200,9 +200,14 @@ def test_compare_shows_two_fronts(live, page):
         shown = page.locator(f"#fronts tr[data-id='{s['id']}'] .shared-hv").inner_text()
         assert float(shown) == pytest.approx(hypervolume(loss[s["id"]], reference), rel=1e-3)
     screenshot(page, "compare")
+    page.goto(f"{live.url}/compare?ids={a['id']},x7,{b['id']}")
+    wait_ready(page)
+    assert page.evaluate("document.getElementById('compare').data.length") == 2
+    assert '"x7" ignored; expected study numbers' in page.locator("#error").inner_text()
     page.locator(f"#picker input[value='{b['id']}']").uncheck()
     page.wait_for_function("document.getElementById('compare').data.length === 1")
     assert page.url.endswith(f"/compare?ids={a['id']}")
+    assert page.locator("#error").inner_text() == ""  # a good refresh clears the message
 
 
 def test_downloads(live, page):

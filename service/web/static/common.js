@@ -132,15 +132,26 @@ export function orderAlong(points, xKey, yKey) {
 }
 
 let webglOk = null;
-/** Whether this browser can draw WebGL (scattergl); probed once. */
+/**
+ * Whether this browser can draw WebGL (scattergl). Creating a context to find out costs tens of
+ * milliseconds (more with software GL), so the answer is remembered for the session.
+ */
 export function hasWebGL() {
   if (webglOk === null) {
+    const known = sessionStorage.getItem("paretonas.webgl");
+    if (known !== null) {
+      webglOk = known === "1";
+      return webglOk;
+    }
     try {
       const c = document.createElement("canvas");
-      webglOk = !!(c.getContext("webgl") || c.getContext("experimental-webgl"));
+      const gl = c.getContext("webgl") || c.getContext("experimental-webgl");
+      webglOk = !!gl;
+      gl?.getExtension("WEBGL_lose_context")?.loseContext(); // free it: Plotly makes its own
     } catch (_) {
       webglOk = false;
     }
+    sessionStorage.setItem("paretonas.webgl", webglOk ? "1" : "0");
   }
   return webglOk;
 }

@@ -11,9 +11,11 @@ const SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "star", 
 const REFRESH_MS = 3000;
 const $ = (id) => document.getElementById(id);
 
+const rawIds = (new URLSearchParams(location.search).get("ids") || "").split(",")
+  .map((s) => s.trim()).filter((s) => s !== "");
+const badIds = rawIds.filter((s) => !/^[1-9]\d*$/.test(s));
 const state = {
-  ids: (new URLSearchParams(location.search).get("ids") || "").split(",")
-    .map((s) => parseInt(s, 10)).filter((n) => Number.isInteger(n) && n > 0),
+  ids: [...new Set(rawIds.filter((s) => !badIds.includes(s)).map(Number))],
   studies: new Map(), // id -> StudyPublic
   fronts: new Map(), // id -> [TrialPublic]
   x: null,
@@ -188,5 +190,9 @@ for (const [id, key] of [["x-axis", "x"], ["y-axis", "y"]]) {
     showError($("error"), err);
   }
   await refresh();
+  if (badIds.length) {
+    showError($("error"), new Error(`ids: ${badIds.map((s) => JSON.stringify(s)).join(", ")} ` +
+      "ignored; expected study numbers separated by commas, e.g. ?ids=1,2"));
+  }
   markReady();
 })();
