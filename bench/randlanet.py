@@ -2,8 +2,9 @@
 
 1. ``knn``: neighbour search, torch (chunked matmul + topk) vs scipy cKDTree; median ms.
 2. ``weight_sharing``: a supernet trained once (sandwich rule) and its subnets evaluated with
-   inherited weights, vs training each subnet from scratch for the same number of steps; the
-   search time saved for N evaluated archs (SSS3D reports 99.67%).
+   inherited weights (as they are, and with BatchNorm statistics recalibrated on 4 training
+   scenes), vs training each subnet from scratch for the same number of steps; the search time
+   saved for N evaluated archs (SSS3D reports 99.67%).
 3. ``two_stage``: single-stage vs two-stage search (StudyRunner, NSGA-II, miou vs macs) over
    several seeds. Time axis = the measured evaluation seconds of each trial's arch (each arch is
    evaluated once and its time re-used across runs, so the runs are comparable and the bench is
@@ -107,10 +108,14 @@ def bench_sharing(space: RandLANetSpace, train, val, *, steps: int, batch: int, 
     rows = []
     for i, arch in enumerate(archs):
         inherited, t_eval = timed(space.score, arch, val)
+        calibrated, t_cal = timed(space.calibrated, arch, train[:4])
+        recal = space.score(arch, val, calibrated)
         model, t_train = timed(train_from_scratch, space, arch, train, steps=steps,
                                batch=batch, lr=lr, seed=seed + 10 + i)
         scratch = space.score(arch, val, model)
         rows.append({"arch": arch.to_dict(), "miou_inherited": round(inherited["miou"], 4),
+                     "miou_inherited_bn_recalibrated": round(recal["miou"], 4),
+                     "recalibration_s": round(t_cal, 3),
                      "miou_scratch": round(scratch["miou"], 4), "eval_s": round(t_eval, 3),
                      "scratch_train_s": round(t_train, 3)})
     eval_s = median([r["eval_s"] for r in rows])
@@ -125,6 +130,8 @@ def bench_sharing(space: RandLANetSpace, train, val, *, steps: int, batch: int, 
         "supernet_loss_first_last": [round(losses[0], 4), round(float(np.mean(losses[-10:])), 4)],
         "median_eval_s": round(eval_s, 3), "median_scratch_train_s": round(train_s, 3),
         "median_miou_inherited": round(median([r["miou_inherited"] for r in rows]), 4),
+        "median_miou_inherited_bn_recalibrated": round(
+            median([r["miou_inherited_bn_recalibrated"] for r in rows]), 4),
         "median_miou_scratch": round(median([r["miou_scratch"] for r in rows]), 4),
         "search_time_saved_pct_for_n_archs": saved,
         "archs": rows,
@@ -231,14 +238,16 @@ def _median_or_none(xs: list) -> float | None:
 
 
 def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials: int,
-                    fractions: list[float], population: int) -> dict:
+                    fractions: list[float], population: int, strategy: str = "nsga2") -> dict:
     memo = Memo()
     base = {
         "name": "bench-randlanet",
         "search_space": {"name": "randlanet", "options": options},
         "objectives": [{"metric": "miou", "direction": "maximize"},
                        {"metric": "macs", "direction": "minimize"}],
-        "strategy": {"name": "nsga2", "options": {"population_size": population}},
+        "strategy": ({"name": "nsga2", "options": {"population_size": population}}
+                     if strategy == "nsga2" else
+                     {"name": "tpe", "options": {"n_startup_trials": population}}),
         "budget": {"trials": trials},
     }
     rows: dict[float, list[dict]] = {f: [] for f in fractions}
@@ -266,7 +275,9 @@ def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials:
             "per_seed": per_seed,
         }
     return {
-        "seeds": seeds, "trials": trials, "strategy": f"nsga2(population={population})",
+        "seeds": seeds, "trials": trials,
+        "strategy": f"{strategy}({'population' if strategy == 'nsga2' else 'startup'}"
+                    f"={population})",
         "objectives": ["miou max", "macs min (/ macs of the largest subnet)"],
         "reference": [0.0, 1.0],
         "time_ratio": "two-stage seconds / single-stage seconds to reach the given share of the "
@@ -283,6 +294,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--fractions", default="0.25,0.5", help="stage-1 budget shares to try")
+    parser.add_argument("--strategy", choices=("nsga2", "tpe"), default="nsga2")
     parser.add_argument("--workdir", help="keep the scenes and the trained supernet here and "
                         "reuse them on the next run (default: a temporary folder)")
     args = parser.parse_args()
@@ -322,7 +334,7 @@ def main() -> int:
                 options, macs_ref, seeds=list(range(2 if quick else args.seeds)),
                 trials=16 if quick else args.trials,
                 fractions=[float(f) for f in args.fractions.split(",")],
-                population=4 if quick else 10)
+                population=4 if quick else 10, strategy=args.strategy)
     print(json.dumps(out, indent=2))
     return 0
 
