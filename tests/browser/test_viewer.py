@@ -54,6 +54,15 @@ def test_studies_page_lists_filters_and_links(live, page):
     assert "gamma" not in page.locator("#studies").inner_text()
     assert "status=completed" in page.url
 
+    # the list refreshes by itself while a study is not finished
+    page.select_option("#status-filter", "")
+    page.wait_for_function("document.querySelectorAll('#studies tbody tr').length === 3")
+    page.evaluate("window.__samePage = true")
+    live.run_queue()
+    row = page.locator(f"#studies tbody tr[data-id='{queued['id']}']")
+    row.locator(".badge.completed").wait_for(timeout=15_000)
+    assert page.evaluate("window.__samePage") is True
+
     page.get_by_role("link", name="beta").click()
     page.wait_for_url(f"**/studies/{b['id']}")
     wait_ready(page)

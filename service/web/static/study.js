@@ -24,6 +24,7 @@ const state = {
   table: { sort: "number", desc: false, filter: "all", page: 0, pageSize: 50, pinned: null },
   watermark: -1, // every trial number <= watermark is loaded
   plotted: false,
+  renderMs: 0, // how long the last redraw took
   stages: 0, // distinct search stages seen (the colour menu offers "stage" when > 1)
   timer: null,
 };
@@ -216,7 +217,9 @@ async function poll() {
       for (const t of state.trials.values()) t.on_front = onFront.has(t.number);
       for (const t of front.data) if (!state.trials.has(t.number)) state.trials.set(t.number, t);
       state.hv = hv;
+      const t0 = performance.now();
       await renderAll();
+      state.renderMs = performance.now() - t0;
     } else {
       renderSummary();
     }
@@ -230,7 +233,9 @@ async function poll() {
 function schedule() {
   clearTimeout(state.timer);
   if (state.study && TERMINAL.has(state.study.status)) return; // final state drawn: stop
-  state.timer = setTimeout(() => (document.hidden ? schedule() : poll()), POLL_MS);
+  // a big study takes a while to redraw: poll less often than that, so the page stays usable
+  const wait = Math.max(POLL_MS, 4 * (state.renderMs || 0));
+  state.timer = setTimeout(() => (document.hidden ? schedule() : poll()), wait);
 }
 
 // ---------------------------------------------------------------- downloads
