@@ -1,12 +1,15 @@
 """Two-stage search (SSS3D): stage 1 searches the stage-1 dimensions with every other dimension
 at its largest value; stage 2 searches the remaining dimensions, with the stage-1 dimensions
-restricted to the values found on stage 1's Pareto front.
+restricted to the values found on stage 1's Pareto front, and its first trials combining each
+front configuration with stage-2 values the sampler picks.
 
 A study asks for it with ``"stages": 2``; ``stage1_fraction`` of the trial budget goes to stage 1
 and ``stage1_dims`` overrides which dimensions stage 1 searches (default: the dimensions whose
 ``Dim.stage`` is 1, i.e. the sampling parameters for RandLA-Net). Each stage runs its own Optuna
-study over its own distributions; stage 2's is seeded with stage 1's front trials (they lie inside
-stage 2's distributions), so the sampler starts from them rather than from nothing.
+study over its own distributions; stage 2's holds stage 1's front trials as history (they lie
+inside stage 2's distributions: samplers that learn from history, e.g. TPE, start from them) and
+enqueues the front's stage-1 configurations (NSGA-II ignores history without its generation tags,
+so the enqueued trials are what seeds its first population).
 """
 
 from __future__ import annotations
@@ -107,6 +110,13 @@ class StagePlan:
         if stage == 1:
             return own
         return self.stage1_front(records) + own
+
+    def seeds(self, records: Sequence[TrialRecord]) -> list[dict]:
+        """Stage-1 values of each stage-1 front arch not yet tried in stage 2: the first stage-2
+        trials take them (the sampler picks the stage-2 values), so every front configuration
+        is combined with smaller architectures whatever the sampler does with its history."""
+        done = sum(r.stage == 2 for r in records)
+        return [{n: r.arch[n] for n in self.first} for r in self.stage1_front(records)[done:]]
 
     def summary(self, records: Sequence[TrialRecord]) -> dict:
         """What is persisted in ``studies.extra["stages"]`` when stage 1 ends."""

@@ -60,6 +60,14 @@ def test_stage_one_fixes_the_other_dims_and_stage_two_starts_from_its_front(data
     assert set(summary["stage2_choices"]["depth"]) == allowed
     assert set(summary["stage1_front"]) == brute_force_front(
         [asdict(t) for t in store.trials if t.stage == 1], spec)
+    assert_seeded_from_front(store)
+
+
+def assert_seeded_from_front(store: MemoryStore) -> None:
+    """The first stage-2 trials take the stage-1 front's configurations, in order."""
+    front = [store.trials[n].arch["depth"] for n in store.extra["stages"]["stage1_front"]]
+    stage2 = [t.arch["depth"] for t in store.trials if t.stage == 2]
+    assert stage2[: len(front)] == front
 
 
 def test_default_split_uses_the_dims_stage_tags(data_dir):
@@ -94,6 +102,7 @@ def test_resuming_mid_study_keeps_the_stages(data_dir):
     assert [t.stage for t in store.trials] == [1] * 4 + [2] * 12
     allowed = stage1_front_values(store, spec)
     assert all(t.arch["depth"] in allowed for t in store.trials if t.stage == 2)
+    assert_seeded_from_front(store)
 
 
 def test_single_stage_studies_are_unchanged(data_dir):
