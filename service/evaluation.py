@@ -52,6 +52,7 @@ class ArchEvaluator:
         self.context = EvalContext(seed=seed)
         spec = study.spec.search_space
         self.space_key = settings_hash({"name": spec.name, "options": spec.options})
+        self.screen = make_screen(study)
 
     def __call__(self, arch: Arch) -> Evaluation:
         from search_spaces.base import ArchError
@@ -72,12 +73,6 @@ class ArchEvaluator:
         values: dict[str, float] = {}
         info: dict[str, Any] = {"sources": {}}
         accuracy = [s.ref.metric for s in sources.values() if s.kind == "accuracy"]
-        if accuracy:
-            measured = space.evaluate(arch, sorted(set(accuracy)), context=self.context)
-            for key, src in sources.items():
-                if src.kind == "accuracy":
-                    values[key] = float(measured[src.ref.metric])
-                    info["sources"][key] = "measured"
         if any(s.kind == "cost" for s in sources.values()) or space.has_models:
             costs = space.cost(arch) if space.has_models else {}
             info["costs"] = costs
@@ -102,7 +97,73 @@ class ArchEvaluator:
                 if src.kind == "device" and src.ref.device == device:
                     values[key] = float(result["metrics"][src.ref.metric])
                     info["sources"][key] = how
+        if accuracy:  # last: screening decides from the cheap objectives computed above
+            self._accuracy(arch, sorted(set(accuracy)), values, info)
         return Evaluation(values, info)
+
+    def _accuracy(
+        self, arch: Arch, metrics: list[str], values: dict[str, float], info: dict[str, Any]
+    ) -> None:
+        """Measure the accuracy metrics, or keep predictions when the screen says so."""
+        screen, sources = self.screen, self.study.sources
+        decision = None
+        if screen is not None:
+            decision = screen.decide(self.study.space.encode(arch), values)
+            info["screening"] = {
+                "reason": decision.reason,
+                "predicted": {k: {"mean": m, "std": sd} for k, (m, sd) in
+                              decision.predicted.items()},
+            }
+        if decision is not None and not decision.measure:
+            for key, (mean, _) in decision.predicted.items():
+                values[key] = mean
+                info["sources"][key] = "predicted"
+            info["accuracy"] = "predicted"
+            return
+        measured = self.study.space.evaluate(arch, metrics, context=self.context)
+        for key, src in sources.items():
+            if src.kind == "accuracy":
+                values[key] = float(measured[src.ref.metric])
+                info["sources"][key] = "measured"
+        info["accuracy"] = "measured"
+        if screen is not None:
+            screen.observe(self.study.space.encode(arch), values)
+
+    def restore(self, records: list[Any]) -> None:
+        """Feed a resumed study's measured trials to the screen."""
+        if self.screen is None:
+            return
+        for rec in records:
+            if (rec.state == "complete" and "duplicate_of" not in rec.info
+                    and rec.info.get("accuracy", "measured") == "measured"):
+                self.screen.observe(self.study.space.encode(Arch(rec.arch)), rec.values)
+
+    def predictor_quality(self) -> dict[str, Any] | None:
+        return self.screen.quality() if self.screen is not None else None
+
+
+def make_screen(study: ResolvedStudy) -> Any:
+    """The accuracy screen of a ``surrogate``/``hybrid`` study; None when every candidate's
+    accuracy is measured (or an accuracy metric outside the objectives must be measured anyway,
+    e.g. for a constraint)."""
+    spec = study.spec
+    acc = spec.accuracy
+    if acc.mode == "measured":
+        return None
+    objectives = {o.key for o in spec.objectives}
+    accuracy_keys = [k for k, s in study.sources.items() if s.kind == "accuracy"]
+    if not set(accuracy_keys) <= objectives:
+        log.warning("accuracy metrics %s are not all objectives: every trial is measured",
+                    accuracy_keys)
+        return None
+    from surrogate.screening import AccuracyScreen
+
+    return AccuracyScreen(
+        mode=acc.mode, objectives=[(o.key, o.direction) for o in spec.objectives],
+        accuracy_keys=accuracy_keys, predictor=acc.predictor,
+        predictor_options=acc.predictor_options, initial=acc.initial, kappa=acc.kappa,
+        audit_fraction=acc.audit_fraction, seed=spec.seed,
+    )
 
     def _measure(self, arch: Arch, device: str, model_and_input) -> tuple[dict, str]:
         """The device's result for ``arch``: from the cache, else measured (and cached)."""

@@ -19,6 +19,7 @@ class FrontTracker:
         self.keys = [o.key for o in spec.objectives]
         self.directions = spec.directions
         self.constraints = spec.constraints
+        self.predicted_on_front = spec.accuracy.front_includes_predicted
         self.explicit = [o.reference for o in spec.objectives]
         self.reference = np.asarray(reference_point) if reference_point is not None else None
         self.front: dict[int, np.ndarray] = {}  # trial number -> loss vector
@@ -29,6 +30,8 @@ class FrontTracker:
         """Loss vector of a complete, feasible trial; None otherwise."""
         if record.state != "complete" or "duplicate_of" in record.info:
             return None  # a repeated arch is already represented by its first trial
+        if record.info.get("accuracy") == "predicted" and not self.predicted_on_front:
+            return None  # the front users see holds measured points unless they ask otherwise
         for c in self.constraints:
             if c.violation(record.values[c.key]) > 0:
                 return None

@@ -136,7 +136,28 @@ def resolve_spec(spec: StudySpec, *, devices: DeviceCatalog | None = None) -> Re
         sources.setdefault(con.key, src)
     if spec.finetune is not None:
         check_finetune(space, [s for s in sources.values() if s.kind == "accuracy"])
+    check_accuracy_mode(spec, sources)
     return ResolvedStudy(spec, space, strategy, sources, devices)
+
+
+def check_accuracy_mode(spec: StudySpec, sources: dict[str, MetricSource]) -> None:
+    """A screening mode needs a known predictor and an accuracy objective to screen."""
+    from surrogate import PREDICTORS
+
+    acc = spec.accuracy
+    if acc.predictor not in PREDICTORS:
+        raise SpecError.at(("accuracy", "predictor"), f"unknown predictor {acc.predictor!r}; "
+                           f"allowed: {', '.join(PREDICTORS.names())}")
+    try:
+        PREDICTORS.get(acc.predictor)(acc.predictor_options)
+    except ValidationError as exc:
+        raise SpecError.from_validation(("accuracy", "predictor_options"), exc) from exc
+    objectives = {o.key for o in spec.objectives}
+    if acc.mode != "measured" and not any(
+        src.kind == "accuracy" for key, src in sources.items() if key in objectives
+    ):
+        raise SpecError.at(("accuracy", "mode"), f"mode {acc.mode!r} screens accuracy "
+                           "objectives, and this study has none; use 'measured'")
 
 
 def _can_finetune(name: str) -> bool:

@@ -53,6 +53,7 @@ class StudyRunner:
         }
         self.stages = StagePlan.for_spec(self.spec, study.space)  # None: single stage
         self.stage = 1
+        self._last_quality: dict[str, Any] | None = None
 
     # --- setup ----------------------------------------------------------------------------------
     def _constraint_values(self, values: dict[str, float]) -> dict[str, float]:
@@ -104,6 +105,7 @@ class StudyRunner:
         self.records = sorted(self.store.load_trials(), key=lambda r: r.number)
         self.by_key = {r.arch_key: r for r in self.records}
         self.tracker.restore(self.records, self.store.reference_point)
+        self.evaluator.restore(self.records)
         optuna_study = self._make_optuna_study()
         budget = self.spec.budget
         elapsed_before = sum(r.duration_s for r in self.records)
@@ -158,12 +160,27 @@ class StudyRunner:
         )
         update = self.tracker.add(record, final=final)
         self.store.save_trial(record, update)
+        self._report_quality(optuna_study)
         for rec in self.records:
             if rec.number in update.left_front:
                 rec.on_front = False
         self.records.append(record)
         self.by_key.setdefault(record.arch_key, record)
         return record
+
+    def _report_quality(self, optuna_study: optuna.Study) -> None:
+        """Predictor quality (held-out Kendall tau, RMSE) into ``studies.extra`` when a
+        predictor is at work: the accuracy screen's and/or the surrogate strategy's."""
+        quality: dict[str, Any] = {}
+        screen = self.evaluator.predictor_quality()
+        if screen:
+            quality["accuracy_screen"] = screen
+        sampler_quality = getattr(optuna_study.sampler, "quality", None)
+        if callable(sampler_quality) and (strategy := sampler_quality()):
+            quality["strategy"] = strategy
+        if quality and quality != self._last_quality:
+            self.store.set_extra("predictor_quality", quality)
+            self._last_quality = quality
 
     def _finalise_reference(self) -> None:
         """Fix the hypervolume reference from the few trials there are (short studies)."""

@@ -79,6 +79,26 @@ class FinetuneSpec(_Strict):
     lr: float | None = Field(default=None, gt=0, le=1, description="learning rate")
 
 
+class AccuracySpec(_Strict):
+    """How accuracy objectives are obtained: measured for every candidate, or screened by a
+    predictor so that only candidates that may improve the front are measured."""
+
+    mode: Literal["measured", "surrogate", "hybrid"] = Field(
+        default="measured",
+        description="measured: every candidate; surrogate: after `initial` measured trials, "
+        "only candidates whose optimistic prediction may improve the front (others keep the "
+        "prediction); hybrid: surrogate plus a random `audit_fraction` of the others measured",
+    )
+    predictor: str = Field(default="gp", min_length=1, max_length=100)
+    predictor_options: dict[str, Any] = Field(default_factory=dict)
+    initial: int = Field(default=10, ge=2, le=100_000, description="measured trials first")
+    kappa: float = Field(default=1.0, ge=0, le=10, description="optimism: mean + kappa*std")
+    audit_fraction: float = Field(default=0.2, ge=0, le=1, description="hybrid mode only")
+    front_includes_predicted: bool = Field(
+        default=False, description="let trials with predicted accuracy onto the front"
+    )
+
+
 class StudySpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     search_space: SearchSpaceSpec
@@ -104,6 +124,7 @@ class StudySpec(_Strict):
     finetune: FinetuneSpec | None = Field(
         default=None, description="fine-tune the Pareto candidates after the search"
     )
+    accuracy: AccuracySpec = Field(default_factory=AccuracySpec)
 
     @model_validator(mode="after")
     def _distinct_objectives(self) -> StudySpec:
