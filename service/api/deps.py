@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 from service.db import Database
@@ -27,6 +27,9 @@ def get_settings(request: Request) -> Settings:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+#: Database integers are 64-bit: a larger id or offset is a 422, not an overflow in the driver.
+MAX_DB_INT = 2**63 - 1
+StudyId = Annotated[int, Path(le=MAX_DB_INT, description="study id")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

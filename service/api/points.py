@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import Text, cast, func, select
 
-from service.api.deps import SessionDep, get_study_or_404
+from service.api.deps import MAX_DB_INT, SessionDep, StudyId, get_study_or_404
 from service.models import Trial
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -40,10 +40,11 @@ def _finite(values: Any) -> Any:
                                     "the number of matching trials (before offset/limit)"}},
 )
 def study_points(
-    study_id: int,
+    study_id: StudyId,
     session: SessionDep,
-    after: int | None = Query(None, ge=-1, description="only trials numbered above this"),
-    offset: int = Query(0, ge=0),
+    after: int | None = Query(None, ge=-1, le=MAX_DB_INT,
+                              description="only trials numbered above this"),
+    offset: int = Query(0, ge=0, le=MAX_DB_INT),
     limit: int = Query(MAX_POINTS, ge=1, le=MAX_POINTS),
 ) -> Response:
     """Trials ordered by number, as columns: number, state, on_front, stage, duration_s, worker,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from service import crud
-from service.api.deps import SessionDep, SettingsDep, get_study_or_404
+from service.api.deps import MAX_DB_INT, SessionDep, SettingsDep, StudyId, get_study_or_404
 from service.models import STUDY_STATUSES
 from service.resolve import SpecError, resolve_spec
 from service.schemas import (
@@ -51,7 +51,7 @@ def submit_study(spec: StudySpec, session: SessionDep, settings: SettingsDep,
 def list_studies(
     session: SessionDep,
     status: StatusFilter | None = None,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_DB_INT),
     limit: int = Query(50, ge=1, le=500),
 ) -> StudyListPublic:
     rows, count = crud.list_studies(session, status=status, offset=offset, limit=limit)
@@ -59,12 +59,12 @@ def list_studies(
 
 
 @router.get("/{study_id}", response_model=StudyPublic)
-def get_study(study_id: int, session: SessionDep) -> StudyPublic:
+def get_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
     return crud.study_public(get_study_or_404(session, study_id))
 
 
 @router.post("/{study_id}/cancel", response_model=StudyPublic)
-def cancel_study(study_id: int, session: SessionDep) -> StudyPublic:
+def cancel_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
     """Stop the study after its current trial (at once if still queued)."""
     study = get_study_or_404(session, study_id)
     return crud.study_public(crud.cancel_study(session, study=study))
@@ -72,11 +72,12 @@ def cancel_study(study_id: int, session: SessionDep) -> StudyPublic:
 
 @router.get("/{study_id}/trials", response_model=TrialListPublic)
 def list_trials(
-    study_id: int,
+    study_id: StudyId,
     session: SessionDep,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_DB_INT),
     limit: int = Query(100, ge=1, le=10_000),
-    after: int | None = Query(None, ge=-1, description="only trials numbered above this"),
+    after: int | None = Query(None, ge=-1, le=MAX_DB_INT,
+                              description="only trials numbered above this"),
     state: Literal["complete", "failed"] | None = None,
     order: Literal["asc", "desc"] = "asc",
 ) -> TrialListPublic:
@@ -94,7 +95,7 @@ def _front(session, study_id: int):
 
 
 @router.get("/{study_id}/pareto", response_model=ParetoPublic)
-def pareto(study_id: int, session: SessionDep) -> ParetoPublic:
+def pareto(study_id: StudyId, session: SessionDep) -> ParetoPublic:
     """The study's current Pareto front (feasible, non-dominated, unique archs)."""
     study, rows = _front(session, study_id)
     return ParetoPublic(objectives=crud.objectives_of(study),
@@ -102,7 +103,7 @@ def pareto(study_id: int, session: SessionDep) -> ParetoPublic:
 
 
 @router.get("/{study_id}/pareto.csv", response_class=PlainTextResponse)
-def pareto_csv(study_id: int, session: SessionDep) -> PlainTextResponse:
+def pareto_csv(study_id: StudyId, session: SessionDep) -> PlainTextResponse:
     study, rows = _front(session, study_id)
     keys = [o.key for o in crud.objectives_of(study)]
     return PlainTextResponse(
@@ -112,7 +113,7 @@ def pareto_csv(study_id: int, session: SessionDep) -> PlainTextResponse:
 
 
 @router.get("/{study_id}/hypervolume", response_model=HypervolumePublic)
-def hypervolume(study_id: int, session: SessionDep) -> HypervolumePublic:
+def hypervolume(study_id: StudyId, session: SessionDep) -> HypervolumePublic:
     """Hypervolume after each trial that changed the front (reference point included)."""
     study = get_study_or_404(session, study_id)
     points = crud.hypervolume_history(session, study_id=study_id)
