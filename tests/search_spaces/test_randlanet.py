@@ -182,3 +182,20 @@ def test_bn_calibration_is_per_subnet_and_leaves_the_supernet_alone(data_dir):
         assert torch.equal(v, before[k]), k
     with pytest.raises(SpaceError, match="data is needed"):
         RandLANetSpace({**TINY, "calibrate_bn": 2}).evaluate(arch, ["miou"])
+
+
+def test_subnet_exports_to_onnx_with_its_neighbour_search():
+    import onnxruntime as ort
+
+    from evaluators.profilers.onnx_export import export_onnx, input_feed
+
+    space = RandLANetSpace(TINY)
+    arch = space.largest()
+    model, x = space.extract(arch), space.example_input(arch)
+    session = ort.InferenceSession(export_onnx(model, x))
+    y = x.clone()
+    y[..., :3] = y[..., :3].flip(1)  # another geometry: the graph must search neighbours itself
+    with torch.inference_mode():
+        for inp in (x, y):
+            got = session.run(None, input_feed(inp))[0]
+            np.testing.assert_allclose(got, model(inp).numpy(), rtol=1e-4, atol=1e-4)
