@@ -326,3 +326,40 @@ def test_two_stage_study_can_be_coloured_by_stage(live, page):
         assert trace["color"] == [complete[n]["stage"] for n in trace["ids"]]
     assert "search stage" in page.locator("#scatter .colorbar").text_content()
     screenshot(page, "study-stages")
+
+
+def _js_fmt(v: float) -> str:
+    """The viewer's fmt() for non-integers in [1e-3, 1e6): 4 significant digits, trimmed."""
+    text = repr(float(f"{v:.4g}"))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def test_screened_study_shows_measured_vs_predicted_and_predictor_quality(live, page):
+    spec = live.spec("screened", trials=40, seed=11)
+    spec["accuracy"] = {"mode": "hybrid", "initial": 10, "audit_fraction": 0.5}
+    study = live.submit(spec)
+    live.run_queue()
+    trials = live.get(f"/studies/{study['id']}/trials", limit=100)["data"]
+    audited = [t for t in trials if t["state"] == "complete"
+               and t["info"].get("accuracy") == "measured"
+               and "acc" in t["info"].get("screening", {}).get("predicted", {})]
+    assert audited, "the hybrid screen measured none of its predictions"
+    t = audited[0]
+    mean = t["info"]["screening"]["predicted"]["acc"]["mean"]
+    quality = live.get(f"/studies/{study['id']}")["extra"].get("predictor_quality")
+
+    page.goto(f"{live.url}/studies/{study['id']}#trial={t['number']}")
+    wait_ready(page)
+    details = page.locator("#details-body")
+    details.get_by_text("pred. − value").wait_for()
+    acc_row = next(r for r in details.locator("table").nth(1).locator("tbody tr")
+                   .all_inner_texts() if r.startswith("acc"))
+    assert "measured" in acc_row and _js_fmt(mean) in acc_row
+    assert "accuracy\tmeasured" in details.inner_text().replace("\n", "\t")
+    assert "hybrid" in page.locator("#summary").inner_text()
+    if quality:
+        assert page.locator("#quality").is_visible()
+        assert "Kendall τ" in page.locator("#quality").inner_text()
+    else:
+        assert page.locator("#quality").is_hidden()
+    screenshot(page, "study-screened")

@@ -5,7 +5,7 @@ import {
   metricCatalog, metricShort, plotlyReady, progressBar, readJSON, showError, statusBadge,
 } from "./common.js";
 import { STAGE, hypervolumeFigure, scatterLayout, scatterTraces } from "./study_plot.js";
-import { detailsHtml, renderTable, tableColumns } from "./study_table.js";
+import { detailsHtml, qualityHtml, renderTable, tableColumns } from "./study_table.js";
 
 const POLL_MS = 1500;
 const PAGE_LIMIT = 10000; // the API's largest trials page
@@ -93,11 +93,17 @@ function renderSummary() {
     `<div>best hypervolume <b>${fmt(s.best_hypervolume)}</b></div>`,
     `<div>space <b>${escapeHtml(s.search_space)}</b></div>`,
     `<div>strategy <b>${escapeHtml(s.spec?.strategy?.name ?? "—")}</b></div>`,
+    s.spec?.accuracy?.mode && s.spec.accuracy.mode !== "measured"
+      ? `<div>accuracy <b>${escapeHtml(s.spec.accuracy.mode)}</b> ` +
+        `(${escapeHtml(s.spec.accuracy.predictor ?? "")} screen)</div>` : "",
     `<div>objectives ${objectives}</div>`,
     `<div class="muted">created ${escapeHtml(fmtDate(s.created_at))}</div>`,
     `<div class="live ${live ? "on" : ""}" id="live">${live ? "live" : ""}</div>`,
     s.error ? `<div class="error">${escapeHtml(s.error)}</div>` : "",
   ].join("");
+  const quality = qualityHtml(s.extra?.predictor_quality);
+  $("quality").hidden = !quality;
+  $("quality-body").innerHTML = quality;
 }
 
 function renderAxes() {

@@ -78,9 +78,12 @@ function kvTable(head, rows) {
     "</tbody></table></div>";
 }
 
-/** Prediction of a value, when the trial's info carries one: a number or {mean, std}. */
+/**
+ * Prediction of a value when the trial's info carries one (the accuracy screen writes
+ * ``info.screening.predicted[key] = {mean, std}``): a number or {mean, std}.
+ */
 function predicted(info, key) {
-  const p = info?.predicted?.[key];
+  const p = info?.screening?.predicted?.[key] ?? info?.predicted?.[key];
   if (p === undefined || p === null) return null;
   return typeof p === "number" ? { mean: p, std: null } : { mean: p.mean, std: p.std ?? null };
 }
@@ -97,16 +100,19 @@ export function detailsHtml(t, catalog) {
     ["finished", escapeHtml(fmtDate(t.finished_at))],
     ...(info.duplicate_of !== undefined ? [["duplicate of", `#${escapeHtml(info.duplicate_of)}`]]
       : []),
+    ...(info.accuracy ? [["accuracy", escapeHtml(info.accuracy)]] : []),
+    ...(info.screening?.reason ? [["screening", escapeHtml(info.screening.reason)]] : []),
   ])];
   if (t.error) parts.push(`<p class="error">${escapeHtml(t.error)}</p>`);
   parts.push("<h3>Architecture</h3>", kvTable(["dimension", "value"],
     Object.entries(t.arch || {}).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : String(v)])));
   const keys = [...catalog.keys()].filter((k) => k in (t.values || {}));
   const anyPred = keys.some((k) => predicted(info, k));
-  const head = ["metric", "value", "unit", "source", ...(anyPred ? ["predicted", "pred. − value"] : [])];
+  const head = ["metric", "value", "source", ...(anyPred ? ["predicted", "pred. − value"] : [])];
   parts.push("<h3>Metrics</h3>", kvTable(head, keys.map((k) => {
     const v = t.values[k];
-    const row = [k, v, catalog.get(k)?.unit || "", info.sources?.[k] ?? "—"];
+    const unit = catalog.get(k)?.unit;
+    const row = [k, unit ? `${fmt(v)} ${unit}` : v, info.sources?.[k] ?? "—"];
     if (anyPred) {
       const p = predicted(info, k);
       row.push(p ? `${fmt(p.mean)}${p.std !== null ? " ± " + fmt(p.std) : ""}` : "—",
@@ -133,4 +139,17 @@ export function detailsHtml(t, catalog) {
   parts.push(`<details><summary>raw trial JSON</summary><pre>${escapeHtml(JSON.stringify(
     { ...t, _hover: undefined, _hoverFront: undefined }, null, 2))}</pre></details>`);
   return parts.join("");
+}
+
+/** Rows of the predictor-quality table from ``study.extra.predictor_quality``. */
+export function qualityHtml(quality) {
+  const rows = [];
+  for (const [source, perObjective] of Object.entries(quality || {})) {
+    for (const [name, q] of Object.entries(perObjective || {})) {
+      rows.push([source.replace(/_/g, " "), name, q?.kendall_tau ?? null, q?.rmse ?? null,
+        q?.n_heldout ?? null]);
+    }
+  }
+  if (!rows.length) return "";
+  return kvTable(["predictor", "objective", "Kendall τ", "RMSE", "held-out trials"], rows);
 }
