@@ -13,6 +13,7 @@ from evaluators.profilers.timing import (
     repeat_batch,
     summarise,
     time_samples,
+    with_input_shape,
 )
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
@@ -34,7 +35,7 @@ class OnnxRuntimeCpuProfiler(Profiler):
         import onnxruntime as ort
 
         s: OrtCpuSettings = self.settings  # type: ignore[assignment]
-        inputs = repeat_batch(example_input, s.batch)
+        inputs = repeat_batch(with_input_shape(example_input, s.input_shape), s.batch)
         onnx_bytes = export_onnx(model, inputs)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = s.threads

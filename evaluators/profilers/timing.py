@@ -10,7 +10,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -35,6 +35,10 @@ class TimedSettings(ProfilerSettings):
         default=5.0, ge=0, le=10_000, description="each sample loops the model at least this long"
     )
     clock: Literal["wall", "thread_cpu"] = "wall"
+    input_shape: list[Annotated[int, Field(ge=1, le=1_000_000)]] | None = Field(
+        default=None, min_length=1, max_length=8,
+        description="measure on an input of this shape instead of the arch's example input",
+    )
     cpus: list[int] | None = Field(
         default=None, min_length=1, max_length=1024,
         description="pin the measuring thread to these CPU ids (no migrations between samples)",
@@ -70,6 +74,29 @@ def split_input(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
 def call_model(model: Any, example_input: Any) -> Any:
     args, kwargs = split_input(example_input)
     return model(*args, **kwargs)
+
+
+def with_input_shape(example_input: Any, shape: list[int] | None) -> Any:
+    """The example input, or (``shape`` set) a fresh tensor of that shape and the same dtype:
+    a device may fix the input size its deployment uses (e.g. a camera's resolution)."""
+    import torch
+
+    if shape is None:
+        return example_input
+    if not isinstance(example_input, torch.Tensor):
+        raise ProfilerError(
+            "setting 'input_shape' applies to models taking one tensor; this one takes "
+            f"{type(example_input).__name__}"
+        )
+    if len(shape) != example_input.dim():
+        raise ProfilerError(
+            f"input_shape {shape} has {len(shape)} dims; the model's input has "
+            f"{example_input.dim()} ({list(example_input.shape)})"
+        )
+    gen = torch.Generator().manual_seed(0)
+    if example_input.dtype.is_floating_point:
+        return torch.randn(shape, generator=gen, dtype=example_input.dtype)
+    return torch.zeros(shape, dtype=example_input.dtype)
 
 
 def repeat_batch(example_input: Any, batch: int) -> Any:

@@ -16,6 +16,7 @@ from evaluators.profilers.timing import (
     repeat_batch,
     summarise,
     time_samples,
+    with_input_shape,
 )
 
 
@@ -56,7 +57,7 @@ class TorchCpuProfiler(Profiler):
 
     def measure(self, model: Any, example_input: Any) -> LatencyResult:
         s: TorchCpuSettings = self.settings  # type: ignore[assignment]
-        inputs = repeat_batch(example_input, s.batch)
+        inputs = repeat_batch(with_input_shape(example_input, s.input_shape), s.batch)
         with measuring_state(model, s.threads):
             try:
                 call_model(model, inputs)  # a first call surfaces shape errors before timing

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from evaluators.profilers.base import LatencyResult, Profiler, ProfilerSettings
 from evaluators.profilers.latency_table import LatencyTable, Prediction
-from evaluators.profilers.timing import TimedSettings, settings_hash
+from evaluators.profilers.timing import TimedSettings, settings_hash, with_input_shape
 from evaluators.profilers.torch_cpu import TorchCpuProfiler
 
 
@@ -49,7 +49,7 @@ class TorchCpuTableProfiler(Profiler):
 
     def _timing(self) -> dict[str, Any]:
         return self.settings.model_dump(
-            include=set(TimedSettings.model_fields) - {"batch"}
+            include=set(TimedSettings.model_fields) - {"batch", "input_shape"}
         )
 
     def _state(self) -> _State:
@@ -68,6 +68,7 @@ class TorchCpuTableProfiler(Profiler):
 
     def measure(self, model: Any, example_input: Any) -> LatencyResult:
         s: TableSettings = self.settings  # type: ignore[assignment]
+        example_input = with_input_shape(example_input, s.input_shape)
         state = self._state()
         with state.lock:
             table = state.table

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -13,6 +13,7 @@ from evaluators.profilers.gap8 import gvsoc
 from evaluators.profilers.gap8.graph import walk
 from evaluators.profilers.gap8.model import FITTED, Gap8Constants, Gap8Hardware, estimate
 from evaluators.profilers.onnx_export import export_onnx
+from evaluators.profilers.timing import with_input_shape
 
 TOP_LAYERS = 10
 
@@ -36,6 +37,10 @@ class Gap8Settings(ProfilerSettings):
     # gvsoc mode: argv template from the server config ({onnx}, {workdir}, {cluster_mhz})
     command: list[str] | None = Field(default=None, description="gvsoc command (config only)")
     timeout_s: float = Field(default=900.0, gt=0, le=24 * 3600)
+    input_shape: list[Annotated[int, Field(ge=1, le=1_000_000)]] | None = Field(
+        default=None, min_length=1, max_length=8,
+        description="profile on an input of this shape instead of the arch's example input",
+    )
     layer_details: bool = Field(
         default=False, description="keep every layer in the result (else the 10 costliest)"
     )
@@ -89,6 +94,7 @@ class Gap8Profiler(Profiler):
 
     def measure(self, model: Any, example_input: Any) -> LatencyResult:
         s: Gap8Settings = self.settings  # type: ignore[assignment]
+        example_input = with_input_shape(example_input, s.input_shape)
         graph = walk(model, example_input)
         est = estimate(graph, s.constants(), s.hardware())
         memory = {

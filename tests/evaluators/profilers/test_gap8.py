@@ -141,3 +141,10 @@ def test_by_default_only_the_costliest_layers_are_kept() -> None:
     assert "layers" not in r.details and len(top) == 10 and r.details["n_layers"] > 50
     assert [x["cycles"] for x in top] == sorted((x["cycles"] for x in top), reverse=True)
     assert sum(r.details["bound_counts"].values()) == r.details["n_layers"]
+
+
+def test_input_shape_fixes_the_profiled_resolution() -> None:
+    small = Gap8Profiler().measure(small_cnn(8), image(32))
+    fixed = Gap8Profiler({"input_shape": [1, 3, 64, 64]}).measure(small_cnn(8), image(32))
+    assert fixed.metrics["cycles"] > small.metrics["cycles"]
+    assert fixed.metrics["peak_activation_bytes"] == 4 * small.metrics["peak_activation_bytes"]
