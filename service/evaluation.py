@@ -142,29 +142,6 @@ class ArchEvaluator:
         return self.screen.quality() if self.screen is not None else None
 
 
-def make_screen(study: ResolvedStudy) -> Any:
-    """The accuracy screen of a ``surrogate``/``hybrid`` study; None when every candidate's
-    accuracy is measured (or an accuracy metric outside the objectives must be measured anyway,
-    e.g. for a constraint)."""
-    spec = study.spec
-    acc = spec.accuracy
-    if acc.mode == "measured":
-        return None
-    objectives = {o.key for o in spec.objectives}
-    accuracy_keys = [k for k, s in study.sources.items() if s.kind == "accuracy"]
-    if not set(accuracy_keys) <= objectives:
-        log.warning("accuracy metrics %s are not all objectives: every trial is measured",
-                    accuracy_keys)
-        return None
-    from surrogate.screening import AccuracyScreen
-
-    return AccuracyScreen(
-        mode=acc.mode, objectives=[(o.key, o.direction) for o in spec.objectives],
-        accuracy_keys=accuracy_keys, predictor=acc.predictor,
-        predictor_options=acc.predictor_options, initial=acc.initial, kappa=acc.kappa,
-        audit_fraction=acc.audit_fraction, seed=spec.seed,
-    )
-
     def _measure(self, arch: Arch, device: str, model_and_input) -> tuple[dict, str]:
         """The device's result for ``arch``: from the cache, else measured (and cached)."""
         spec = self.study.devices.get(device)
@@ -187,3 +164,27 @@ def make_screen(study: ResolvedStudy) -> Any:
         if self.cache is not None:
             self.cache.put(key, result)
         return result, "measured"
+
+
+def make_screen(study: ResolvedStudy) -> Any:
+    """The accuracy screen of a ``surrogate``/``hybrid`` study; None when every candidate's
+    accuracy is measured (or an accuracy metric outside the objectives must be measured anyway,
+    e.g. for a constraint)."""
+    spec = study.spec
+    acc = spec.accuracy
+    if acc.mode == "measured":
+        return None
+    objectives = {o.key for o in spec.objectives}
+    accuracy_keys = [k for k, s in study.sources.items() if s.kind == "accuracy"]
+    if not set(accuracy_keys) <= objectives:
+        log.warning("accuracy metrics %s are not all objectives: every trial is measured",
+                    accuracy_keys)
+        return None
+    from surrogate.screening import AccuracyScreen
+
+    return AccuracyScreen(
+        mode=acc.mode, objectives=[(o.key, o.direction) for o in spec.objectives],
+        accuracy_keys=accuracy_keys, predictor=acc.predictor,
+        predictor_options=acc.predictor_options, initial=acc.initial, kappa=acc.kappa,
+        audit_fraction=acc.audit_fraction, seed=spec.seed,
+    )
