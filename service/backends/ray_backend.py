@@ -80,17 +80,31 @@ def trial_resources(study: ResolvedStudy, options: RayOptions) -> dict[str, floa
 
 # --- the Ray side: evaluate one arch ------------------------------------------------------------
 @functools.lru_cache(maxsize=4)
-def _evaluator(spec_json: str):
-    """One resolved study per Ray worker process and spec (spaces load tables/checkpoints)."""
+def _evaluator(context_json: str):
+    """One resolved study per Ray worker process and study: spaces load tables/checkpoints once.
+
+    The context carries the spec, the study's devices as the driver resolved them (its config
+    file and API-registered devices, which a Ray node does not read), and the database URL for
+    the shared measurement cache (None: no cache, e.g. an in-memory study)."""
+    from evaluators.profilers.devices import DEFAULT_DEVICES, DeviceCatalog, DeviceSpec
     from service.evaluation import ArchEvaluator
     from service.resolve import resolve_spec
     from service.spec import StudySpec
 
-    spec = StudySpec.model_validate_json(spec_json)
-    return ArchEvaluator(resolve_spec(spec), seed=spec.seed)
+    context = json.loads(context_json)
+    spec = StudySpec.model_validate(context["spec"])
+    devices = DeviceCatalog({**DEFAULT_DEVICES, **{
+        d["name"]: DeviceSpec.model_validate(d) for d in context["devices"]}})
+    cache = None
+    if context["database_url"]:
+        from service.db import Database
+        from service.measurement_cache import DbMeasurementCache
+
+        cache = DbMeasurementCache(Database(context["database_url"], run_migrations=False))
+    return ArchEvaluator(resolve_spec(spec, devices=devices), cache=cache, seed=spec.seed)
 
 
-def evaluate_trial(config: dict[str, Any], spec_json: str) -> dict[str, Any]:
+def evaluate_trial(config: dict[str, Any], context_json: str) -> dict[str, Any]:
     """Tune function trainable: evaluate ``config["arch"]``; the outcome goes back as JSON text
     (Tune flattens nested result dicts; the driver wants them whole)."""
     t0 = time.perf_counter()
@@ -99,13 +113,24 @@ def evaluate_trial(config: dict[str, Any], spec_json: str) -> dict[str, Any]:
     error = None
     if not config.get("known"):  # a repeated arch: the driver reuses its first result
         try:
-            evaluation = _evaluator(spec_json)(Arch(config["arch"]))
+            evaluation = _evaluator(context_json)(Arch(config["arch"]))
             values, info = evaluation.values, evaluation.info
         except TrialFailure as exc:
             error = str(exc)
     payload = {"values": values, "info": info, "error": error,
                "duration_s": time.perf_counter() - t0, "node": os.uname().nodename}
     return {"payload": json.dumps(payload)}
+
+
+def trial_context(study: ResolvedStudy, store: TrialStore) -> str:
+    """What a Ray worker needs to evaluate this study's trials as the driver would (JSON)."""
+    devices = sorted({s.ref.device for s in study.sources.values() if s.kind == "device"})
+    db = getattr(store, "db", None)
+    return json.dumps({
+        "spec": study.spec.model_dump(mode="json"),
+        "devices": [study.devices.get(d).model_dump(mode="json") for d in devices],
+        "database_url": db.url if db is not None else None,
+    }, sort_keys=True)
 
 
 # --- the driver side ----------------------------------------------------------------------------
@@ -246,7 +271,8 @@ class RayStudyRunner(StudyRunner):
 
         ensure_ray(self.options.address)
         trainable = tune.with_resources(
-            tune.with_parameters(evaluate_trial, spec_json=self.spec.model_dump_json()),
+            tune.with_parameters(evaluate_trial,
+                                 context_json=trial_context(self.study, self.store)),
             trial_resources(self.study, self.options),
         )
         storage = tempfile.mkdtemp(prefix="paretonas-tune-")
