@@ -8,7 +8,9 @@ once every trial is plotted and the click handlers are attached (measured from n
 Then a real mouse hover over a front point is timed until Plotly's hover label shows.
 
 Cold = fresh browser context (nothing cached); warm = reload in the same context (plotly.js
-cached, data fetched again). Target: < 1500 ms.
+cached, data fetched again). Target: < 1500 ms. Next to wall times, the renderer's CPU time until
+ready (Chrome's ThreadTime/ProcessTime metrics) and the load average are reported: on a shared
+machine wall time mostly measures the other processes.
 Run: python bench/viewer.py [--trials 10000] [--runs 5]   (prints JSON)
 """
 
@@ -124,7 +126,8 @@ def build_database(url: str, n: int) -> tuple[int, int, int]:
 
 
 HOVER_XY = """() => {
-  const gd = document.getElementById('scatter'), fl = gd._fullLayout, tr = gd._fullData[3];
+  const gd = document.getElementById('scatter'), fl = gd._fullLayout;
+  const tr = gd._fullData.find((d) => d.uid === 'front');
   const box = gd.getBoundingClientRect();
   return [box.left + fl._size.l + fl.xaxis.l2p(tr.x[0]),
           box.top + fl._size.t + fl.yaxis.l2p(tr.y[0])];

@@ -21,9 +21,10 @@ from service.models import Trial
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
-#: Trial fields returned, in this order, as parallel lists.
-COLUMNS = ("number", "state", "on_front", "stage", "duration_s", "worker", "error", "arch",
-           "values")
+#: Trial fields returned, in this order, as parallel lists. ``accuracy`` is ``info.accuracy``
+#: ("measured" / "predicted" when an accuracy screen is at work, else null).
+COLUMNS = ("number", "state", "on_front", "stage", "duration_s", "worker", "error", "accuracy",
+           "arch", "values")
 MAX_POINTS = 100_000  # the largest budget a server accepts by default
 
 
@@ -48,14 +49,15 @@ def study_points(
     limit: int = Query(MAX_POINTS, ge=1, le=MAX_POINTS),
 ) -> Response:
     """Trials ordered by number, as columns: number, state, on_front, stage, duration_s, worker,
-    error, arch, values."""
+    error, accuracy (measured/predicted/null), arch, values."""
     get_study_or_404(session, study_id)
     where = [Trial.study_id == study_id]
     if after is not None:
         where.append(Trial.number > after)
     count = session.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
-    fields = [getattr(Trial, c) for c in COLUMNS[:-2]]
-    fields += [cast(Trial.arch, Text), cast(Trial.values, Text)]
+    fields = [getattr(Trial, c) for c in COLUMNS[:-3]]
+    fields += [Trial.info["accuracy"].as_string(), cast(Trial.arch, Text),
+               cast(Trial.values, Text)]
     rows = session.execute(
         select(*fields).where(*where)
         .order_by(Trial.number).offset(offset).limit(limit)

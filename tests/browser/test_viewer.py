@@ -16,13 +16,15 @@ from tests.browser.conftest import screenshot, wait_ready
 pytestmark = pytest.mark.browser
 
 # Pixel position (page coordinates) of point i of trace t of the scatter ``plot``.
-POINT_XY = """([id, t, i]) => {
-  const gd = document.getElementById(id), fl = gd._fullLayout, tr = gd._fullData[t];
+POINT_XY = """([id, uid, i]) => {
+  const gd = document.getElementById(id), fl = gd._fullLayout;
+  const tr = gd._fullData.find((d) => d.uid === uid);
   const box = gd.getBoundingClientRect();
   return [box.left + fl._size.l + fl.xaxis.l2p(tr.x[i]),
           box.top + fl._size.t + fl.yaxis.l2p(tr.y[i])];
 }"""
-TRACE = """([id, t]) => { const d = document.getElementById(id).data[t];
+TRACE = """([id, uid]) => {
+  const d = document.getElementById(id).data.find((d) => d.uid === uid);
   return {x: d.x, y: d.y, color: d.marker && d.marker.color,
           ids: (d.customdata || []).map((c) => Array.isArray(c) ? c[0] : c)}; }"""
 
@@ -81,8 +83,10 @@ def test_study_page_draws_every_trial_and_the_apis_front(live, page):
     wait_ready(page)
     plot = page.locator("#scatter")
     assert plot.get_attribute("data-front") == str(len(front))
-    traces = [page.evaluate(TRACE, ["scatter", t]) for t in range(4)]
-    dominated, infeasible, line, on_front = traces
+    traces = [page.evaluate(TRACE, ["scatter", t])
+              for t in ("dominated", "infeasible", "predicted", "line", "front")]
+    dominated, infeasible, predicted, line, on_front = traces
+    assert predicted["x"] == []  # every accuracy measured in this study
     drawn = len(dominated["x"]) + len(infeasible["x"]) + len(on_front["x"])
     assert drawn == len(complete)
     assert sorted(on_front["ids"]) == sorted(t["number"] for t in front)
@@ -97,8 +101,8 @@ def test_study_page_draws_every_trial_and_the_apis_front(live, page):
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
     page.select_option("#c-axis", "params")
     page.wait_for_function(
-        "Array.isArray(document.getElementById('scatter').data[3].marker.color)")
-    colours = page.evaluate(TRACE, ["scatter", 3])["color"]
+        "Array.isArray(document.getElementById('scatter').data[0].marker.color)")
+    colours = page.evaluate(TRACE, ["scatter", "front"])["color"]
     assert colours == [by_number[n]["values"]["params"] for n in on_front["ids"]]
     page.select_option("#x-axis", "params")
     page.wait_for_function(
@@ -123,9 +127,9 @@ def test_hover_and_click_show_the_arch(live, page):
     by_number = {t["number"]: t for t in _complete(live, study["id"])}
     page.goto(f"{live.url}/studies/{study['id']}")
     wait_ready(page)
-    trace = page.evaluate(TRACE, ["scatter", 3])
+    trace = page.evaluate(TRACE, ["scatter", "front"])
     target = by_number[trace["ids"][0]]
-    x, y = page.evaluate(POINT_XY, ["scatter", 3, 0])
+    x, y = page.evaluate(POINT_XY, ["scatter", "front", 0])
     page.mouse.move(x, y)
     hover = page.locator("#scatter .hoverlayer .hovertext")
     hover.wait_for()
@@ -142,7 +146,8 @@ def test_hover_and_click_show_the_arch(live, page):
     arch_rows = details.locator("table").first.locator("tbody tr").all_inner_texts()
     assert sorted(r.split("\t")[0] for r in arch_rows) == sorted(target["arch"])
     assert "on the Pareto front" in details.inner_text()
-    assert page.evaluate(TRACE, ["scatter", 4])["ids"] == [target["number"]]  # ring on the point
+    ring = page.evaluate(TRACE, ["scatter", "pinned"])["ids"]
+    assert ring == [target["number"]]  # a ring around the pinned point
     assert page.url.endswith(f"#trial={target['number']}")
     screenshot(page, "study-pinned")
 
@@ -321,8 +326,8 @@ def test_two_stage_study_can_be_coloured_by_stage(live, page):
     page.select_option("#c-axis", "@stage")
     page.wait_for_function(
         "Array.isArray(document.getElementById('scatter').data[0].marker.color)")
-    for t in (0, 3):
-        trace = page.evaluate(TRACE, ["scatter", t])
+    for uid in ("dominated", "front"):
+        trace = page.evaluate(TRACE, ["scatter", uid])
         assert trace["color"] == [complete[n]["stage"] for n in trace["ids"]]
     assert "search stage" in page.locator("#scatter .colorbar").text_content()
     screenshot(page, "study-stages")
@@ -336,7 +341,7 @@ def _js_fmt(v: float) -> str:
 
 def test_screened_study_shows_measured_vs_predicted_and_predictor_quality(live, page):
     spec = live.spec("screened", trials=40, seed=11)
-    spec["accuracy"] = {"mode": "hybrid", "initial": 10, "audit_fraction": 0.5}
+    spec["accuracy"] = {"mode": "hybrid", "initial": 10, "audit_fraction": 0.3, "kappa": 0.0}
     study = live.submit(spec)
     live.run_queue()
     trials = live.get(f"/studies/{study['id']}/trials", limit=100)["data"]
@@ -357,6 +362,11 @@ def test_screened_study_shows_measured_vs_predicted_and_predictor_quality(live, 
     assert "measured" in acc_row and _js_fmt(mean) in acc_row
     assert "accuracy\tmeasured" in details.inner_text().replace("\n", "\t")
     assert "hybrid" in page.locator("#summary").inner_text()
+    only_predicted = sorted(x["number"] for x in trials if x["state"] == "complete"
+                            and x["info"].get("accuracy") == "predicted" and not x["on_front"])
+    assert only_predicted, "the screen kept no prediction unmeasured"
+    assert sorted(page.evaluate(TRACE, ["scatter", "predicted"])["ids"]) == only_predicted
+    assert "accuracy predicted, not measured" in page.locator("#scatter .legend").text_content()
     if quality:
         assert page.locator("#quality").is_visible()
         assert "Kendall τ" in page.locator("#quality").inner_text()

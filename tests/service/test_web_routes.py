@@ -81,6 +81,7 @@ def test_points_match_trials_column_by_column(app, client):
     assert body["count"] == len(full) == 15
     for field in ("number", "state", "on_front", "stage", "worker", "error", "arch", "values"):
         assert cols[field] == [t[field] for t in full], field
+    assert cols["accuracy"] == [t["info"].get("accuracy") for t in full]
     assert cols["duration_s"] == pytest.approx([t["duration_s"] for t in full])
 
     later = client.get(f"/api/v1/studies/{study_id}/points", params={"after": 9}).json()
@@ -115,3 +116,13 @@ def test_points_validate_their_query(app, client, params, field):
 def test_points_of_a_missing_study_are_404(client):
     res = client.get("/api/v1/studies/12345/points")
     assert res.status_code == 404 and "12345" in res.json()["detail"]
+
+
+def test_points_say_which_accuracies_are_predicted(app, client):
+    study_id = _run(app, client, budget={"trials": 16},
+                    accuracy={"mode": "surrogate", "initial": 4})
+    full = client.get(f"/api/v1/studies/{study_id}/trials", params={"limit": 100}).json()["data"]
+    cols = client.get(f"/api/v1/studies/{study_id}/points").json()["columns"]
+    assert cols["accuracy"] == [t["info"].get("accuracy") for t in full]
+    assert set(cols["accuracy"]) <= {"measured", "predicted", None}
+    assert "measured" in cols["accuracy"]

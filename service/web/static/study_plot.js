@@ -73,18 +73,20 @@ function markerColour(points, cKey, base) {
 }
 
 /**
- * Traces for the scatter: dominated, infeasible, front line, front markers, pinned ring.
+ * Traces for the scatter: dominated, infeasible, predicted-only, front line, front markers,
+ * pinned ring.
  * ``view`` = {x, y, c, pinned}; ``catalog`` maps key -> metric description.
  */
 export function scatterTraces(trials, view, catalog, constraints) {
   const { x, y, c } = view;
   const plotted = trials.filter((t) => t.state === "complete"
     && Number.isFinite(t.values?.[x]) && Number.isFinite(t.values?.[y]));
-  const front = [], dominated = [], infeasible = [];
+  const front = [], dominated = [], infeasible = [], predicted = [];
   for (const t of plotted) {
     if (t.on_front) front.push(t);
-    else if (feasible(t, constraints)) dominated.push(t);
-    else infeasible.push(t);
+    else if (!feasible(t, constraints)) infeasible.push(t);
+    else if (t.accuracy === "predicted") predicted.push(t); // screened out, never measured
+    else dominated.push(t);
   }
   const type = scatterType(plotted.length);
   let cmin, cmax;
@@ -100,22 +102,27 @@ export function scatterTraces(trials, view, catalog, constraints) {
   const dims = [...new Set(plotted.slice(0, 50).flatMap((t) => Object.keys(t.arch || {})))];
   const keys = [...catalog.keys()];
   const hovertemplate = hoverTemplate(dims, catalog);
-  const points = (pts, name, marker, extra = {}) => ({
-    type, mode: "markers", name, x: pts.map((t) => t.values[x]), y: pts.map((t) => t.values[y]),
-    customdata: pts.map((t) => hoverData(t, dims, keys)), hovertemplate, marker, ...extra,
+  // uid: a stable name per trace (Plotly matches traces across redraws by it; tests find them)
+  const points = (uid, pts, name, marker, extra = {}) => ({
+    uid, type, mode: "markers", name, x: pts.map((t) => t.values[x]),
+    y: pts.map((t) => t.values[y]), customdata: pts.map((t) => hoverData(t, dims, keys)),
+    hovertemplate, marker, ...extra,
   });
   const ordered = orderAlong(front, x, y);
   const curve = orderAlong(front2d(front, x, y, catalog), x, y);
   const traces = [
-    points(dominated, `dominated (${dominated.length})`,
+    points("dominated", dominated, `dominated (${dominated.length})`,
       { size: 7, opacity: 0.45, ...markerColour(dominated, c, FADED), ...scale, ...outline }),
-    points(infeasible, `infeasible (${infeasible.length})`,
+    points("infeasible", infeasible, `infeasible (${infeasible.length})`,
       { size: 8, opacity: 0.45, symbol: "x", ...markerColour(infeasible, c, FADED), ...scale,
-        ...outline }),
-    { type, mode: "lines", name: "front line", x: curve.map((t) => t.values[x]),
+        ...outline }, { showlegend: infeasible.length > 0 }),
+    points("predicted", predicted, `accuracy predicted, not measured (${predicted.length})`,
+      { size: 8, opacity: 0.6, symbol: "diamond-open", ...markerColour(predicted, c, FADED),
+        ...scale }, { showlegend: predicted.length > 0 }),
+    { uid: "line", type, mode: "lines", name: "front line", x: curve.map((t) => t.values[x]),
       y: curve.map((t) => t.values[y]), line: { color: ACCENT, width: 2 },
       hoverinfo: "skip", showlegend: false },
-    points(ordered, `Pareto front (${front.length})`, {
+    points("front", ordered, `Pareto front (${front.length})`, {
       size: 11, opacity: 1, line: { color: c ? ACCENT : "#7c2d12", width: 2 },
       ...markerColour(ordered, c, ACCENT), ...scale,
       ...(c ? { colorbar: { ...(c === STAGE ? { dtick: 1 } : {}), title: { side: "right",
@@ -125,7 +132,7 @@ export function scatterTraces(trials, view, catalog, constraints) {
   const pin = trials.find((t) => t.number === view.pinned);
   const pinOk = pin && Number.isFinite(pin.values?.[x]) && Number.isFinite(pin.values?.[y]);
   traces.push({
-    type, mode: "markers", name: "pinned", x: pinOk ? [pin.values[x]] : [],
+    uid: "pinned", type, mode: "markers", name: "pinned", x: pinOk ? [pin.values[x]] : [],
     y: pinOk ? [pin.values[y]] : [], customdata: pinOk ? [[pin.number]] : [],
     hoverinfo: "skip", showlegend: false,
     marker: { size: 20, symbol: "circle-open", color: "#111827", line: { width: 3 } },
