@@ -123,5 +123,5 @@ def screenshot(page: Any, name: str) -> Path:
     return path
 
 
-def wait_ready(page: Any, timeout_ms: float = 20_000) -> None:
+def wait_ready(page: Any, timeout_ms: float = 45_000) -> None:
     page.wait_for_selector("body[data-ready='1']", state="attached", timeout=timeout_ms)

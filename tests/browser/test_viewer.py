@@ -62,7 +62,7 @@ def test_studies_page_lists_filters_and_links(live, page):
     page.evaluate("window.__samePage = true")
     live.run_queue()
     row = page.locator(f"#studies tbody tr[data-id='{queued['id']}']")
-    row.locator(".badge.completed").wait_for(timeout=15_000)
+    row.locator(".badge.completed").wait_for(timeout=30_000)
     assert page.evaluate("window.__samePage") is True
 
     page.get_by_role("link", name="beta").click()
@@ -182,7 +182,7 @@ def test_running_study_updates_without_reload(live, page):
     page.wait_for_function(
         f"document.getElementById('scatter').dataset.plotted === '{len(complete)}'"
         " && document.getElementById('summary').textContent.includes('completed')",
-        timeout=15_000)
+        timeout=30_000)
     assert page.evaluate("window.__samePage") is True  # updated in place, never reloaded
     assert page.locator("#scatter").get_attribute("data-front") == str(len(front))
     assert page.evaluate("window.__seen")[-1] == len(complete)
