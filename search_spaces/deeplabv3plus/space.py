@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -77,6 +79,10 @@ class DeepLabOptions(SpaceOptions):
         default="auto",
         description="sort channels by importance after loading (auto: unless the checkpoint "
         "was trained as a supernet)",
+    )
+    threads: int | None = Field(
+        default=1, ge=1, le=256,
+        description="torch CPU threads while evaluating and fine-tuning (null: torch's default)",
     )
     train_split: str = "train"
     val_split: str = "val"
@@ -146,6 +152,20 @@ class DeepLabSpace(SearchSpace):
         self._train: ImageCache | None = None
         self._subset: np.ndarray | None = None
         self.checkpoint_info: dict[str, Any] = {}
+
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Run torch on ``threads`` threads (restored afterwards): on a shared CPU, more threads
+        than free cores make small models many times slower (threads wait on each other)."""
+        wanted = self.options.threads  # type: ignore[attr-defined]
+        before = torch.get_num_threads()
+        if wanted is not None and wanted != before:
+            torch.set_num_threads(wanted)
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
 
     # --- the space --------------------------------------------------------------------------
     def dimensions(self) -> dict[str, Dim]:
@@ -307,7 +327,8 @@ class DeepLabSpace(SearchSpace):
         unknown = sorted(set(metrics) - set(self.metrics()))
         if unknown:
             raise SpaceError(f"unknown metric(s) {unknown}; allowed: {sorted(self.metrics())}")
-        conf = self.confusions(arch, self.subset(), model=model).sum(axis=0)
+        with self._threads():
+            conf = self.confusions(arch, self.subset(), model=model).sum(axis=0)
         values = {"miou": float(mean_iou(conf)), "pixel_accuracy": pixel_accuracy(conf)}
         return {m: values[m] for m in metrics}
 
@@ -322,16 +343,17 @@ class DeepLabSpace(SearchSpace):
 
         arch = self.validate(arch)
         opts: DeepLabOptions = self.options  # type: ignore[assignment]
-        model = self.prepare(self.extract(arch), arch)
-        everything = np.arange(len(self.val.dataset))
-        before_full = float(mean_iou(self.confusions(arch, everything, model=model).sum(0)))
-        stats = train_model(
-            model, self.train.dataset, resolution=int(arch["resolution"]), epochs=epochs,
-            batch_size=max(2, opts.batch_size), lr=lr or 5e-4,
-            seed=context.seed if context else opts.seed,
-        )
-        values = self.evaluate(arch, metrics, model=model)
-        after_full = float(mean_iou(self.confusions(arch, everything, model=model).sum(0)))
+        with self._threads():
+            model = self.prepare(self.extract(arch), arch)
+            everything = np.arange(len(self.val.dataset))
+            before_full = float(mean_iou(self.confusions(arch, everything, model=model).sum(0)))
+            stats = train_model(
+                model, self.train.dataset, resolution=int(arch["resolution"]), epochs=epochs,
+                batch_size=max(2, opts.batch_size), lr=lr or 5e-4,
+                seed=context.seed if context else opts.seed,
+            )
+            values = self.evaluate(arch, metrics, model=model)
+            after_full = float(mean_iou(self.confusions(arch, everything, model=model).sum(0)))
         details = {**stats, "epochs": epochs, "lr": lr or 5e-4,
                    "miou_full_val_before": before_full, "miou_full_val_after": after_full}
         return values, details
