@@ -37,6 +37,7 @@ def db(database_url, data_dir) -> Iterator[Database]:
 
 
 def submit(db: Database, n: int = 1, **overrides) -> list[int]:
+    """Queue ``n`` table studies."""
     with db.session() as s:
         return [crud.create_study(s, resolved=resolve_spec(StudySpec.model_validate(
             table_spec(name=f"s{i}", **overrides)))).id for i in range(n)]
@@ -102,23 +103,27 @@ def assert_exact(db: Database, sid: int, budget: int, spec: dict) -> list[Trial]
     return rows
 
 
-def test_a_worker_killed_mid_study_loses_and_repeats_nothing(db, data_dir):
-    budget = 300
-    (sid,) = submit(db, budget={"trials": budget})
+@pytest.mark.slow  # a local Ray starts inside the killed worker: ~1 minute
+def test_a_ray_driver_killed_with_trials_in_flight_loses_and_repeats_nothing(db, data_dir):
+    """tests/service/test_worker_kill.py kills a local worker; here the killed worker drives Ray
+    Tune with two trials in flight, and a plain worker resumes the study (on Ray, as it asks)."""
+    budget = 40
+    spec = table_spec(budget={"trials": budget}, backend="ray", max_concurrency=2)
+    (sid,) = submit(db, budget={"trials": budget}, backend="ray", max_concurrency=2)
     env = worker_env(db, data_dir)
-    with workers(env) as (first,):
-        wait_for(lambda: study(db, sid).n_complete >= 20, timeout=120, what="20 trials")
-        os.killpg(first.pid, signal.SIGKILL)  # no cleanup, no lease release
-        first.wait(10)
-    done_by_first = study(db, sid).n_complete + study(db, sid).n_failed
-    assert done_by_first < budget, "the first worker finished before it was killed"
-    assert study(db, sid).status == "running"  # still leased to the dead worker
+    with workers(env, "--backend", "ray") as (driver,):
+        wait_for(lambda: study(db, sid).n_complete >= 4, timeout=240, what="4 Ray trials")
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver, its Ray and the trials in flight
+        driver.wait(10)
+    done_by_ray = study(db, sid).n_complete + study(db, sid).n_failed
+    assert done_by_ray < budget, "the study finished before the kill"
     with workers(env):
         wait_for(lambda: study(db, sid).status == "completed", timeout=180,
                  what="the study to be resumed and completed")
-    rows = assert_exact(db, sid, budget, table_spec(budget={"trials": budget}))
+    rows = assert_exact(db, sid, budget, spec)
+    assert all("ray" in t.info for t in rows)
     owners = [t.worker for t in rows]
-    assert len(set(owners)) == 2 and owners.index(owners[-1]) == done_by_first
+    assert len(set(owners)) == 2 and owners.index(owners[-1]) == done_by_ray
 
 
 @pytest.fixture
