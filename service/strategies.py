@@ -6,7 +6,7 @@ strategy) plugs in here, and the same sampler can later be wrapped by Ray Tune's
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -110,6 +110,9 @@ class SurrogateOptions(StrategyOptions):
     n_random: int = Field(default=500, ge=0, le=100_000, description="random candidates/round")
     n_parents: int = Field(default=10, ge=1, le=1000, description="archs mutated per generation")
     generations: int = Field(default=2, ge=0, le=50, description="mutation rounds on predictions")
+    reference: Literal["median", "nadir"] = Field(
+        default="median", description="hypervolume reference of the batch selection: the "
+        "median measured arch per objective, or the measured front's nadir + 10%")
 
     @field_validator("predictor")
     @classmethod
@@ -136,7 +139,8 @@ class SurrogateStrategy(Strategy):
         return SurrogateSampler(
             context["space"], predictor=o.predictor, predictor_options=o.predictor_options,
             n_initial=o.n_initial, batch_size=o.batch_size, kappa=o.kappa, n_random=o.n_random,
-            n_parents=o.n_parents, generations=o.generations, objective_names=objectives,
+            n_parents=o.n_parents, generations=o.generations, reference=o.reference,
+            objective_names=objectives,
             seed=seed,
         )
 

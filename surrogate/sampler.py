@@ -59,6 +59,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         n_parents: int = 10,
         generations: int = 2,
         log_ratio: float = 10.0,
+        reference: str = "median",
         quality_window: int = 100,
         objective_names: Sequence[str] | None = None,
         seed: int | None = None,
@@ -74,6 +75,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.n_parents = n_parents
         self.generations = generations
         self.log_ratio = log_ratio
+        if reference not in ("median", "nadir"):
+            raise ValueError(f"reference={reference!r}; allowed: median, nadir")
+        self.reference = reference
         self.objective_names = list(objective_names) if objective_names else None
         self._seed = seed
         self._rng = np.random.default_rng(seed)
@@ -261,6 +265,10 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         front = Y[feasible] if feasible.any() else Y[:0]
         if pending:
             front = np.vstack([front, self._predict(self.ispace.encode(pending))[0]])
+        # Hypervolume reference: "median" = the median measured arch on each objective, so an
+        # arch worse than a typical one on some objective earns no volume (the cheap corner of
+        # a space is full of such archs); "nadir" = the front's nadir + 10% (select_batch).
+        ref = np.median(Y, axis=0) if self.reference == "median" else None
         # Parents: the measured archs closest to the measured front (front members first).
         closeness = epsilon_to_front(Y, Y[pareto_mask(Y)])
         parents = [idxs[k] for k in np.argsort(closeness, kind="stable")[: self.n_parents]]
@@ -273,7 +281,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         mean, std = self._predict(self.ispace.encode(pool))
         for _ in range(self.generations):
             # Evolution over the predictor: mutate the best-scoring candidates, score again.
-            top = select_batch(mean, std, front, batch_size=self.n_parents, kappa=self.kappa)
+            top = select_batch(mean, std, front, batch_size=self.n_parents, kappa=self.kappa,
+                               reference=ref)
             extra = candidate_pool(
                 self.ispace, [pool[k] for k in top], exclude=known | set(pool), n_random=0,
                 rng=self._rng,
@@ -282,7 +291,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
                 break
             m2, s2 = self._predict(self.ispace.encode(extra))
             pool, mean, std = pool + extra, np.vstack([mean, m2]), np.vstack([std, s2])
-        batch = select_batch(mean, std, front, batch_size=self.batch_size, kappa=self.kappa)
+        batch = select_batch(mean, std, front, batch_size=self.batch_size, kappa=self.kappa,
+                             reference=ref)
         self._queue.clear()
         for rank, k in enumerate(batch):
             info = {
