@@ -54,9 +54,9 @@ def run_in_process(spec, *, progress: bool = True) -> dict[str, Any]:
     trials = store.trials
     return {
         "study": {**spec.model_dump(mode="json"), "status": status,
-                  "reference_point": store.reference_point},
+                  "reference_point": store.reference_point, "extra": store.extra},
         "trials": [{"number": t.number, "arch": t.arch, "values": t.values, "state": t.state,
-                    "error": t.error} for t in trials],
+                    "stage": t.stage, "error": t.error} for t in trials],
         "pareto": [{"number": t.number, "arch": t.arch, "values": t.values}
                    for t in trials if t.on_front],
         "hypervolume": store.best_hypervolume,

@@ -163,3 +163,11 @@ def test_both_stages_are_persisted_and_served_over_the_api(database_url, data_di
         assert bad.status_code == 422 and "stage1_dims" in bad.text
     finally:
         app.state.db.dispose()
+
+
+def test_paretonas_run_reports_stages(data_dir):
+    from service.commands.run import run_in_process
+
+    result = run_in_process(StudySpec.model_validate(two_stage_spec()), progress=False)
+    assert [t["stage"] for t in result["trials"]] == [1] * 4 + [2] * 12
+    assert result["study"]["extra"]["stages"]["stage1_trials"] == 4
