@@ -36,9 +36,14 @@ def prepare(
     *,
     epochs: int | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    threads: int | None = 1,
 ) -> dict[str, Any]:
     """Make sure ``root`` holds the dataset and a trained supernet; return the space options
-    (paths relative to ``root``, which must be one of the data directories) and timings."""
+    (paths relative to ``root``, which must be one of the data directories) and timings.
+    ``threads``: torch threads while training (1 by default: on a CPU shared with other jobs,
+    more threads than free cores make this small model many times slower)."""
+    import torch
+
     from search_spaces.deeplabv3plus.data import VOCSegmentation
     from search_spaces.deeplabv3plus.space import DeepLabOptions, DeepLabSpace
     from search_spaces.deeplabv3plus.synth import generate
@@ -62,8 +67,14 @@ def prepare(
         log.info("training the demo supernet (%s epochs) into %s", train_cfg["epochs"], out)
         space = DeepLabSpace(DeepLabOptions(**STRUCTURE))
         dataset = VOCSegmentation(root / data_dir, "train", num_classes=STRUCTURE["num_classes"])
-        summary = train_supernet(space, dataset, out, TrainConfig(**train_cfg), resume=True,
-                                 progress=progress)
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            summary = train_supernet(space, dataset, out, TrainConfig(**train_cfg), resume=True,
+                                     progress=progress)
+        finally:
+            torch.set_num_threads(before)
         state = {"train_seconds": summary["seconds"], "steps": summary["steps"],
                  "train_config": train_cfg}
         done_file.write_text(json.dumps(state))
