@@ -117,7 +117,7 @@ def test_same_seed_same_sequence(space):
 def test_finds_more_of_the_front_than_random_search(space, predictor):
     front = true_front(space)
     budget = 50  # about 8% of the table
-    options = {"hidden": 32, "epochs": 200} if predictor == "mlp_ensemble" else {}
+    options = {"hidden": 16, "epochs": 100, "members": 4} if predictor == "mlp_ensemble" else {}
     found, found_random = [], []
     for seed in range(3):
         sampler = SurrogateSampler(space, seed=seed, predictor=predictor,
