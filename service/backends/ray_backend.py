@@ -78,6 +78,26 @@ def trial_resources(study: ResolvedStudy, options: RayOptions) -> dict[str, floa
     return resources
 
 
+class UnschedulableError(RuntimeError):
+    """No node of the Ray cluster offers a resource the study's trials need."""
+
+
+def check_schedulable(resources: dict[str, float]) -> None:
+    """Fail the study at once, saying what is missing, rather than let Tune wait forever."""
+    import ray
+
+    available = ray.cluster_resources()
+    missing = {name: need for name, need in resources.items()
+               if available.get("CPU" if name == "cpu" else name, 0.0) < need}
+    if missing:
+        name = next(iter(missing))
+        raise UnschedulableError(
+            f"no Ray node offers enough of {sorted(missing)} (each trial needs {resources}): "
+            f"start nodes with e.g. `ray start --resources='{{\"{name}\": 1}}'`, or change "
+            "PARETONAS_RAY_DEVICE_RESOURCES"
+        )
+
+
 # --- the Ray side: evaluate one arch ------------------------------------------------------------
 @functools.lru_cache(maxsize=4)
 def _evaluator(context_json: str):
@@ -161,21 +181,31 @@ class RayStudyRunner(StudyRunner):
         self.abort: BaseException | None = None  # lease lost or store failure: stop everything
         self.stopped = False  # cancel requested: ask no more, let trials in flight finish
         self.deadline: float | None = None
+        self.out_of_time = False
 
-    # called by the searcher, in the driver's Tune loop
-    def next_config(self, trial_id: str) -> dict[str, Any] | None | str:
-        """A config for a new trial; None to wait for trials in flight; "finished" to stop."""
+    # called by the searcher and the stopper, in the driver's Tune loop
+    def must_stop(self) -> bool:
+        """Cancel requested, lease lost, store failed or time budget spent: stop the study.
+
+        Trials in flight are stopped too (the stopper asks this on every Tune step): unlike a
+        local trial, a Ray trial can be interrupted, and one waiting for a busy device node
+        could otherwise hold a cancelled study open indefinitely."""
         if self.abort is not None or self.stopped:
-            return "finished"
+            return True
         try:
             if self.store.should_stop():
                 self.stopped = True
-                return "finished"
         except LeaseLost as exc:
             self.abort = exc
-            return "finished"
         if self.deadline is not None and time.monotonic() >= self.deadline:
             log.info("study %s: time budget spent", self.spec.name)
+            self.deadline = None
+            self.out_of_time = True
+        return self.abort is not None or self.stopped or self.out_of_time
+
+    def next_config(self, trial_id: str) -> dict[str, Any] | None | str:
+        """A config for a new trial; None to wait for trials in flight; "finished" to stop."""
+        if self.must_stop():
             return "finished"
         started = len(self.records) + len(self.pending)
         if started >= self.spec.budget.trials:
@@ -270,10 +300,12 @@ class RayStudyRunner(StudyRunner):
         from service.backends.tune_glue import StudySearcher, StudyStopper
 
         ensure_ray(self.options.address)
+        resources = trial_resources(self.study, self.options)
+        check_schedulable(resources)
         trainable = tune.with_resources(
             tune.with_parameters(evaluate_trial,
                                  context_json=trial_context(self.study, self.store)),
-            trial_resources(self.study, self.options),
+            resources,
         )
         storage = tempfile.mkdtemp(prefix="paretonas-tune-")
         try:

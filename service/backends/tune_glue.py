@@ -33,14 +33,20 @@ class StudySearcher(Searcher):
         config = self.runner.next_config(trial_id)
         return Searcher.FINISHED if config == "finished" else config
 
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the study resumes from the database, not from Tune's state."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        """See ``save``."""
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
         self.runner.complete(trial_id, result, error)
 
 
 class StudyStopper(Stopper):
-    """Stops every trial in flight once the study must not write any more (lease lost, database
-    gone); a cancel only stops asking, like the local runner, so trials in flight finish."""
+    """Stops every trial in flight once the study must stop: cancelled, lease lost, database
+    gone, time budget spent (see ``RayStudyRunner.must_stop``)."""
 
     def __init__(self, runner: RayStudyRunner):
         self.runner = runner
@@ -52,4 +58,4 @@ class StudyStopper(Stopper):
         return False
 
     def stop_all(self) -> bool:
-        return self.runner.abort is not None
+        return self.runner.must_stop()

@@ -34,7 +34,8 @@ def ray_cluster(tmp_path_factory):
     write_table(root / "t.csv")
     old = os.environ.get("PARETONAS_DATA_DIRS")
     os.environ["PARETONAS_DATA_DIRS"] = str(root)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+    ray.init(num_cpus=2, resources={"gap8": 1}, include_dashboard=False,
+             logging_level="WARNING", log_to_driver=False,
              runtime_env={"env_vars": {"PARETONAS_DATA_DIRS": str(root)}})
     yield root
     ray.shutdown()
@@ -144,6 +145,16 @@ def test_device_trials_ask_for_the_device_resource():
     opts = RayOptions(device_resources={"gap8-sim": "gap8"}, cpus_per_trial=0.5)
     assert trial_resources(Study(), opts) == {"cpu": 0.5, "gap8": 1.0}
     assert trial_resources(Study(), RayOptions()) == {"cpu": 1.0}
+
+
+def test_trials_needing_a_resource_no_node_has_fail_at_once(ray_cluster):
+    from service.backends.ray_backend import UnschedulableError, check_schedulable
+
+    check_schedulable({"cpu": 1.0, "gap8": 1.0})  # the module's Ray has one gap8 "board"
+    with pytest.raises(UnschedulableError, match=r"gvsoc.*ray start --resources"):
+        check_schedulable({"cpu": 1.0, "gvsoc": 1.0})
+    with pytest.raises(UnschedulableError, match="cpu"):
+        check_schedulable({"cpu": 3.0})
 
 
 def test_backend_is_validated():
