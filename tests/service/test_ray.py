@@ -67,9 +67,16 @@ def study_row(db: Database, study_id: int) -> Study:
         return s.get(Study, study_id)
 
 
-def test_ray_and_local_backends_give_the_same_trials(ray_cluster, tmp_path):
-    spec = table_spec(strategy={"name": "nsga2", "options": {"population_size": 6}},
-                      budget={"trials": 16}, seed=7)
+STRATEGIES = {
+    "nsga2": {"name": "nsga2", "options": {"population_size": 6}},
+    "surrogate": {"name": "surrogate", "options": {"n_initial": 4, "batch_size": 3,
+                                                   "n_random": 50, "generations": 1}},
+}
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_ray_and_local_backends_give_the_same_trials(ray_cluster, tmp_path, strategy):
+    spec = table_spec(strategy=STRATEGIES[strategy], budget={"trials": 16}, seed=7)
     runs = {}
     for backend in ("local", "ray"):
         db = new_db(tmp_path, f"{backend}.db")
