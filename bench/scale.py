@@ -6,13 +6,15 @@
    * local: ``StudyRunner`` in this process;
    * Ray: ``RayStudyRunner`` on a local Ray with 1 and 2 trials in flight.
    Each is run with two budgets (``--short``, ``--long`` trials); the slope between them is the
-   cost per trial, the intercept the fixed cost per study (Tune experiment set-up). Ray's
-   overhead per trial = its per-trial cost minus the local one. Medians over ``--repeats``.
+   cost per trial, the intercept the fixed cost per study (on Ray: mostly starting one trial
+   actor per slot, a fresh Python process that imports torch and resolves the space; Tune reuses
+   it for the study's later trials). Ray's overhead per trial = its per-trial cost minus the
+   local one. Medians over ``--repeats``.
 2. API p99: ``paretonas serve`` (uvicorn, SQLite, 1 embedded worker running a study meanwhile)
    hit by ``--clients`` threads reading study, trials, Pareto front and points; latency
    percentiles over all requests.
 
-Run: python bench/scale.py [--short 10 --long 40 --repeats 3 --clients 8 --requests 50]
+Run: python bench/scale.py [--short 10 --long 200 --repeats 3 --clients 8 --requests 50]
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ def api_latency(tmp: Path, *, clients: int, requests_per_client: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--short", type=int, default=10)
-    parser.add_argument("--long", type=int, default=40)
+    parser.add_argument("--long", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=50, help="requests per client")
