@@ -19,7 +19,14 @@ def check_api(url: str, *, timeout_s: float = 4.0) -> None:
 
 
 def check_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, make_url, text
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        from pathlib import Path
+
+        if not Path(parsed.database).is_file():  # connecting would create an empty file
+            raise FileNotFoundError(f"SQLite database {parsed.database} does not exist")
 
     engine = create_engine(url, connect_args={"connect_timeout": 4}
                            if url.startswith("postgresql") else {})

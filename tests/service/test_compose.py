@@ -141,3 +141,17 @@ def test_dockerfile_installs_the_package_and_runs_the_cli():
     # torch pinned to the version the project pins, from the CPU index
     pinned = re.search(r'"torch==([\d.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
     assert f"torch=={pinned}" in text and "whl/cpu" in text
+
+
+def test_database_healthcheck(tmp_path, monkeypatch, database_url):
+    from service import healthcheck
+    from service.db import Database
+
+    Database(database_url).dispose()
+    monkeypatch.setenv("PARETONAS_DATABASE_URL", database_url)
+    assert healthcheck.main(["--database"]) == 0
+    missing = tmp_path / "missing.db"
+    monkeypatch.setenv("PARETONAS_DATABASE_URL", f"sqlite:///{missing}")
+    assert healthcheck.main(["--database"]) == 1 and not missing.exists()
+    monkeypatch.setenv("PARETONAS_DATABASE_URL", "postgresql+psycopg://x:y@127.0.0.1:9/none")
+    assert healthcheck.main(["--database"]) == 1
