@@ -3,15 +3,20 @@ PY ?= .venv/bin/python
 PIP ?= .venv/bin/pip
 PORT ?= 8765
 
-.PHONY: install demo test test-fast serve bench lint
+.PHONY: install demo demo-table test test-fast serve bench lint
 
 install:
 	test -d .venv || python3 -m venv .venv
 	$(PIP) install -q -U pip
 	$(PIP) install -q -e '.[dev]'
 
-# Starts the service (SQLite, local workers), submits a real study, follows it, prints the front.
+# FMAS flow: synthetic VOC -> small DeepLabV3+ supernet (trained once, cached in .paretonas/) ->
+# the service (SQLite, a local worker) runs mIoU vs CPU/GAP8 latency, fine-tunes the front.
 demo:
+	$(PY) -m service.demo_deeplab --port $(PORT)
+
+# The table-space demo (digits MLPs), seconds instead of minutes.
+demo-table:
 	$(PY) -m service.demo --port $(PORT)
 
 test:
