@@ -108,6 +108,12 @@ def main() -> int:
         full_s.append(dt)
         per_image.append(conf)
     conf_all = np.stack(per_image)  # [K, N, C, C]
+    # extraction from the full-size supernet (default options: width 1.0, 21 classes; random
+    # weights, which do not change the time)
+    full_space = DeepLabSpace()
+    full_space.extract(full_space.largest())
+    full_rng = np.random.default_rng(7)
+    full_extract_s = [timed(full_space.extract, full_space.sample(full_rng))[1] for _ in range(5)]
     full_miou = np.asarray(mean_iou(conf_all.sum(axis=1)))
 
     # 3. inherited weights vs training from scratch (mid-size subnet, same data and epochs)
@@ -178,7 +184,10 @@ def main() -> int:
             "supernet_train_cpu_s_estimated": supernet_s,
             "supernet_step_cpu_s_median": median(step_cpu[1:]),
         },
-        "extraction_ms": {"median": 1e3 * median(extract_s), "n": len(extract_s)},
+        "extraction_ms": {"median": 1e3 * median(extract_s), "n": len(extract_s),
+                          "full_size_median": 1e3 * median(full_extract_s),
+                          "full_size_params_largest": full_space.cost(full_space.largest())[
+                              "params"]},
         "evaluation_s": {
             "subset_median": median(subset_s), "full_val_median": median(full_s),
             "subset_over_full": median(subset_s) / median(full_s),
