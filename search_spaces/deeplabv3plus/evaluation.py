@@ -17,19 +17,34 @@ from search_spaces.deeplabv3plus.data import VOCSegmentation, to_tensor
 
 
 class ImageCache:
-    """Images of one split, loaded once and resized on demand (one tensor per resolution)."""
+    """Images of one split, loaded once and resized on demand (one tensor per resolution).
 
-    def __init__(self, dataset: VOCSegmentation):
+    Entries are kept until ``max_bytes`` is reached (the subset of a study fits easily; the full
+    VOC validation set at 512 px would not), after which images are re-read when needed."""
+
+    def __init__(self, dataset: VOCSegmentation, *, max_bytes: int = 1 << 30):
         self.dataset = dataset
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._raw: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._resized: dict[tuple[int, int], torch.Tensor] = {}
         self._lock = threading.Lock()
 
+    def _room(self, nbytes: int) -> bool:
+        if self._bytes + nbytes > self.max_bytes:
+            return False
+        self._bytes += nbytes
+        return True
+
     def raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
-            if i not in self._raw:
-                self._raw[i] = self.dataset.load(i)
-            return self._raw[i]
+            hit = self._raw.get(i)
+        if hit is None:
+            hit = self.dataset.load(i)
+            with self._lock:
+                if i not in self._raw and self._room(hit[0].nbytes + hit[1].nbytes):
+                    self._raw[i] = hit
+        return hit
 
     def tensor(self, i: int, resolution: int) -> torch.Tensor:
         key = (i, resolution)
@@ -38,7 +53,8 @@ class ImageCache:
         if hit is None:
             hit = to_tensor(self.raw(i)[0], resolution)
             with self._lock:
-                self._resized[key] = hit
+                if key not in self._resized and self._room(hit.numel() * hit.element_size()):
+                    self._resized[key] = hit
         return hit
 
     def batch(self, indices: list[int], resolution: int) -> torch.Tensor:

@@ -87,3 +87,18 @@ def test_synth_voc_cli(tmp_path, capsys):
     args = parser.parse_args([str(tmp_path / "e"), "--classes", "20"])
     assert synth.main(args) == 2
     assert "num_classes must be in 2..9" in capsys.readouterr().out
+
+
+def test_image_cache_respects_its_budget(voc):
+    from search_spaces.deeplabv3plus.evaluation import ImageCache
+
+    ds = VOCSegmentation(voc, "val", num_classes=5)
+    small = ImageCache(ds, max_bytes=10_000)
+    first = small.tensor(0, 32)
+    for i in range(len(ds)):
+        small.tensor(i, 32)
+    assert small._bytes <= 10_000
+    assert small.tensor(0, 32).equal(first)  # re-read when not cached: same values
+    big = ImageCache(ds)
+    big.batch(list(range(len(ds))), 32)
+    assert len(big._resized) == len(ds)
