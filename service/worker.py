@@ -1,7 +1,8 @@
 """Local workers: claim a study, run it with heartbeats, mark it finished; repeat.
 
 The worker owns queueing concerns (lease, heartbeat, cancel, failure); the ``StudyRunner`` owns
-the search. Another execution backend (Ray) only has to provide a different ``run_study``.
+the search. Another execution backend provides another runner (``make_runner``): the Ray
+backend's runs the trials as Ray Tune trials (``service.backends.ray_backend``).
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ class RayStudyRunner(StudyRunner):
         self.optuna_study = None
         self.pending: dict[str, _Pending] = {}
         self.abort: BaseException | None = None  # lease lost or store failure: stop everything
-        self.stopped = False  # cancel requested: ask no more, let trials in flight finish
+        self.stopped = False  # cancel requested: ask no more, stop the trials in flight
         self.deadline: float | None = None
         self.out_of_time = False
 
