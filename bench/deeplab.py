@@ -161,7 +161,7 @@ def main() -> int:
 
     # 4. subset fidelity on the held-out subnets
     presence = space.val.dataset.class_presence()
-    refs = space.reference_archs(6)
+    refs = space.reference_archs(space.options.ranking_references)
     ref_conf = np.stack([space.confusions(a, everything) for a in refs])
     taus: dict[str, list[float]] = {"random": [], "stratified": [], "ranking_preserving": []}
     for seed in range(args.seeds):
@@ -180,6 +180,7 @@ def main() -> int:
             "structure": demo.STRUCTURE, "data": demo.DATA, "train": setup["train_config"],
             "space_size": space.size(), "val_images": n_val, "subset_size": args.subset_size,
             "held_out_archs": args.archs, "threads": 1,
+            "ranking_references": space.options.ranking_references,
             "supernet_train_wall_s": setup.get("train_seconds"),
             "supernet_train_cpu_s_estimated": supernet_s,
             "supernet_step_cpu_s_median": median(step_cpu[1:]),

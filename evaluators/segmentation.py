@@ -144,12 +144,13 @@ def ranking_preserving_subset(
     *,
     presence: np.ndarray | None = None,
     seed: int = 0,
-    seed_fraction: float = 0.25,
+    seed_fraction: float = 0.5,
 ) -> np.ndarray:
     """Greedy subset whose mIoU ranking of K reference subnets matches the full set's.
 
     ``per_image_conf``: ``[K, N, C, C]`` confusion matrices of K subnets on each of N images.
-    Starts from a stratified subset of ``seed_fraction * size`` images (class coverage), then
+    Starts from a stratified subset of ``seed_fraction * size`` images (class coverage; half
+    of the subset by default, which held up better on held-out subnets than a quarter), then
     adds, one at a time, the image maximising Kendall tau (ties: the smallest mean absolute
     error of subset vs full mIoU).
     """

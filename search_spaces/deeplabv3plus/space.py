@@ -69,7 +69,7 @@ class DeepLabOptions(SpaceOptions):
     subset_size: int = Field(default=64, ge=1, description="validation images per evaluation")
     subset_selection: Literal["stratified", "random", "ranking", "full"] = "stratified"
     ranking_references: int = Field(
-        default=6, ge=3, le=64, description="subnets used to pick a ranking-preserving subset"
+        default=12, ge=3, le=64, description="subnets used to pick a ranking-preserving subset"
     )
     bn_recalibration_batches: int = Field(
         default=0, ge=0, le=1000, description="training batches to re-estimate BN stats (0: off)"
