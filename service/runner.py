@@ -121,11 +121,15 @@ class StudyRunner:
             self._run_one(optuna_study, final=len(self.records) + 1 >= budget.trials)
         if self.tracker.reference is None:  # fewer trials than the warm-up: fix it now
             self._finalise_reference()
+        self._finetune_front()
+        return "completed"
+
+    def _finetune_front(self) -> None:
+        """The study's optional ``finetune`` stage (FMAS), once, after the search."""
         if self.spec.finetune is not None and not any("finetune" in r.info for r in self.records):
-            from service.finetune import finetune_front  # FMAS: fine-tune the final front
+            from service.finetune import finetune_front
 
             finetune_front(self.study, self.records, self.store, seed=self.spec.seed)
-        return "completed"
 
     def _run_one(self, optuna_study: optuna.Study, *, final: bool) -> TrialRecord:
         trial = optuna_study.ask(self.distributions)

@@ -291,6 +291,7 @@ class RayStudyRunner(StudyRunner):
             return "stopped"
         if self.tracker.reference is None:
             self._finalise_reference()
+        self._finetune_front()  # in the driver, after the trials
         return "completed"
 
     def _tune(self, remaining: int) -> None:
