@@ -148,6 +148,10 @@ class StudyRunner:
                 values, info = evaluation.values, evaluation.info
             except TrialFailure as exc:
                 error = str(exc)
+        frozen = optuna_study.get_trials(deepcopy=False)[trial.number]
+        chosen = frozen.system_attrs.get("surrogate")  # the surrogate strategy's why and guess
+        if chosen is not None:
+            info = {**info, "strategy": chosen}
         state = "failed" if error is not None else "complete"
         if state == "complete":
             for key, violation in self._constraint_values(values).items():

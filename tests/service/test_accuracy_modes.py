@@ -101,6 +101,9 @@ def test_surrogate_strategy_in_the_runner_never_repeats_and_reports_quality(
     store, calls = run(spec("measured", strategy="surrogate", trials=35), monkeypatch)
     assert len(store.trials) == 35 and len(calls) == 35 == len(set(calls))
     assert all(t.state == "complete" for t in store.trials), "only evaluable archs proposed"
+    chosen = [t.info["strategy"] for t in store.trials]
+    assert chosen[0]["source"] == "initial" and chosen[-1]["source"] == "surrogate"
+    assert len(chosen[-1]["predicted"]) == 2  # the values it expected, in objective units
     quality = store.extra["predictor_quality"]["strategy"]
     assert quality["latency_ms"]["n_heldout"] > 0 and quality["latency_ms"]["kendall_tau"] > 0.3
 
