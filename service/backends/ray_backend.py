@@ -82,13 +82,19 @@ class UnschedulableError(RuntimeError):
     """No node of the Ray cluster offers a resource the study's trials need."""
 
 
-def check_schedulable(resources: dict[str, float]) -> None:
-    """Fail the study at once, saying what is missing, rather than let Tune wait forever."""
+def check_schedulable(resources: dict[str, float], *, wait_s: float = 10.0) -> None:
+    """Fail the study soon, saying what is missing, rather than let Tune wait forever. Waits
+    ``wait_s`` first: right after start-up a cluster's nodes are still registering."""
     import ray
 
-    available = ray.cluster_resources()
-    missing = {name: need for name, need in resources.items()
-               if available.get("CPU" if name == "cpu" else name, 0.0) < need}
+    deadline = time.monotonic() + wait_s
+    while True:
+        available = ray.cluster_resources()
+        missing = {name: need for name, need in resources.items()
+                   if available.get("CPU" if name == "cpu" else name, 0.0) < need}
+        if not missing or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
     if missing:
         name = next(iter(missing))
         raise UnschedulableError(

@@ -159,9 +159,9 @@ def test_trials_needing_a_resource_no_node_has_fail_at_once(ray_cluster):
 
     check_schedulable({"cpu": 1.0, "gap8": 1.0})  # the module's Ray has one gap8 "board"
     with pytest.raises(UnschedulableError, match=r"gvsoc.*ray start --resources"):
-        check_schedulable({"cpu": 1.0, "gvsoc": 1.0})
+        check_schedulable({"cpu": 1.0, "gvsoc": 1.0}, wait_s=0.5)
     with pytest.raises(UnschedulableError, match="cpu"):
-        check_schedulable({"cpu": 3.0})
+        check_schedulable({"cpu": 3.0}, wait_s=0)
 
 
 def test_backend_is_validated():
