@@ -152,5 +152,29 @@ def check_listen_address(host: str, settings: Settings, *, insecure: bool = Fals
 
 
 def install(app, settings: Settings) -> None:
-    """Add the security middleware and declare the bearer scheme in the OpenAPI schema."""
+    """Add the security middleware; with keys, declare the bearer scheme on every write
+    operation of the OpenAPI schema (so /docs offers "Authorize" and clients know)."""
     app.add_middleware(SecurityMiddleware, settings=settings)
+    original = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        for ops in schema.get("paths", {}).values():
+            for method, op in ops.items():
+                if method.upper() in SAFE_METHODS:
+                    continue
+                responses = op.setdefault("responses", {})
+                responses.setdefault("413", {"description": "request body over the limit"})
+                if settings.api_keys:
+                    op["security"] = [{"bearer": []}]
+                    responses.setdefault("401", {"description": "missing or unknown API key"})
+        if settings.api_keys:
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+                "type": "http", "scheme": "bearer",
+                "description": "a key from the server's PARETONAS_API_KEYS"}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi

@@ -54,6 +54,17 @@ def test_writes_need_a_valid_bearer_key_when_keys_are_configured(make_client):
     assert client.get("/api/v1/health").status_code == 200
 
 
+def test_the_openapi_schema_declares_the_bearer_scheme_on_writes(make_client):
+    schema = make_client(api_keys=[KEY]).get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    submit = schema["paths"]["/api/v1/studies"]
+    assert submit["post"]["security"] == [{"bearer": []}]
+    assert {"401", "413"} <= set(submit["post"]["responses"])
+    assert "security" not in submit["get"]
+    open_schema = make_client().get("/openapi.json").json()
+    assert "security" not in open_schema["paths"]["/api/v1/studies"]["post"]
+
+
 def test_without_keys_writes_are_open(make_client):
     assert make_client().post("/api/v1/studies", json=table_spec()).status_code == 201
 
