@@ -132,6 +132,7 @@ def test_dockerfile_installs_the_package_and_runs_the_cli():
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.1[1-9]", text, re.M)
     assert "pip install ." in text and "USER paretonas" in text
+    assert re.search(r'ray\[[a-z,]*client[a-z,]*\]', text), "ray:// needs ray[client]"
     cmd = re.search(r"^CMD (\[.*\])$", text, re.M).group(1)
     args = yaml.safe_load(cmd)
     assert args[0] == "paretonas"
