@@ -17,8 +17,8 @@ COPY search_spaces ./search_spaces
 COPY evaluators ./evaluators
 COPY surrogate ./surrogate
 COPY service ./service
-# ray[default] for `ray start --head` with its dashboard, ray[client] for ray://head:10001
-RUN pip install . "ray[default,client,tune]" \
+# ray[default]: `ray start --head` with its dashboard
+RUN pip install . "ray[default,tune]" \
  && useradd --create-home --uid 1000 paretonas \
  && mkdir -p /data /var/lib/paretonas \
  && chown paretonas /data /var/lib/paretonas

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
         default="local", description="workers run every study on this backend ('ray': on Ray)"
     )
     ray_address: str | None = Field(
-        default=None, description="Ray cluster to join ('auto', 'ray://head:10001'); none: local"
+        default=None, description="Ray cluster this node is in ('auto', 'head:6379'); none: local"
     )
     ray_device_resources: dict[str, str] = Field(
         default_factory=dict,

@@ -51,10 +51,23 @@ class RayOptions:
     device_resources: dict[str, str] = field(default_factory=dict)  # device -> Ray resource
 
 
+def check_address(address: str | None) -> None:
+    """Reject Ray Client addresses: under Ray Client, Tune runs its loop (our searcher, hence
+    the study's lease and database writes) on the head node instead of in this worker."""
+    if address and address.startswith("ray://"):
+        raise ValueError(
+            f"Ray address {address!r}: Ray Client (ray://) is not supported, because Tune would "
+            "drive the study from the head node. Run the worker on a Ray node (`ray start "
+            "--address=HEAD:6379 --num-cpus=0`) and pass 'auto' or 'HEAD:6379'"
+        )
+
+
 def ensure_ray(address: str | None) -> None:
-    """Connect to ``address`` (``"auto"``, ``"ray://host:10001"``, ...) or start a local Ray,
-    unless this process is already connected."""
+    """Connect to ``address`` (``"auto"``, ``"head:6379"``: this machine must be a node of that
+    cluster) or start a local Ray, unless this process is already connected."""
     import ray
+
+    check_address(address)
 
     if ray.is_initialized():
         return

@@ -105,6 +105,12 @@ def _use_backend(args: argparse.Namespace) -> None:
 
     if args.address and (args.backend or get_settings().backend) != "ray":
         raise CliError("--address is the Ray cluster's address: use it with --backend ray")
+    from service.backends.ray_backend import check_address
+
+    try:
+        check_address(args.address or get_settings().ray_address)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
     if args.backend:
         os.environ["PARETONAS_BACKEND"] = args.backend
     if args.address:
@@ -151,6 +157,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run every study here (local) or as Ray Tune trials (ray); default "
                         "PARETONAS_BACKEND, else local (a study may still ask for ray)")
     p.add_argument("--address", default=None, metavar="ADDR",
-                   help="Ray cluster to join ('auto', 'ray://head:10001'; default "
+                   help="Ray cluster this node belongs to ('auto', 'head:6379'; default "
                         "PARETONAS_RAY_ADDRESS, else a local Ray)")
     p.set_defaults(func=_worker)

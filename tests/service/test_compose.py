@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -49,24 +50,34 @@ def test_the_services_exist_and_start_in_order(compose):
     assert services["ray-worker"]["deploy"]["replicas"] >= 2
 
 
+def commands_of(svc: dict) -> list[list[str]]:
+    """The command lines a service runs: its command, or each `&&` step of an `sh -c` one."""
+    command = svc.get("command") or []
+    if command[:2] == ["sh", "-c"]:
+        return [shlex.split(step) for step in command[2].split("&&")]
+    return [command] if command else []
+
+
 def test_paretonas_commands_parse_with_the_real_cli(compose):
     parser = build_parser()
     seen = set()
     for name, svc in compose["services"].items():
-        command = svc.get("command")
-        if not command or command[0] != "paretonas":
-            continue
-        args = parser.parse_args(command[1:])  # SystemExit (a failure) on any unknown option
-        seen.add(args.command)
-        if name == "api":
-            assert args.host == "0.0.0.0" and not args.insecure
-            assert env_of(svc)["PARETONAS_API_KEYS"], "a public API needs keys"
-            assert svc["ports"] == [f"{args.port}:{args.port}"]
-        if name == "ray-driver":
-            assert args.backend == "ray"
-            head = compose["services"]["ray-head"]["command"]
-            port = next(a.split("=")[1] for a in head if a.startswith("--ray-client-server-port"))
-            assert args.address == f"ray://ray-head:{port}"
+        for command in commands_of(svc):
+            if command[:1] == ["exec"]:
+                command = command[1:]
+            if command[0] != "paretonas":
+                continue
+            args = parser.parse_args(command[1:])  # SystemExit (a failure) on unknown options
+            seen.add(args.command)
+            if name == "api":
+                assert args.host == "0.0.0.0" and not args.insecure
+                assert env_of(svc)["PARETONAS_API_KEYS"], "a public API needs keys"
+                assert svc["ports"] == [f"{args.port}:{args.port}"]
+            if name == "ray-driver":
+                # a Tune driver must be on a Ray node: this container joins first
+                assert args.backend == "ray" and args.address == "auto"
+                first = commands_of(svc)[0]
+                assert first[:2] == ["ray", "start"] and "--num-cpus=0" in first
     assert seen == {"serve", "worker"}
 
 
@@ -76,6 +87,7 @@ def test_ray_nodes_join_the_head(compose):
     port = next(a.split("=")[1] for a in head if a.startswith("--port="))
     worker = compose["services"]["ray-worker"]["command"]
     assert f"--address=ray-head:{port}" in worker and "--block" in worker
+    assert f"--address=ray-head:{port}" in commands_of(compose["services"]["ray-driver"])[0]
 
 
 def test_environment_names_real_settings_with_valid_values(compose, monkeypatch):
@@ -132,7 +144,7 @@ def test_dockerfile_installs_the_package_and_runs_the_cli():
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.1[1-9]", text, re.M)
     assert "pip install ." in text and "USER paretonas" in text
-    assert re.search(r'ray\[[a-z,]*client[a-z,]*\]', text), "ray:// needs ray[client]"
+    assert re.search(r'ray\[[a-z,]*default[a-z,]*\]', text), "ray start --head needs it"
     cmd = re.search(r"^CMD (\[.*\])$", text, re.M).group(1)
     args = yaml.safe_load(cmd)
     assert args[0] == "paretonas"

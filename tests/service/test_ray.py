@@ -171,3 +171,22 @@ def test_backend_is_validated():
         StudySpec.model_validate(table_spec(backend="spark"))
     with pytest.raises(ValidationError, match="max_concurrency"):
         StudySpec.model_validate(table_spec(max_concurrency=0))
+
+
+def test_ray_client_addresses_are_refused_with_the_alternative(tmp_path):
+    import subprocess
+    import sys
+
+    from service.backends.ray_backend import check_address
+
+    check_address("auto")
+    check_address("head:6379")
+    with pytest.raises(ValueError, match="ray start --address"):
+        check_address("ray://head:10001")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARETONAS_")}
+    env["PARETONAS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
+    for argv in (["--backend", "ray", "--address", "ray://head:10001"],
+                 ["--address", "auto"]):  # an address without the ray backend
+        r = subprocess.run([sys.executable, "-m", "service.cli", "worker", *argv], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
