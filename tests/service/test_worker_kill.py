@@ -50,6 +50,9 @@ def test_sigkill_mid_study_loses_and_duplicates_nothing(database_url, data_dir):
     killed_at = finished(db, sid)
     assert 20 <= killed_at < BUDGET, "the study must be interrupted mid-way"
 
+    # the dead worker's lease (1 s) must run out first: a worker that starts faster finds
+    # nothing to claim and, with --exit-when-idle, exits at once
+    time.sleep(1.2)
     second = start_worker(database_url, data_dir)
     _, err = second.communicate(timeout=300)
     assert second.returncode == 0, err.decode()
