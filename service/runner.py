@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 CONSTRAINTS_ATTR = "constraints"  # Optuna's system-attr prefix for constraint values
+#: Sampler state Optuna keeps on trials (e.g. NSGA-II's generation), persisted in
+#: ``info["optuna_attrs"]`` so a resumed study continues where it was, not at generation 0.
+_NOT_SAMPLER_STATE = (CONSTRAINTS_ATTR, "surrogate", "fixed_params")
 
 
 class StudyRunner:
@@ -89,6 +92,7 @@ class StudyRunner:
             values = [rec.values[o.key] for o in self.spec.objectives]
             for key, violation in self._constraint_values(rec.values).items():
                 system_attrs[f"{CONSTRAINTS_ATTR}:{key}"] = violation
+        system_attrs.update(rec.info.get("optuna_attrs", {}))
         return optuna.trial.create_trial(
             params=rec.arch, distributions=self.distributions, values=values,
             state=TrialState.COMPLETE if rec.state == "complete" else TrialState.FAIL,
@@ -152,6 +156,10 @@ class StudyRunner:
         chosen = frozen.system_attrs.get("surrogate")  # the surrogate strategy's why and guess
         if chosen is not None:
             info = {**info, "strategy": chosen}
+        sampler_state = {k: v for k, v in frozen.system_attrs.items()
+                         if not k.startswith(_NOT_SAMPLER_STATE)}
+        if sampler_state:
+            info = {**info, "optuna_attrs": sampler_state}
         state = "failed" if error is not None else "complete"
         if state == "complete":
             for key, violation in self._constraint_values(values).items():

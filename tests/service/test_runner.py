@@ -95,3 +95,17 @@ def test_stop_request_is_honoured_between_trials(data_dir):
     runner = StudyRunner(resolve_spec(StudySpec.model_validate(table_spec())), store)
     assert runner.run() == "stopped"
     assert store.trials == []
+
+
+def test_a_resumed_nsga2_study_continues_its_generations(data_dir):
+    spec = table_spec(strategy={"name": "nsga2", "options": {"population_size": 4}},
+                      budget={"trials": 24})
+    first = run({**spec, "budget": {"trials": 12}})
+    resumed = run(spec, first)
+
+    def generation(t):
+        return t.info["optuna_attrs"]["NSGAIISampler:generation"]
+
+    before = max(generation(t) for t in resumed.trials[:12])
+    assert before >= 2
+    assert min(generation(t) for t in resumed.trials[12:]) >= before
