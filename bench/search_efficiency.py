@@ -16,6 +16,10 @@ free, as they would be in the service). Figures, medians over seeds:
   (null when not reached within the largest budget; the median is null when half the seeds
   never reach it).
 
+A run stops after ``--ask-factor`` x the largest budget asks; a strategy that keeps proposing
+known archs (Optuna's TPE late in a run) may stop short of a budget, and its figures at that
+budget are those of its last evaluation (``evals`` says how many it reached).
+
 Usage: ``python bench/search_efficiency.py [--datasets cora,pubmed] [--seeds 5]
 [--budgets 50,100,200,500] [--methods random,nsga2,tpe,surrogate]``. Skips (exit 0, a JSON
 message) when the table is absent.
