@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -42,6 +44,45 @@ def wait_until_up(client: Client, proc: subprocess.Popen, timeout_s: float = 60)
     sys.exit("the server did not come up")
 
 
+@contextmanager
+def running_service(env: dict[str, str], *, port: int, workers: int) -> Iterator[Client]:
+    """``paretonas serve`` in a child process for the duration of the block."""
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port),
+                             "--workers", str(workers)], env=env)
+    try:
+        client = Client(f"http://127.0.0.1:{port}")
+        wait_until_up(client, proc)
+        yield client
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def run_study(client: Client, spec: dict) -> tuple[dict, list[dict]]:
+    """Submit ``spec``, follow it with a progress bar; return the study and its front."""
+    study = client.submit(spec)
+    print(f"submitted study {study['id']}: {study['name']}")
+    study = client.wait(study["id"])
+    hv = study["best_hypervolume"]
+    print(f"study {study['id']} {study['status']}: {study['n_complete']} trials, "
+          f"hypervolume {'-' if hv is None else format(hv, '.4g')}")
+    if study.get("error"):
+        print(f"error: {study['error']}")
+    return study, client.pareto(study["id"])
+
+
+def finish(client: Client, study: dict, *, keep_serving: bool) -> int:
+    print(f"viewer: {client.base_url}/studies/{study['id']}")
+    if keep_serving:
+        print("serving until Ctrl-C")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0 if study["status"] == "completed" else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8765)
@@ -53,29 +94,13 @@ def main() -> int:
     env = {**os.environ,
            "PARETONAS_DATABASE_URL": os.environ.get(
                "PARETONAS_DATABASE_URL", f"sqlite:///{workdir.resolve() / 'demo.db'}")}
-    url = f"http://127.0.0.1:{args.port}"
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port",
-                             str(args.port), "--workers", "2"], env=env)
-    try:
-        client = Client(url)
-        wait_until_up(client, proc)
-        study = client.submit(DEMO_SPEC)
-        print(f"submitted study {study['id']}: {study['name']}")
-        study = client.wait(study["id"])
-        print(f"study {study['id']} {study['status']}: {study['n_complete']} trials, "
-              f"hypervolume {study['best_hypervolume']:.4g}")
-        front = client.pareto(study["id"])
+    with running_service(env, port=args.port, workers=2) as client:
+        study, front = run_study(client, DEMO_SPEC)
         print(f"Pareto front ({len(front)} trials):")
         for t in sorted(front, key=lambda t: t["values"]["latency_ms"]):
             print(f"  acc={t['values']['acc']:.4f}  latency_ms={t['values']['latency_ms']:.4f}"
                   f"  {t['arch']}")
-        print(f"viewer: {url}/studies/{study['id']}")
-        if args.keep_serving:
-            proc.wait()
-        return 0 if study["status"] == "completed" else 1
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        return finish(client, study, keep_serving=args.keep_serving)
 
 
 if __name__ == "__main__":

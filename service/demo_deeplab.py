@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from service.client import Client
-from service.demo import wait_until_up
+from service.demo import finish, run_study, running_service
 
 WORKDIR = Path(".paretonas")
 DEMO_ROOT = WORKDIR / "deeplab-demo"
@@ -70,21 +68,8 @@ def main() -> int:
            "PARETONAS_DATA_DIRS": os.pathsep.join(roots),
            "PARETONAS_DATABASE_URL": os.environ.get(
                "PARETONAS_DATABASE_URL", f"sqlite:///{WORKDIR.resolve() / 'deeplab-demo.db'}")}
-    url = f"http://127.0.0.1:{args.port}"
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port",
-                             str(args.port), "--workers", "1"], env=env)
-    try:
-        client = Client(url)
-        wait_until_up(client, proc)
-        study = client.submit(demo_spec(setup["options"], trials=args.trials))
-        print(f"submitted study {study['id']}: {study['name']}")
-        study = client.wait(study["id"])
-        hv = study["best_hypervolume"]
-        print(f"study {study['id']} {study['status']}: {study['n_complete']} trials, "
-              f"hypervolume {'-' if hv is None else format(hv, '.4g')}")
-        if study.get("error"):
-            print(f"error: {study['error']}")
-        front = client.pareto(study["id"])
+    with running_service(env, port=args.port, workers=1) as client:
+        study, front = run_study(client, demo_spec(setup["options"], trials=args.trials))
         print(f"Pareto front ({len(front)} trials; mIoU on a 24-image validation subset):")
         for t in sorted(front, key=lambda t: t["values"]["latency_ms@cpu"]):
             v = t["values"]
@@ -93,13 +78,7 @@ def main() -> int:
                      if "before" in ft else "")
             print(f"  miou={v['miou']:.3f}  cpu={v['latency_ms@cpu']:.2f} ms  "
                   f"gap8={v['latency_ms@gap8']:.3f} ms{tuned}")
-        print(f"viewer: {url}/studies/{study['id']}")
-        if args.keep_serving:
-            proc.wait()
-        return 0 if study["status"] == "completed" else 1
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        return finish(client, study, keep_serving=args.keep_serving)
 
 
 if __name__ == "__main__":
