@@ -106,10 +106,7 @@ class StudyRunner:
         Returns ``"completed"`` or ``"stopped"``; raises ``LeaseLost`` if another worker owns
         the study now.
         """
-        self.records = sorted(self.store.load_trials(), key=lambda r: r.number)
-        self.by_key = {r.arch_key: r for r in self.records}
-        self.tracker.restore(self.records, self.store.reference_point)
-        self.evaluator.restore(self.records)
+        self._load_history()
         optuna_study = self._make_optuna_study()
         budget = self.spec.budget
         elapsed_before = sum(r.duration_s for r in self.records)
@@ -128,6 +125,13 @@ class StudyRunner:
         self._finetune_front()
         return "completed"
 
+    def _load_history(self) -> None:
+        """Persisted trials -> records, the arch index, the front and the accuracy screen."""
+        self.records = sorted(self.store.load_trials(), key=lambda r: r.number)
+        self.by_key = {r.arch_key: r for r in self.records}
+        self.tracker.restore(self.records, self.store.reference_point)
+        self.evaluator.restore(self.records)
+
     def _finetune_front(self) -> None:
         """The study's optional ``finetune`` stage (FMAS), once, after the search."""
         if self.spec.finetune is not None and not any("finetune" in r.info for r in self.records):
@@ -140,18 +144,32 @@ class StudyRunner:
         arch = Arch(trial.params)
         started_at, t0 = utcnow(), time.perf_counter()
         known = self.by_key.get(arch.key())
-        values: dict[str, float] = {}
-        info: dict[str, Any] = {}
-        error = None
         if known is not None:  # never evaluate the same arch twice in one study
-            values, error = dict(known.values), known.error
-            info = {"duplicate_of": known.number, "sources": known.info.get("sources", {})}
+            values, info, error = self.reuse(known)
         else:
+            values, info, error = {}, {}, None
             try:
                 evaluation = self.evaluator(arch)
                 values, info = evaluation.values, evaluation.info
             except TrialFailure as exc:
                 error = str(exc)
+        return self._finish_trial(
+            optuna_study, trial, arch, values=values, info=info, error=error,
+            started_at=started_at, duration_s=time.perf_counter() - t0, final=final,
+        )
+
+    @staticmethod
+    def reuse(known: TrialRecord) -> tuple[dict[str, float], dict[str, Any], str | None]:
+        """Values, info and error of a repeated arch: its first trial's, never re-measured."""
+        info = {"duplicate_of": known.number, "sources": known.info.get("sources", {})}
+        return dict(known.values), info, known.error
+
+    def _finish_trial(
+        self, optuna_study: optuna.Study, trial: optuna.Trial, arch: Arch, *,
+        values: dict[str, float], info: dict[str, Any], error: str | None,
+        started_at: Any, duration_s: float, final: bool,
+    ) -> TrialRecord:
+        """Tell the sampler, persist the trial with the front update (every backend)."""
         frozen = optuna_study.get_trials(deepcopy=False)[trial.number]
         chosen = frozen.system_attrs.get("surrogate")  # the surrogate strategy's why and guess
         if chosen is not None:
@@ -167,11 +185,10 @@ class StudyRunner:
             optuna_study.tell(trial, [values[o.key] for o in self.spec.objectives])
         else:
             optuna_study.tell(trial, state=TrialState.FAIL)
-        duration = time.perf_counter() - t0
         record = TrialRecord(
             # the study's own count: a stage-2 Optuna study holds only part of the history
             number=len(self.records), arch=arch.to_dict(), arch_key=arch.key(), values=values,
-            state=state, started_at=started_at, finished_at=utcnow(), duration_s=duration,
+            state=state, started_at=started_at, finished_at=utcnow(), duration_s=duration_s,
             stage=self.stage, worker=self.worker_id, error=error, info=info,
         )
         update = self.tracker.add(record, final=final)

@@ -257,45 +257,26 @@ class RayStudyRunner(StudyRunner):
             self.abort = exc
 
     def _persist(self, pending: _Pending, payload: dict | None) -> None:
-        from optuna.trial import TrialState
 
         known = pending.known or self.by_key.get(pending.arch.key())
         if known is not None:  # repeated arch (also one finished while this one ran)
-            values, error = dict(known.values), known.error
-            info = {"duplicate_of": known.number, "sources": known.info.get("sources", {})}
+            values, info, error = self.reuse(known)
         elif payload is None:
             values, info, error = {}, {}, "the Ray trial failed (see the Ray worker's log)"
         else:
             values, info, error = payload["values"], payload["info"], payload["error"]
         if payload is not None:
             info = {**info, "ray": {"node": payload["node"]}}
-        trial, state = pending.trial, "failed" if error is not None else "complete"
-        if state == "complete":
-            for key, violation in self._constraint_values(values).items():
-                trial.set_constraint(key, violation)
-            self.optuna_study.tell(trial, [values[o.key] for o in self.spec.objectives])
-        else:
-            self.optuna_study.tell(trial, state=TrialState.FAIL)
-        record = TrialRecord(
-            number=len(self.records), arch=pending.arch.to_dict(), arch_key=pending.arch.key(),
-            values=values, state=state, started_at=pending.started_at, finished_at=utcnow(),
+        self._finish_trial(
+            self.optuna_study, pending.trial, pending.arch, values=values, info=info,
+            error=error, started_at=pending.started_at,
             duration_s=float(payload["duration_s"]) if payload else 0.0,
-            stage=getattr(self, "stage", 1), worker=self.worker_id, error=error, info=info,
+            final=len(self.records) + 1 >= self.spec.budget.trials,
         )
-        final = len(self.records) + 1 >= self.spec.budget.trials
-        update = self.tracker.add(record, final=final)
-        self.store.save_trial(record, update)
-        for rec in self.records:
-            if rec.number in update.left_front:
-                rec.on_front = False
-        self.records.append(record)
-        self.by_key.setdefault(record.arch_key, record)
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self) -> str:
-        self.records = sorted(self.store.load_trials(), key=lambda r: r.number)
-        self.by_key = {r.arch_key: r for r in self.records}
-        self.tracker.restore(self.records, self.store.reference_point)
+        self._load_history()
         self.optuna_study = self._make_optuna_study()
         budget = self.spec.budget
         remaining = budget.trials - len(self.records)
