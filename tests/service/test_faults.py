@@ -22,7 +22,7 @@ from service.db import Database
 from service.models import Study, Trial
 from service.resolve import resolve_spec
 from service.spec import StudySpec
-from tests.conftest import PG_URL, table_spec
+from tests.conftest import PG_URL, fresh_postgres_database, table_spec
 from tests.service.helpers import brute_force_front
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,20 +129,8 @@ def test_a_ray_driver_killed_with_trials_in_flight_loses_and_repeats_nothing(db,
 @pytest.fixture
 def restartable_pg(data_dir) -> Iterator[str]:
     """A fresh PostgreSQL database whose clean-up survives a server restart (pre-ping)."""
-    import uuid
-
-    from sqlalchemy import create_engine, make_url, text
-
-    name = f"paretonas_restart_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database("paretonas_restart") as url:
+        yield url
 
 
 @needs_postgres
