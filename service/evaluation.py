@@ -7,12 +7,11 @@ arch, and device measurements go through an optional persistent cache.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from evaluators.profilers.base import settings_hash
 from search_spaces.base import Arch, EvalContext
 from service.resolve import ResolvedStudy
 
@@ -29,10 +28,6 @@ class MeasurementCache(Protocol):
     def get(self, key: dict[str, str]) -> dict[str, Any] | None: ...
 
     def put(self, key: dict[str, str], result: dict[str, Any]) -> None: ...
-
-
-def settings_hash(settings: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass

@@ -22,8 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evaluators.profilers import PROFILERS
-from evaluators.profilers.base import Profiler
-from evaluators.profilers.timing import settings_hash
+from evaluators.profilers.base import Profiler, settings_hash
 from search_spaces.registry import UnknownNameError
 
 Source = Literal["default", "config", "api"]

@@ -25,13 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluators.profilers.base import ProfilerError
-from evaluators.profilers.timing import (
-    calibrate_inner,
-    call_model,
-    settings_hash,
-    time_samples,
-)
+from evaluators.profilers.base import ProfilerError, settings_hash
+from evaluators.profilers.timing import calibrate_inner, call_model, time_samples
 from evaluators.profilers.torch_cpu import TorchCpuSettings, measuring_state
 
 log = logging.getLogger(__name__)

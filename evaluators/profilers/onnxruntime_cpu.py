@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar, Literal
 
 from evaluators.profilers.base import LatencyResult, Profiler, ProfilerError, ProfilerSettings
@@ -11,8 +10,8 @@ from evaluators.profilers.timing import (
     TimedSettings,
     calibrate_inner,
     repeat_batch,
-    summarise,
     time_samples,
+    timed_result,
     with_input_shape,
 )
 
@@ -64,19 +63,5 @@ class OnnxRuntimeCpuProfiler(Profiler):
             raise
         except Exception as exc:
             raise ProfilerError(f"onnxruntime-cpu: the session failed: {exc}") from exc
-        stats = summarise(samples)
-        return LatencyResult(
-            latency_ms=stats["median_ms"],
-            samples_ms=samples,
-            details={
-                **stats,
-                "threads": s.threads,
-                "clock": s.clock,
-                "cpus": s.cpus,
-                "batch": s.batch,
-                "calls_per_sample": inner,
-                "onnx_bytes": len(onnx_bytes),
-                "host_cpus": os.cpu_count(),
-                "onnxruntime": ort.__version__,
-            },
-        )
+        return timed_result(samples, s, inner, onnx_bytes=len(onnx_bytes),
+                            onnxruntime=ort.__version__)

@@ -4,8 +4,6 @@ with warmup and repeats, and summarising the samples."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import statistics
 import time
@@ -14,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from evaluators.profilers.base import ProfilerError, ProfilerSettings
+from evaluators.profilers.base import LatencyResult, ProfilerError, ProfilerSettings
 
 #: ``wall``: elapsed time. ``thread_cpu``: CPU time of the calling thread, which leaves out time
 #: the OS gave to other processes; only meaningful single-threaded (on a shared, noisy host).
@@ -193,7 +191,17 @@ def summarise(samples: Sequence[float]) -> dict[str, float]:
     }
 
 
-def settings_hash(settings: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of a device's settings (a measurement-cache key part)."""
-    canon = json.dumps(dict(settings), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canon.encode()).hexdigest()
+def timed_result(
+    samples: list[float], settings: TimedSettings, inner: int, **extra: Any
+) -> LatencyResult:
+    """The result every host-timing profiler reports: the median, the spread, the settings."""
+    stats = summarise(samples)
+    return LatencyResult(
+        latency_ms=stats["median_ms"],
+        samples_ms=samples,
+        details={
+            **stats, "threads": settings.threads, "clock": settings.clock,
+            "cpus": settings.cpus, "batch": settings.batch, "calls_per_sample": inner,
+            "host_cpus": os.cpu_count(), **extra,
+        },
+    )

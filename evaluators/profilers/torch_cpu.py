@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -14,8 +13,8 @@ from evaluators.profilers.timing import (
     calibrate_inner,
     call_model,
     repeat_batch,
-    summarise,
     time_samples,
+    timed_result,
     with_input_shape,
 )
 
@@ -74,21 +73,7 @@ class TorchCpuProfiler(Profiler):
                 raise
             except Exception as exc:  # a model that cannot run on this input fails the trial
                 raise ProfilerError(f"torch-cpu: the model failed on its input: {exc}") from exc
-        stats = summarise(samples)
-        return LatencyResult(
-            latency_ms=stats["median_ms"],
-            samples_ms=samples,
-            details={
-                **stats,
-                "threads": s.threads,
-                "clock": s.clock,
-                "cpus": s.cpus,
-                "batch": s.batch,
-                "calls_per_sample": inner,
-                "host_cpus": os.cpu_count(),
-                "torch": _torch_version(),
-            },
-        )
+        return timed_result(samples, s, inner, torch=_torch_version())
 
 
 def _torch_version() -> str:

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from evaluators.profilers.base import LatencyResult, Profiler, ProfilerSettings
+from evaluators.profilers.base import LatencyResult, Profiler, ProfilerSettings, settings_hash
 from evaluators.profilers.latency_table import LatencyTable, Prediction
-from evaluators.profilers.timing import TimedSettings, settings_hash, with_input_shape
+from evaluators.profilers.timing import TimedSettings, with_input_shape
 from evaluators.profilers.torch_cpu import TorchCpuProfiler
 
 
