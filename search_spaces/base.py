@@ -250,13 +250,10 @@ class SearchSpace(ABC):
         ``extract(arch)``): ``extract(arch).state_dict()`` must load into it."""
         raise NotImplementedError(f"search space {self.name!r} has no models")
 
-    def supernet_tensors(self) -> list[Any]:
-        """Every parameter and buffer tensor of the supernet (for the no-sharing check)."""
-        return []
-
-    def supernet_modules(self) -> list[Any]:
-        """Every module of the supernet (for the no-reference check)."""
-        return []
+    def supernet_module(self) -> Any:
+        """The supernet ``nn.Module`` itself (the contract suite checks that extracted subnets
+        share no tensor and hold no reference to it)."""
+        return None
 
     def reorder_by_importance(self) -> None:
         """Permute channels/heads/neurons so "first k" is "best k"; the supernet's function is

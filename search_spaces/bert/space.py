@@ -195,11 +195,8 @@ class BertSpace(SearchSpace):
 
         return build_like(self.runtime.net, self.shape_of(arch))
 
-    def supernet_tensors(self) -> list[Any]:
-        return list(self.runtime.net.state_dict().values())
-
-    def supernet_modules(self) -> list[Any]:
-        return list(self.runtime.net.modules())
+    def supernet_module(self) -> Any:
+        return self.runtime.net
 
     def reorder_by_importance(self) -> None:
         self.runtime.reorder()

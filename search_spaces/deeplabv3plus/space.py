@@ -226,11 +226,8 @@ class DeepLabSpace(SearchSpace):
     def build_static(self, arch: Arch) -> DeepLabV3Plus:
         return DeepLabV3Plus(self.net_config(arch))
 
-    def supernet_tensors(self) -> list[Any]:
-        return [*self.supernet.parameters(), *self.supernet.buffers()]
-
-    def supernet_modules(self) -> list[Any]:
-        return list(self.supernet.modules())
+    def supernet_module(self) -> Any:
+        return self.supernet
 
     def reorder_by_importance(self) -> None:
         self.supernet.reorder_by_importance()

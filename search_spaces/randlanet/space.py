@@ -215,11 +215,8 @@ class RandLANetSpace(SearchSpace):
         sub, _ = self.subnet(arch)
         return RandLANet(static_config(self.net_config, sub)).eval()
 
-    def supernet_tensors(self) -> list[Any]:
-        return [*self.net.parameters(), *self.net.buffers()]
-
-    def supernet_modules(self) -> list[Any]:
-        return list(self.net.modules())
+    def supernet_module(self) -> Any:
+        return self.net
 
     def reorder_by_importance(self) -> None:
         self.net.reorder_by_importance()

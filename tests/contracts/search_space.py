@@ -127,13 +127,11 @@ class SearchSpaceContract:
 
         arch = space.largest()
         sub = space.extract(arch)
-        super_ptrs = {
-            t.untyped_storage().data_ptr()
-            for t in space.supernet_tensors()
-        }
+        net = space.supernet_module()
+        super_ptrs = {t.untyped_storage().data_ptr() for t in [*net.parameters(), *net.buffers()]}
         for name, t in list(sub.state_dict().items()):
             assert t.untyped_storage().data_ptr() not in super_ptrs, f"{name} shares storage"
-        referrers = {id(m) for m in space.supernet_modules()}
+        referrers = {id(m) for m in net.modules()}
         for module in sub.modules():
             for value in vars(module).values():
                 assert id(value) not in referrers
