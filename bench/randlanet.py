@@ -46,7 +46,7 @@ from search_spaces.randlanet.train import (  # noqa: E402
     train_from_scratch,
     train_steps,
 )
-from surrogate.pareto import hypervolume  # noqa: E402
+from surrogate.pareto import hypervolume, pareto_mask  # noqa: E402
 
 log = logging.getLogger("bench.randlanet")
 
@@ -140,11 +140,22 @@ def bench_sharing(space: RandLANetSpace, train, val, *, steps: int, batch: int, 
 
 # --- 3. single-stage vs two-stage -----------------------------------------------------------
 class Memo:
-    """Evaluates each arch once (values + measured seconds), shared by every run."""
+    """Evaluates each arch once (values + measured seconds), shared by every run; with a
+    ``path`` the evaluations are kept on disk (``--workdir``) so a re-run reuses them."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None, tag: str = "") -> None:
+        self.path, self.tag = path, tag  # tag: what the values depend on (options, checkpoint)
         self.values: dict[str, dict[str, float]] = {}
         self.seconds: dict[str, float] = {}
+        if path is not None and path.is_file():
+            saved = json.loads(path.read_text())
+            if saved.get("tag") == tag:
+                self.values, self.seconds = saved["values"], saved["seconds"]
+
+    def save(self) -> None:
+        if self.path is not None:
+            self.path.write_text(json.dumps(
+                {"tag": self.tag, "values": self.values, "seconds": self.seconds}))
 
     def wrap(self, space: RandLANetSpace) -> None:
         evaluate, cost = space.evaluate, space.cost
@@ -184,16 +195,31 @@ def run_search(spec: dict, memo: Memo) -> list[dict]:
     return out
 
 
-def hv_curve(trials: list[dict], macs_ref: float) -> tuple[np.ndarray, np.ndarray]:
-    """(cumulative seconds, hypervolume) after each trial; objectives miou (max) and
-    macs / macs_ref (min), reference (miou 0, 1.0)."""
+def losses_of(values: dict[str, float], macs_ref: float) -> list[float]:
+    """The bench's two objectives as losses: -miou and macs / macs of the largest subnet."""
+    return [-values["miou"], values["macs"] / macs_ref]
+
+
+def pooled_nadir(memo: Memo, macs_ref: float) -> list[float]:
+    """Reference point at the nadir of the front of every arch any run evaluated (the best
+    known front): its worst miou and its worst macs. With the whole-space reference (miou 0,
+    largest macs) a few random small subnets already hold most of the hypervolume and every
+    search looks converged after a handful of trials, which says nothing about the search."""
+    loss = np.array([losses_of(v, macs_ref) for v in memo.values.values()])
+    front = loss[pareto_mask(loss)]
+    return front.max(axis=0).tolist()
+
+
+def hv_curve(trials: list[dict], macs_ref: float,
+             reference: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative seconds, hypervolume) after each trial."""
     times, hvs, losses = [], [], []
     clock = 0.0
     for t in trials:
         clock += t["seconds"]
         if t["state"] == "complete":
-            losses.append([-t["values"]["miou"], t["values"]["macs"] / macs_ref])
-        hv = hypervolume(np.array(losses), np.array([0.0, 1.0])) if losses else 0.0
+            losses.append(losses_of(t["values"], macs_ref))
+        hv = hypervolume(np.array(losses), np.array(reference)) if losses else 0.0
         times.append(clock)
         hvs.append(hv)
     return np.array(times), np.array(hvs)
@@ -238,8 +264,11 @@ def _median_or_none(xs: list) -> float | None:
 
 
 def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials: int,
-                    fractions: list[float], population: int, strategy: str = "nsga2") -> dict:
-    memo = Memo()
+                    fractions: list[float], population: int, strategy: str = "nsga2",
+                    reference: str = "pooled", memo_path: Path | None = None) -> dict:
+    checkpoint = memo_path.parent / options["checkpoint"] if memo_path else None
+    memo = Memo(memo_path, tag=json.dumps(options, sort_keys=True) + (
+        str(checkpoint.stat().st_mtime_ns) if checkpoint and checkpoint.exists() else ""))
     base = {
         "name": "bench-randlanet",
         "search_space": {"name": "randlanet", "options": options},
@@ -250,12 +279,19 @@ def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials:
                      {"name": "tpe", "options": {"n_startup_trials": population}}),
         "budget": {"trials": trials},
     }
+    runs = {}
+    for seed in seeds:
+        runs[seed, None] = run_search({**base, "seed": seed}, memo)
+        for frac in fractions:
+            runs[seed, frac] = run_search(
+                {**base, "seed": seed, "stages": 2, "stage1_fraction": frac}, memo)
+    memo.save()
+    ref = pooled_nadir(memo, macs_ref) if reference == "pooled" else [0.0, 1.0]
     rows: dict[float, list[dict]] = {f: [] for f in fractions}
     for seed in seeds:
-        ts, hs = hv_curve(run_search({**base, "seed": seed}, memo), macs_ref)
+        ts, hs = hv_curve(runs[seed, None], macs_ref, ref)
         for frac in fractions:
-            two = run_search({**base, "seed": seed, "stages": 2, "stage1_fraction": frac}, memo)
-            tt, ht = hv_curve(two, macs_ref)
+            tt, ht = hv_curve(runs[seed, frac], macs_ref, ref)
             rows[frac].append({"seed": seed, **_compare(ts, hs, tt, ht)})
     summary = {}
     for frac, per_seed in rows.items():
@@ -279,7 +315,8 @@ def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials:
         "strategy": f"{strategy}({'population' if strategy == 'nsga2' else 'startup'}"
                     f"={population})",
         "objectives": ["miou max", "macs min (/ macs of the largest subnet)"],
-        "reference": [0.0, 1.0],
+        "reference": {"kind": reference, "point": [round(x, 4) for x in ref],
+                      "as": "(-miou, macs / macs of the largest subnet)"},
         "time_ratio": "two-stage seconds / single-stage seconds to reach the given share of the "
                       "single-stage final hypervolume (same seed); < 1 means two-stage is faster",
         "unique_archs_evaluated": len(memo.values),
@@ -295,8 +332,12 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--fractions", default="0.25,0.5", help="stage-1 budget shares to try")
     parser.add_argument("--strategy", choices=("nsga2", "tpe"), default="nsga2")
-    parser.add_argument("--workdir", help="keep the scenes and the trained supernet here and "
-                        "reuse them on the next run (default: a temporary folder)")
+    parser.add_argument("--reference", choices=("pooled", "space"), default="pooled",
+                        help="hypervolume reference: nadir of the front of all evaluated archs "
+                        "(default) or the whole space's worst point (miou 0, largest macs)")
+    parser.add_argument("--workdir", help="keep the scenes, the trained supernet and the arch "
+                        "evaluations here and reuse them on the next run (default: a temporary "
+                        "folder)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
@@ -334,7 +375,9 @@ def main() -> int:
                 options, macs_ref, seeds=list(range(2 if quick else args.seeds)),
                 trials=16 if quick else args.trials,
                 fractions=[float(f) for f in args.fractions.split(",")],
-                population=4 if quick else 10, strategy=args.strategy)
+                population=4 if quick else 10, strategy=args.strategy,
+                reference=args.reference,
+                memo_path=root / "evaluations.json" if args.workdir else None)
     print(json.dumps(out, indent=2))
     return 0
 

@@ -92,7 +92,8 @@ class StudyRunner:
             values = [rec.values[o.key] for o in self.spec.objectives]
             for key, violation in self._constraint_values(rec.values).items():
                 system_attrs[f"{CONSTRAINTS_ATTR}:{key}"] = violation
-        system_attrs.update(rec.info.get("optuna_attrs", {}))
+        if rec.stage == self.stage:  # another stage's sampler state means nothing here
+            system_attrs.update(rec.info.get("optuna_attrs", {}))
         return optuna.trial.create_trial(
             params=rec.arch, distributions=self.distributions, values=values,
             state=TrialState.COMPLETE if rec.state == "complete" else TrialState.FAIL,

@@ -171,3 +171,22 @@ def test_paretonas_run_reports_stages(data_dir):
     result = run_in_process(StudySpec.model_validate(two_stage_spec()), progress=False)
     assert [t["stage"] for t in result["trials"]] == [1] * 4 + [2] * 12
     assert result["study"]["extra"]["stages"]["stage1_trials"] == 4
+
+
+
+def test_stage_two_history_carries_no_stage_one_sampler_state(data_dir):
+    # Stage 1's front trials seed stage 2's Optuna study. Their NSGA-II generation tags belong
+    # to stage 1's study: carried over, stage 2's NSGA-II would build a parent population from
+    # the few front trials of some stage-1 generation (a single one crashes its crossover).
+    spec = two_stage_spec(budget={"trials": 24}, stage1_fraction=0.5)
+    store = run(spec)
+    assert [t.stage for t in store.trials] == [1] * 12 + [2] * 12
+    resumed = StudyRunner(resolve_spec(StudySpec.model_validate(spec)), store)
+    resumed._load_history()
+    study = resumed._make_optuna_study()
+    assert resumed.stage == 2
+    front = resumed.stages.stage1_front(resumed.records)
+    assert any("optuna_attrs" in r.info for r in front)
+    for rec, trial in zip(front, study.get_trials(), strict=False):
+        assert trial.params == rec.arch
+        assert not set(rec.info.get("optuna_attrs", {})) & set(trial.system_attrs)
