@@ -195,9 +195,8 @@ class LatencyTable:
     def _time(self, fn: Any) -> float:
         s = self.settings
         inner = calibrate_inner(fn, max(s.min_sample_ms / 5, 0.2))
-        samples = time_samples(fn, warmup=1, repeats=max(3, s.repeats // 3), inner=inner,
-                               clock=s.clock, cpus=s.cpus)
-        return statistics.median(samples)
+        quick = s.model_copy(update={"repeats": max(3, s.repeats // 3), "statistic": "median"})
+        return statistics.median(time_samples(fn, quick, inner=inner, warmup=1).samples)
 
     def _measure_op(self, call: OpCall) -> float:
         import copy

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
 from evaluators.profilers.base import LatencyResult, Profiler, ProfilerError, ProfilerSettings
 from evaluators.profilers.onnx_export import export_onnx, input_feed
 from evaluators.profilers.timing import (
     TimedSettings,
-    calibrate_inner,
     repeat_batch,
     time_samples,
     timed_result,
@@ -21,13 +22,19 @@ _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
 
 class OrtCpuSettings(TimedSettings):
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    spinning: bool = Field(
+        default=False,
+        description="let idle intra-op threads spin (faster alone, steals the CPU from "
+                    "other processes on a shared host; no effect with threads: 1)",
+    )
 
 
 class OnnxRuntimeCpuProfiler(Profiler):
-    """Export (TorchScript exporter), one ORT CPU session, median of timed ``run`` calls."""
+    """Export (TorchScript exporter), one sequential ORT CPU session, timed ``run`` calls
+    summarised by ``statistic`` (``timing.py``)."""
 
     name: ClassVar[str] = "onnxruntime-cpu"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     Settings: ClassVar[type[ProfilerSettings]] = OrtCpuSettings
 
     def measure(self, model: Any, example_input: Any) -> LatencyResult:
@@ -44,6 +51,8 @@ class OnnxRuntimeCpuProfiler(Profiler):
             ort.GraphOptimizationLevel, _LEVELS[s.graph_optimization]
         )
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                      "1" if s.spinning else "0")
         try:
             session = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
             wanted = {i.name for i in session.get_inputs()}
@@ -54,14 +63,10 @@ class OnnxRuntimeCpuProfiler(Profiler):
                 return session.run(None, feed)
 
             run()
-            inner = calibrate_inner(run, s.min_sample_ms)
-            samples = time_samples(
-                run, warmup=s.warmup, repeats=s.repeats, inner=inner, clock=s.clock,
-                cpus=s.cpus,
-            )
+            timing = time_samples(run, s)
         except ProfilerError:
             raise
         except Exception as exc:
             raise ProfilerError(f"onnxruntime-cpu: the session failed: {exc}") from exc
-        return timed_result(samples, s, inner, onnx_bytes=len(onnx_bytes),
+        return timed_result(timing, s, onnx_bytes=len(onnx_bytes),
                             onnxruntime=ort.__version__)

@@ -1,16 +1,20 @@
-"""``torch-cpu``: wall-clock latency of a subnet in eager PyTorch on the host CPU."""
+"""``torch-cpu``: latency of a subnet in eager PyTorch on the host CPU (see ``timing.py`` for
+the clock and statistic)."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
+import platform
 from collections.abc import Iterator
 from typing import Any, ClassVar
+
+from pydantic import Field
 
 from evaluators.profilers.base import LatencyResult, Profiler, ProfilerError, ProfilerSettings
 from evaluators.profilers.timing import (
     TimedSettings,
-    calibrate_inner,
     call_model,
     repeat_batch,
     time_samples,
@@ -20,7 +24,38 @@ from evaluators.profilers.timing import (
 
 
 class TorchCpuSettings(TimedSettings):
-    """threads, batch, warmup, repeats, min_sample_ms, clock (see ``TimedSettings``)."""
+    """``TimedSettings`` plus how the process's heap behaves while measuring."""
+
+    keep_heap: bool = Field(
+        default=True,
+        description="glibc: keep freed memory in the process instead of returning it to the OS",
+    )
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_heap_kept = False
+
+
+def keep_heap() -> bool:
+    """Stop glibc from handing freed activation buffers back to the OS (once per process).
+
+    By default every inference mmaps/trims its large tensors afresh: ~100 page faults per call
+    on the benchmark subnet, ~5% of its time spent in the kernel, a cost that swings with the
+    host's load. With the thresholds raised the buffers are reused (0.2 faults per call). The
+    process keeps its peak heap, which a measuring worker reaches anyway. False where the C
+    library is not glibc.
+    """
+    global _heap_kept
+    if _heap_kept:
+        return True
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    big = 1 << 30
+    _heap_kept = bool(libc.mallopt(_M_MMAP_THRESHOLD, big)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, big))
+    return _heap_kept
 
 
 @contextlib.contextmanager
@@ -48,15 +83,16 @@ def measuring_state(model: Any, threads: int) -> Iterator[None]:
 
 
 class TorchCpuProfiler(Profiler):
-    """Median of ``repeats`` timed samples after ``warmup`` runs, eager mode, pinned threads."""
+    """Eager mode, pinned threads, timed samples summarised by ``statistic`` (``timing.py``)."""
 
     name: ClassVar[str] = "torch-cpu"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     Settings: ClassVar[type[ProfilerSettings]] = TorchCpuSettings
 
     def measure(self, model: Any, example_input: Any) -> LatencyResult:
         s: TorchCpuSettings = self.settings  # type: ignore[assignment]
         inputs = repeat_batch(with_input_shape(example_input, s.input_shape), s.batch)
+        heap_kept = keep_heap() if s.keep_heap else False
         with measuring_state(model, s.threads):
             try:
                 call_model(model, inputs)  # a first call surfaces shape errors before timing
@@ -64,16 +100,12 @@ class TorchCpuProfiler(Profiler):
                 def run() -> Any:
                     return call_model(model, inputs)
 
-                inner = calibrate_inner(run, s.min_sample_ms)
-                samples = time_samples(
-                    run, warmup=s.warmup, repeats=s.repeats, inner=inner, clock=s.clock,
-                    cpus=s.cpus,
-                )
+                timing = time_samples(run, s)
             except ProfilerError:
                 raise
             except Exception as exc:  # a model that cannot run on this input fails the trial
                 raise ProfilerError(f"torch-cpu: the model failed on its input: {exc}") from exc
-        return timed_result(samples, s, inner, torch=_torch_version())
+        return timed_result(timing, s, heap_kept=heap_kept, torch=_torch_version())
 
 
 def _torch_version() -> str:

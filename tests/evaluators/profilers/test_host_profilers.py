@@ -8,7 +8,7 @@ from evaluators.profilers.onnxruntime_cpu import OnnxRuntimeCpuProfiler
 from evaluators.profilers.torch_cpu import TorchCpuProfiler
 from tests.contracts.profiler import ProfilerContract, image, small_cnn
 
-FAST = {"warmup": 1, "repeats": 3, "min_sample_ms": 0.5}
+FAST = {"warmup": 1, "repeats": 3, "min_sample_ms": 0.5, "max_seconds": 0.05}
 
 
 class TestTorchCpu(ProfilerContract):
@@ -25,11 +25,40 @@ class TestOnnxRuntimeCpu(ProfilerContract):
 
 @pytest.mark.parametrize("cls", [TorchCpuProfiler, OnnxRuntimeCpuProfiler])
 def test_statistics_and_settings_are_recorded(cls) -> None:
-    result = cls({**FAST, "repeats": 4, "batch": 2}).measure(small_cnn(), image())
+    result = cls({**FAST, "repeats": 4, "batch": 2, "max_seconds": 0}).measure(
+        small_cnn(), image())
     assert len(result.samples_ms) == 4
     d = result.details
     assert d["batch"] == 2 and d["threads"] == 1 and d["calls_per_sample"] >= 1
     assert d["min_ms"] <= d["median_ms"] <= d["max_ms"] and d["iqr_ms"] >= 0 and d["cv"] >= 0
+    assert d["statistic"] == "min" and result.latency_ms == d["min_ms"]
+    assert d["samples"] == len(result.samples_ms) and 0 < d["running_fraction"] <= 1.01
+
+
+@pytest.mark.parametrize("cls", [TorchCpuProfiler, OnnxRuntimeCpuProfiler])
+def test_min_samples_for_the_budget_median_takes_exactly_repeats(cls) -> None:
+    by_min = cls({**FAST, "max_seconds": 0.2}).measure(small_cnn(), image())
+    assert by_min.details["measuring_s"] >= 0.2 and len(by_min.samples_ms) >= 3
+    by_median = cls({**FAST, "statistic": "median", "max_seconds": 5}).measure(
+        small_cnn(), image())
+    assert len(by_median.samples_ms) == 3
+    assert by_median.latency_ms == by_median.details["median_ms"]
+
+
+@pytest.mark.parametrize("threads, clock", [(1, "thread_cpu"), (2, "wall")])
+def test_auto_clock_is_thread_cpu_only_single_threaded(threads, clock) -> None:
+    result = TorchCpuProfiler({**FAST, "threads": threads}).measure(small_cnn(), image())
+    assert result.details["clock"] == clock
+
+
+def test_heap_is_kept_on_glibc_unless_disabled() -> None:
+    import platform
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    kept = TorchCpuProfiler(FAST).measure(small_cnn(), image()).details["heap_kept"]
+    assert kept is glibc
+    off = TorchCpuProfiler({**FAST, "keep_heap": False}).measure(small_cnn(), image())
+    assert off.details["heap_kept"] is False
 
 
 def test_thread_count_is_pinned_and_restored() -> None:
@@ -65,7 +94,8 @@ def test_runs_in_inference_mode() -> None:
     "settings, field",
     [({"threads": 0}, "threads"), ({"repeats": 0}, "repeats"),
      ({"clock": "thread_cpu", "threads": 2}, "thread_cpu"), ({"clock": "sundial"}, "clock"),
-     ({"batch": -1}, "batch")],
+     ({"batch": -1}, "batch"), ({"statistic": "mean"}, "statistic"),
+     ({"max_seconds": -1}, "max_seconds"), ({"clock": "thread_cpu", "threads": 4}, "threads")],
 )
 def test_bad_settings_name_the_field(settings, field) -> None:
     with pytest.raises(ValidationError, match=field):
@@ -84,6 +114,13 @@ def test_ort_graph_optimisation_setting() -> None:
     assert p.measure(small_cnn(), image()).latency_ms > 0
     with pytest.raises(ValidationError, match="graph_optimization"):
         OnnxRuntimeCpuProfiler({"graph_optimization": "max"})
+
+
+def test_ort_spinning_setting() -> None:
+    p = OnnxRuntimeCpuProfiler({**FAST, "threads": 2, "spinning": True})
+    assert p.measure(small_cnn(), image()).latency_ms > 0
+    with pytest.raises(ValidationError, match="spinning"):
+        OnnxRuntimeCpuProfiler({"spinning": "sometimes"})
 
 
 @pytest.mark.parametrize("cls", [TorchCpuProfiler, OnnxRuntimeCpuProfiler])

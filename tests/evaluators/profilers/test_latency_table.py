@@ -8,7 +8,7 @@ import torch
 from evaluators.profilers.latency_table import LatencyTable, record_ops
 from tests.contracts.profiler import TokenNet, image, small_cnn
 
-FAST = {"repeats": 3, "min_sample_ms": 0.5}
+FAST = {"repeats": 3, "min_sample_ms": 0.5, "max_seconds": 0.05}
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,8 @@ from evaluators.profilers.latency_table import LatencyTable
 from evaluators.profilers.torch_cpu_table import TorchCpuTableProfiler
 from tests.contracts.profiler import ProfilerContract, image, small_cnn
 
-FAST = {"warmup": 1, "repeats": 3, "min_sample_ms": 0.5, "reference_subnets": 2}
+FAST = {"warmup": 1, "repeats": 3, "min_sample_ms": 0.5, "max_seconds": 0.05,
+        "reference_subnets": 2}
 
 
 @pytest.fixture(autouse=True)
