@@ -62,6 +62,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help='JSON {"method": {option: value}}, e.g. {"surrogate": {"kappa": 0.5}}')
     p.add_argument("--ask-factor", type=int, default=20,
                    help="stop a run after this many asks per budgeted evaluation")
+    p.add_argument("--long-budget", type=int, default=2000,
+                   help="evaluations for --long-methods, so that their evaluations-to-reach "
+                   "are numbers rather than 'not within the largest budget'")
+    p.add_argument("--long-methods", default="random,nsga2",
+                   help="comma-separated methods run to --long-budget ('' for none)")
+    p.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                   help="combine the JSON outputs of earlier runs (e.g. one per dataset) into "
+                   "one output with a fresh summary; runs nothing")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the medians as a Markdown table instead of JSON")
     args = p.parse_args(argv)
     args.datasets = ALL_DATASETS if args.datasets == "all" else args.datasets.split(",")
     unknown = sorted(set(args.datasets) - set(ALL_DATASETS))
@@ -74,6 +84,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.seeds < 1 or not args.budgets or args.budgets[0] < 1:
         p.error("--seeds and --budgets must be positive")
     args.methods = args.methods.split(",")
+    args.long_methods = [m for m in args.long_methods.split(",") if m]
+    if args.long_methods and args.long_budget < args.budgets[-1]:
+        p.error(f"--long-budget {args.long_budget} is below the largest budget "
+                f"{args.budgets[-1]}")
     return args
 
 
@@ -175,9 +189,59 @@ def median(values: list[float]) -> float | None:
     return None if math.isinf(m) else round(m, 4)
 
 
+MARKS = ("evals_to_hv_ratio_0.99", "evals_to_recall_0.5")
+
+
+def run_method(problem: Problem, method: str, args: argparse.Namespace) -> dict:
+    """Medians over seeds of one method on one dataset."""
+    cap = args.long_budget if method in args.long_methods else args.budgets[-1]
+    budgets = sorted({*args.budgets, cap})
+    runs = []
+    for seed in range(args.seeds):
+        options = args.strategy_options.get(method, {})
+        r = run_one(problem, method, seed, cap, args.ask_factor, options)
+        runs.append({**curves(problem, r["order"], budgets),
+                     "asks": r["asks"], "cpu_s": r["cpu_s"], "evals": len(r["order"])})
+    return {
+        "recall": {b: median([r["recall"][b] for r in runs]) for b in budgets},
+        "hv_ratio": {b: median([r["hv_ratio"][b] for r in runs]) for b in budgets},
+        **{mark: median([r[mark] for r in runs]) for mark in MARKS},
+        "evals_cap": cap,
+        "evals": median([r["evals"] for r in runs]),
+        "asks": median([r["asks"] for r in runs]),
+        "cpu_s_per_run": median([r["cpu_s"] for r in runs]),
+    }
+
+
+def versus(mine: dict, other: dict, budgets: list[int]) -> dict:
+    """``surrogate`` against a baseline on one dataset: the budgets where it is worse (median
+    recall or HV ratio below the baseline's), and per mark the evaluations ratio
+    baseline/surrogate. When the baseline never reached a mark within its cap the ratio is a
+    lower bound (cap/surrogate); when the surrogate did not reach it, there is no ratio."""
+    worse = [
+        {"budget": b, "metric": k, "surrogate": mine[k][b], "baseline": other[k][b]}
+        for b in budgets for k in ("recall", "hv_ratio")
+        if mine[k][b] is not None and other[k][b] is not None and mine[k][b] < other[k][b]
+    ]
+    ratios = {}
+    for mark in MARKS:
+        a, b = mine[mark], other[mark]
+        if a is None:
+            ratios[mark] = {"ratio": None, "kind": "surrogate did not reach it"}
+        elif b is None:
+            ratios[mark] = {"ratio": round(other["evals_cap"] / a, 2), "kind": "lower bound"}
+        else:
+            ratios[mark] = {"ratio": round(b / a, 2), "kind": "exact"}
+    return {"worse_at": worse, "evals_ratio": ratios}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.merge:
+        out = merge(args.merge)
+        print(markdown(out) if args.markdown else json.dumps(out, indent=1))
+        return 0
     table = args.data_dir / TABLE_NAME
     if not table.is_file():
         print(json.dumps({"skipped": f"{table} not found (NAS-Bench-Graph table absent)"}))
@@ -188,11 +252,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    budget = args.budgets[-1]
     out: dict[str, Any] = {
         "benchmark": "search_efficiency", "table": TABLE_NAME,
         "objectives": dict(OBJECTIVES), "budgets": args.budgets, "seeds": args.seeds,
-        "strategy_options": args.strategy_options,
+        "methods": args.methods, "strategy_options": args.strategy_options,
+        "long_budget": args.long_budget, "long_methods": args.long_methods,
         "datasets": {},
     }
     for dataset in args.datasets:
@@ -204,42 +268,76 @@ def main(argv: list[str] | None = None) -> int:
             "methods": {},
         }
         for method in args.methods:
-            runs = []
-            for seed in range(args.seeds):
-                options = args.strategy_options.get(method, {})
-                r = run_one(problem, method, seed, budget, args.ask_factor, options)
-                runs.append({**curves(problem, r["order"], args.budgets),
-                             "asks": r["asks"], "cpu_s": r["cpu_s"], "evals": len(r["order"])})
-            entry["methods"][method] = {
-                "recall": {b: median([r["recall"][b] for r in runs]) for b in args.budgets},
-                "hv_ratio": {b: median([r["hv_ratio"][b] for r in runs]) for b in args.budgets},
-                "evals_to_hv_ratio_0.99": median([r["evals_to_hv_ratio_0.99"] for r in runs]),
-                "evals_to_recall_0.5": median([r["evals_to_recall_0.5"] for r in runs]),
-                "evals": median([r["evals"] for r in runs]),
-                "asks": median([r["asks"] for r in runs]),
-                "cpu_s_per_run": median([r["cpu_s"] for r in runs]),
-            }
+            entry["methods"][method] = run_method(problem, method, args)
             logging.getLogger("bench").warning("%s %s done", dataset, method)
         out["datasets"][dataset] = entry
-    out["summary"] = summarise(out, args)
-    print(json.dumps(out, indent=1))
+    finish(out)
+    print(markdown(out) if args.markdown else json.dumps(out, indent=1))
     return 0
 
 
-def summarise(out: dict, args: argparse.Namespace) -> dict:
-    """Per method: medians across datasets of the per-dataset medians."""
+def merge(paths: list[Path]) -> dict:
+    """One output from several (same budgets, seeds and methods; disjoint datasets)."""
+    parts = []
+    for path in paths:
+        try:
+            parts.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--merge: cannot read {path}: {exc}") from exc
+    out = {k: v for k, v in parts[0].items() if k not in ("datasets", "summary", "versus")}
+    out["datasets"] = {}
+    for path, part in zip(paths, parts, strict=True):
+        for key in ("budgets", "seeds", "methods", "strategy_options", "long_budget"):
+            if part.get(key) != out.get(key):
+                raise SystemExit(f"--merge: {path} has {key}={part.get(key)!r}, the first file "
+                                 f"{out.get(key)!r}; only runs with the same settings combine")
+        for dataset, entry in part["datasets"].items():
+            # JSON turned the integer budget keys into strings.
+            for m in entry["methods"].values():
+                for k in ("recall", "hv_ratio"):
+                    m[k] = {int(b): v for b, v in m[k].items()}
+            out["datasets"][dataset] = entry
+    finish(out)
+    return out
+
+
+def finish(out: dict) -> None:
+    """Adds the cross-dataset summary and the surrogate-vs-baseline comparison."""
+    budgets, methods = out["budgets"], out["methods"]
     summary: dict[str, Any] = {}
-    for method in args.methods:
+    for method in methods:
         per = [d["methods"][method] for d in out["datasets"].values()]
         inf = math.inf
         summary[method] = {
-            "recall": {b: median([p["recall"][b] for p in per]) for b in args.budgets},
-            "hv_ratio": {b: median([p["hv_ratio"][b] for p in per]) for b in args.budgets},
-            "evals_to_hv_ratio_0.99": median(
-                [p["evals_to_hv_ratio_0.99"] or inf for p in per]),
-            "evals_to_recall_0.5": median([p["evals_to_recall_0.5"] or inf for p in per]),
+            "recall": {b: median([p["recall"][b] for p in per]) for b in budgets},
+            "hv_ratio": {b: median([p["hv_ratio"][b] for p in per]) for b in budgets},
+            **{mark: median([p[mark] or inf for p in per]) for mark in MARKS},
         }
-    return summary
+    out["summary"] = summary
+    if "surrogate" in methods:
+        out["versus"] = {
+            base: {ds: versus(d["methods"]["surrogate"], d["methods"][base], budgets)
+                   for ds, d in out["datasets"].items()}
+            for base in methods if base != "surrogate"
+        }
+
+
+def markdown(out: dict) -> str:
+    """The medians as Markdown: one row per dataset and method."""
+    budgets = out["budgets"]
+    head = (["dataset", "method"] + [f"recall@{b}" for b in budgets]
+            + [f"HV@{b}" for b in budgets] + ["evals to HV 0.99", "evals to recall 0.5"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    def cell(v: Any, cap: int) -> str:
+        return f"> {cap}" if v is None else f"{v:g}"
+
+    for ds, d in out["datasets"].items():
+        for method, m in d["methods"].items():
+            row = [ds, method] + [f"{m['recall'][b]:.2f}" for b in budgets]
+            row += [f"{m['hv_ratio'][b]:.3f}" for b in budgets]
+            row += [cell(m[mark], m["evals_cap"]) for mark in MARKS]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -66,19 +66,29 @@ class GaussianProcess(Predictor):
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
         X, y = self.check_xy(X, y)
-        kernel, optimize = self._kernel(X.shape[1]), True
+        starts, optimize = [self._kernel(X.shape[1])], True
         if self.options.warm_start and self._gp is not None and self.n_features == X.shape[1]:
             # A refit on a few more points (the surrogate refits every batch): the last optimum
             # is a good start, and hyperparameters barely move until the data grows markedly,
             # so most refits are a single O(n^3) solve instead of dozens.
-            kernel = self._gp.kernel_
             optimize = len(y) >= (1 + self.options.reoptimize_growth) * self._tuned_on
-        gp = self._regressor(kernel, optimize=optimize)
+            # Re-tuning also starts from the default kernel and keeps the likelier fit: from a
+            # few points the optimum can be degenerate (length scale far below the distance
+            # between any two archs, i.e. "everything is noise"), where the gradient vanishes,
+            # so a warm start alone would stay there for the whole study.
+            warm = [self._gp.kernel_]
+            starts = warm + starts if optimize else warm
+        best: GaussianProcessRegressor | None = None
         with warnings.catch_warnings():
             # Hitting a bound (e.g. the noise floor on noise-free data) is fine here.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            gp.fit(X, y)
-        self._gp = gp
+            for kernel in starts:
+                gp = self._regressor(kernel, optimize=optimize).fit(X, y)
+                if best is None or (
+                    gp.log_marginal_likelihood_value_ > best.log_marginal_likelihood_value_
+                ):
+                    best = gp
+        self._gp = best
         self.n_features = X.shape[1]
         if optimize:
             self._tuned_on = len(y)
