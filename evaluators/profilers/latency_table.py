@@ -27,7 +27,11 @@ from typing import Any
 
 from evaluators.profilers.base import ProfilerError, settings_hash
 from evaluators.profilers.timing import calibrate_inner, call_model, time_samples
-from evaluators.profilers.torch_cpu import TorchCpuSettings, measuring_state
+from evaluators.profilers.torch_cpu import (
+    TorchCpuSettings,
+    measuring_state,
+    reference_and_nominal,
+)
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -195,8 +199,15 @@ class LatencyTable:
     def _time(self, fn: Any) -> float:
         s = self.settings
         inner = calibrate_inner(fn, max(s.min_sample_ms / 5, 0.2))
-        quick = s.model_copy(update={"repeats": max(3, s.repeats // 3), "statistic": "median"})
-        return statistics.median(time_samples(fn, quick, inner=inner, warmup=1).samples)
+        quick = s.model_copy(update={"repeats": max(3, s.repeats // 3),
+                                     "max_seconds": s.max_seconds / 40})
+        # the same method, clock and reference as the torch-cpu device the table predicts
+        reference, nominal = reference_and_nominal(s)
+        timing = time_samples(fn, quick, inner=inner, warmup=1, reference=reference)
+        if reference is not None and nominal is not None:
+            return nominal * statistics.median(
+                x / r for x, r in zip(timing.samples, timing.reference, strict=True))
+        return min(timing.samples) if s.method == "min" else statistics.median(timing.samples)
 
     def _measure_op(self, call: OpCall) -> float:
         import copy

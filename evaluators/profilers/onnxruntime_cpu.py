@@ -8,6 +8,7 @@ from pydantic import Field
 
 from evaluators.profilers.base import LatencyResult, Profiler, ProfilerError, ProfilerSettings
 from evaluators.profilers.onnx_export import export_onnx, input_feed
+from evaluators.profilers.reference import nominal_for, reference_input, reference_model
 from evaluators.profilers.timing import (
     TimedSettings,
     repeat_batch,
@@ -31,7 +32,7 @@ class OrtCpuSettings(TimedSettings):
 
 class OnnxRuntimeCpuProfiler(Profiler):
     """Export (TorchScript exporter), one sequential ORT CPU session, timed ``run`` calls
-    summarised by ``statistic`` (``timing.py``)."""
+    summarised by ``method`` (``timing.py``)."""
 
     name: ClassVar[str] = "onnxruntime-cpu"
     version: ClassVar[str] = "2"
@@ -43,18 +44,8 @@ class OnnxRuntimeCpuProfiler(Profiler):
         s: OrtCpuSettings = self.settings  # type: ignore[assignment]
         inputs = repeat_batch(with_input_shape(example_input, s.input_shape), s.batch)
         onnx_bytes = export_onnx(model, inputs)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = s.threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = getattr(
-            ort.GraphOptimizationLevel, _LEVELS[s.graph_optimization]
-        )
-        opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning",
-                                      "1" if s.spinning else "0")
         try:
-            session = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+            session = _session(onnx_bytes, s)
             wanted = {i.name for i in session.get_inputs()}
             # the exporter drops inputs the graph does not use (e.g. an unused mask)
             feed = {k: v for k, v in input_feed(inputs).items() if k in wanted}
@@ -63,10 +54,46 @@ class OnnxRuntimeCpuProfiler(Profiler):
                 return session.run(None, feed)
 
             run()
-            timing = time_samples(run, s)
+            reference, nominal = None, None
+            if s.method == "reference":
+                key = ("onnxruntime-cpu", s.threads, s.graph_optimization, s.spinning,
+                       s.resolved_clock(), tuple(s.cpus or ()))
+                reference = _reference_call(key, s)
+                nominal = nominal_for(key, reference, s)
+            timing = time_samples(run, s, reference=reference)
         except ProfilerError:
             raise
         except Exception as exc:
             raise ProfilerError(f"onnxruntime-cpu: the session failed: {exc}") from exc
-        return timed_result(timing, s, onnx_bytes=len(onnx_bytes),
+        return timed_result(timing, s, nominal_ms=nominal, onnx_bytes=len(onnx_bytes),
                             onnxruntime=ort.__version__)
+
+
+def _session(onnx_bytes: bytes, s: OrtCpuSettings) -> Any:
+    """A sequential CPU session with the device's threads, optimisation level and spinning."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = s.threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, _LEVELS[s.graph_optimization]
+    )
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if s.spinning else "0")
+    return ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+_references: dict[tuple[Any, ...], Any] = {}
+
+
+def _reference_call(key: tuple[Any, ...], s: OrtCpuSettings) -> Any:
+    """A run of the reference network exported to ONNX, in a session with the same options
+    (built once per process and options)."""
+    if key not in _references:
+        x = reference_input()
+        session = _session(export_onnx(reference_model(), x), s)
+        feed = input_feed(x)
+        _references[key] = lambda: session.run(None, feed)
+    return _references[key]

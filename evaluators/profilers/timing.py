@@ -1,22 +1,23 @@
 """Shared pieces of the measuring profilers: calling a model on an example input, timing it
 with warmup and repeats, and summarising the samples.
 
-How a host device is timed on a shared, noisy machine (see ``bench/profilers.py`` for figures):
+How a host device is timed on a shared, noisy machine (figures: ``bench/profilers.py``):
 
 - **Clock.** ``auto`` (the default) uses the thread's CPU time when the model runs on one
   thread, so time the OS gives to other processes is not counted (under two competing busy
   loops, wall-clock samples were ~3x the thread-CPU ones), and wall time otherwise. On a quiet
-  core the two agree (the result records their per-sample ratio as ``running_fraction``).
-- **Statistic.** Interference only ever slows a run down: other processes' cache and memory
-  traffic, and on a virtual machine the host's other tenants, whose effect comes in phases of
-  ~0.1-1 s that a thread's CPU clock cannot see (the same subnet ran 3.3 ms and 5.3 ms per call
-  in alternating phases on the quiet machine). So the default statistic is the *minimum* of
-  many short samples spread over up to ``max_seconds``: the speed of the machine when nothing
-  interferes, which every phase of quiet reproduces. ``median`` is the typical-load figure.
-- **How long.** For ``min``, samples are taken for ``max_seconds`` of wall time (and at least
-  ``repeats`` of them), so that they span several of those phases. Stopping as soon as the
-  minimum looked stable was tried and was worse: a slow phase is stable too (CV of the
-  reported latency 13-17% against 1-4%, ``bench/profilers.py``).
+  core the two agree: each result records their per-sample ratio as ``running_fraction``.
+- **Method.** What a CPU clock cannot see is the CPU running slower: other processes' and, on
+  a virtual machine, other tenants' cache and memory traffic, in phases of ~0.1 s to seconds
+  (the same subnet ran 3.3 and 5.3 ms per call in alternating phases on the quiet machine).
+  ``reference`` (the default) times a fixed reference network right after every sample and
+  reports the median ratio times the reference's nominal latency (``reference.py``): both see
+  the same phase, so the ratio holds still. ``min`` reports the fastest sample over
+  ``max_seconds`` (right only when a quiet phase came by), ``median`` the typical sample of
+  exactly ``repeats`` (the method before; it follows the load).
+- **How long.** ``reference`` and ``min`` sample for ``max_seconds`` of wall time (and at
+  least ``repeats`` samples). Stopping as soon as the minimum looked stable was tried and was
+  worse: a slow phase is stable too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -51,13 +52,20 @@ class TimedSettings(ProfilerSettings):
     min_sample_ms: float = Field(
         default=1.0, ge=0, le=10_000, description="each sample loops the model at least this long"
     )
-    statistic: Literal["min", "median"] = Field(
-        default="min", description="the reported latency: min (interference-free) or median"
+    method: Literal["reference", "min", "median"] = Field(
+        default="reference",
+        description="reference: median ratio to an interleaved reference network x its "
+                    "nominal latency; min: fastest sample; median: median sample",
     )
     max_seconds: float = Field(
-        default=2.0, ge=0, le=600,
-        description="statistic 'min': keep sampling for this many seconds of wall time "
-                    "(0: exactly 'repeats' samples)",
+        default=1.0, ge=0, le=600,
+        description="methods reference and min: keep sampling for this many seconds of wall "
+                    "time (0: exactly 'repeats' samples)",
+    )
+    reference_ms: float | None = Field(
+        default=None, gt=0, le=60_000,
+        description="method reference: the reference network's nominal latency on this "
+                    "device (default: calibrated once per process)",
     )
     clock: Literal["auto", "wall", "thread_cpu"] = Field(
         default="auto", description="auto: thread_cpu with threads 1, else wall"
@@ -195,39 +203,54 @@ class Timing:
     seconds: float  # wall time spent sampling (warmup excluded)
     #: median over samples of thread-CPU time / wall time: ~1 when the thread ran undisturbed
     running_fraction: float
+    #: method reference: the reference's ms per call right after each sample
+    reference: list[float] = field(default_factory=list)
+
+
+def _timed(fn: Callable[[], Any], inner: int, now: Callable[[], float]) -> tuple[float, float]:
+    """ms per call over ``inner`` calls, and the thread-CPU / wall ratio over them."""
+    w0, c0, t0 = time.perf_counter(), time.thread_time(), now()
+    for _ in range(inner):
+        fn()
+    t1, c1, w1 = now(), time.thread_time(), time.perf_counter()
+    return (t1 - t0) * 1e3 / inner, (c1 - c0) / (w1 - w0) if w1 > w0 else 1.0
 
 
 def time_samples(fn: Callable[[], Any], settings: TimedSettings, *, inner: int | None = None,
-                 warmup: int | None = None) -> Timing:
+                 warmup: int | None = None, reference: Callable[[], Any] | None = None,
+                 ) -> Timing:
     """Run ``fn`` ``warmup`` times, then timed samples of ``inner`` calls each (calibrated to
-    ``min_sample_ms`` when not given): ``repeats`` of them, and for ``statistic: min`` as many
-    more as ``max_seconds`` of wall time allows; ms per call."""
+    ``min_sample_ms`` when not given): ``repeats`` of them, and for methods ``reference`` and
+    ``min`` as many more as ``max_seconds`` of wall time allows; ms per call. With
+    ``reference`` given, each sample is followed by a sample of ``reference``."""
     s = settings
     clock = s.resolved_clock()
     now = CLOCKS[clock]
     samples: list[float] = []
+    ref_samples: list[float] = []
     ratios: list[float] = []
-    budget = s.max_seconds if s.statistic == "min" else 0.0
-
-    def enough(elapsed: float) -> bool:
-        return len(samples) >= s.repeats and elapsed >= budget
+    budget = s.max_seconds if s.method != "median" else 0.0
+    warmup = s.warmup if warmup is None else warmup
 
     with pinned(s.cpus):
-        for _ in range(s.warmup if warmup is None else warmup):
+        for _ in range(warmup):
             fn()
         if inner is None:
             inner = calibrate_inner(fn, s.min_sample_ms)
+        ref_inner = 1
+        if reference is not None:
+            for _ in range(max(1, warmup)):
+                reference()
+            ref_inner = calibrate_inner(reference, s.min_sample_ms)
         start = time.perf_counter()
-        while not enough(time.perf_counter() - start):
-            w0, c0, t0 = time.perf_counter(), time.thread_time(), now()
-            for _ in range(inner):
-                fn()
-            t1, c1, w1 = now(), time.thread_time(), time.perf_counter()
-            sample = (t1 - t0) * 1e3 / inner
+        while len(samples) < s.repeats or time.perf_counter() - start < budget:
+            sample, ratio = _timed(fn, inner, now)
             samples.append(sample)
-            ratios.append((c1 - c0) / (w1 - w0) if w1 > w0 else 1.0)
+            ratios.append(ratio)
+            if reference is not None:
+                ref_samples.append(_timed(reference, ref_inner, now)[0])
         seconds = time.perf_counter() - start
-    return Timing(samples, inner, clock, seconds, statistics.median(ratios))
+    return Timing(samples, inner, clock, seconds, statistics.median(ratios), ref_samples)
 
 
 def summarise(samples: Sequence[float]) -> dict[str, float]:
@@ -248,18 +271,35 @@ def summarise(samples: Sequence[float]) -> dict[str, float]:
     }
 
 
-def timed_result(timing: Timing, settings: TimedSettings, **extra: Any) -> LatencyResult:
-    """The result every host-timing profiler reports: the chosen statistic of the samples,
-    their spread, how they were taken and the settings."""
-    stats = summarise(timing.samples)
+def timed_result(timing: Timing, settings: TimedSettings, *,
+                 nominal_ms: float | None = None, **extra: Any) -> LatencyResult:
+    """The result every host-timing profiler reports: the latency by ``settings.method``, the
+    samples it is the median/minimum of, their spread, how they were taken and the settings.
+
+    Method ``reference``: ``samples_ms`` are the samples normalised to the reference's
+    ``nominal_ms`` (sample / the reference right after it * nominal), the raw ones are
+    summarised under ``raw``."""
+    method = settings.method
+    samples = timing.samples
+    details: dict[str, Any] = {}
+    if method == "reference":
+        if nominal_ms is None or len(timing.reference) != len(samples):
+            raise ProfilerError("method 'reference' needs a reference sample after each sample "
+                                "and the reference's nominal latency")
+        ratios = [x / r for x, r in zip(samples, timing.reference, strict=True)]
+        details = {"raw": summarise(samples), "reference_nominal_ms": nominal_ms,
+                   "reference_median_ms": statistics.median(timing.reference),
+                   "ratio_median": statistics.median(ratios)}
+        samples = [q * nominal_ms for q in ratios]
+    stats = summarise(samples)
     return LatencyResult(
-        latency_ms=stats[f"{settings.statistic}_ms"],
-        samples_ms=timing.samples,
+        latency_ms=stats["min_ms" if method == "min" else "median_ms"],
+        samples_ms=samples,
         details={
-            **stats, "statistic": settings.statistic, "threads": settings.threads,
+            **stats, "method": method, "threads": settings.threads,
             "clock": timing.clock, "cpus": settings.cpus, "batch": settings.batch,
-            "calls_per_sample": timing.calls_per_sample, "samples": len(timing.samples),
+            "calls_per_sample": timing.calls_per_sample, "samples": len(samples),
             "measuring_s": timing.seconds, "running_fraction": timing.running_fraction,
-            "host_cpus": os.cpu_count(), **extra,
+            "host_cpus": os.cpu_count(), **details, **extra,
         },
     )

@@ -1,5 +1,5 @@
 """``torch-cpu``: latency of a subnet in eager PyTorch on the host CPU (see ``timing.py`` for
-the clock and statistic)."""
+the clock and method)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from evaluators.profilers.base import LatencyResult, Profiler, ProfilerError, ProfilerSettings
+from evaluators.profilers.reference import nominal_for, reference_input, reference_model
 from evaluators.profilers.timing import (
     TimedSettings,
     call_model,
@@ -83,7 +84,7 @@ def measuring_state(model: Any, threads: int) -> Iterator[None]:
 
 
 class TorchCpuProfiler(Profiler):
-    """Eager mode, pinned threads, timed samples summarised by ``statistic`` (``timing.py``)."""
+    """Eager mode, pinned threads, timed samples summarised by ``method`` (``timing.py``)."""
 
     name: ClassVar[str] = "torch-cpu"
     version: ClassVar[str] = "2"
@@ -100,12 +101,34 @@ class TorchCpuProfiler(Profiler):
                 def run() -> Any:
                     return call_model(model, inputs)
 
-                timing = time_samples(run, s)
+                reference, nominal = reference_and_nominal(s)
+                timing = time_samples(run, s, reference=reference)
             except ProfilerError:
                 raise
             except Exception as exc:  # a model that cannot run on this input fails the trial
                 raise ProfilerError(f"torch-cpu: the model failed on its input: {exc}") from exc
-        return timed_result(timing, s, heap_kept=heap_kept, torch=_torch_version())
+        return timed_result(timing, s, nominal_ms=nominal, heap_kept=heap_kept,
+                            torch=_torch_version())
+
+
+_reference: tuple[Any, Any] | None = None
+
+
+def reference_and_nominal(s: TimedSettings) -> tuple[Any, float | None]:
+    """For method ``reference``: a call of the reference network (built once per process; run
+    in the caller's mode and threads) and its nominal latency; else ``(None, None)``."""
+    global _reference
+    if s.method != "reference":
+        return None, None
+    if _reference is None:
+        _reference = (reference_model(), reference_input())
+    model, x = _reference
+
+    def call() -> Any:
+        return model(x)
+
+    key = ("torch-cpu", s.threads, s.resolved_clock(), tuple(s.cpus or ()))
+    return call, nominal_for(key, call, s)
 
 
 def _torch_version() -> str:

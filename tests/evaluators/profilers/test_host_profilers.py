@@ -5,6 +5,7 @@ import torch
 from pydantic import ValidationError
 
 from evaluators.profilers.onnxruntime_cpu import OnnxRuntimeCpuProfiler
+from evaluators.profilers.reference import reference_input, reference_model
 from evaluators.profilers.torch_cpu import TorchCpuProfiler
 from tests.contracts.profiler import ProfilerContract, image, small_cnn
 
@@ -31,18 +32,55 @@ def test_statistics_and_settings_are_recorded(cls) -> None:
     d = result.details
     assert d["batch"] == 2 and d["threads"] == 1 and d["calls_per_sample"] >= 1
     assert d["min_ms"] <= d["median_ms"] <= d["max_ms"] and d["iqr_ms"] >= 0 and d["cv"] >= 0
-    assert d["statistic"] == "min" and result.latency_ms == d["min_ms"]
-    assert d["samples"] == len(result.samples_ms) and 0 < d["running_fraction"] <= 1.01
+    assert d["method"] == "reference" and result.latency_ms == d["median_ms"]
+    assert d["samples"] == 4 and 0 < d["running_fraction"] <= 1.01
+    assert d["raw"]["min_ms"] <= d["raw"]["median_ms"] and d["reference_nominal_ms"] > 0
+    # normalised samples: the median ratio to the reference times its nominal latency
+    assert result.latency_ms == pytest.approx(d["ratio_median"] * d["reference_nominal_ms"])
 
 
 @pytest.mark.parametrize("cls", [TorchCpuProfiler, OnnxRuntimeCpuProfiler])
-def test_min_samples_for_the_budget_median_takes_exactly_repeats(cls) -> None:
-    by_min = cls({**FAST, "max_seconds": 0.2}).measure(small_cnn(), image())
-    assert by_min.details["measuring_s"] >= 0.2 and len(by_min.samples_ms) >= 3
-    by_median = cls({**FAST, "statistic": "median", "max_seconds": 5}).measure(
-        small_cnn(), image())
-    assert len(by_median.samples_ms) == 3
-    assert by_median.latency_ms == by_median.details["median_ms"]
+@pytest.mark.parametrize("method", ["reference", "min"])
+def test_reference_and_min_sample_for_the_budget(cls, method) -> None:
+    result = cls({**FAST, "method": method, "max_seconds": 0.2}).measure(small_cnn(), image())
+    assert result.details["measuring_s"] >= 0.2 and len(result.samples_ms) >= 3
+    assert result.details["method"] == method
+
+
+@pytest.mark.parametrize("cls", [TorchCpuProfiler, OnnxRuntimeCpuProfiler])
+def test_median_takes_exactly_repeats_raw_samples(cls) -> None:
+    result = cls({**FAST, "method": "median", "max_seconds": 5}).measure(small_cnn(), image())
+    assert len(result.samples_ms) == 3 and result.latency_ms == result.details["median_ms"]
+    assert "raw" not in result.details and "reference_nominal_ms" not in result.details
+
+
+@pytest.mark.parametrize("cls", [TorchCpuProfiler, OnnxRuntimeCpuProfiler])
+def test_reference_is_calibrated_once_per_process_or_pinned(cls) -> None:
+    first = cls(FAST).measure(small_cnn(), image()).details["reference_nominal_ms"]
+    again = cls(FAST).measure(small_cnn(8), image()).details["reference_nominal_ms"]
+    assert first == again > 0
+    pinned = cls({**FAST, "reference_ms": 2.5}).measure(small_cnn(), image())
+    assert pinned.details["reference_nominal_ms"] == 2.5
+    assert pinned.latency_ms == pytest.approx(2.5 * pinned.details["ratio_median"])
+
+
+def test_reference_model_is_fixed_and_leaves_the_rng_alone() -> None:
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a, b = reference_model(), reference_model()
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    with torch.inference_mode():
+        assert torch.equal(a(reference_input()), b(reference_input()))
+
+
+def test_reference_method_without_reference_samples_is_an_error() -> None:
+    from evaluators.profilers.base import ProfilerError
+    from evaluators.profilers.timing import TimedSettings, Timing, timed_result
+
+    timing = Timing([1.0, 2.0], 1, "wall", 0.1, 1.0)
+    with pytest.raises(ProfilerError, match="reference"):
+        timed_result(timing, TimedSettings(), nominal_ms=1.0)
 
 
 @pytest.mark.parametrize("threads, clock", [(1, "thread_cpu"), (2, "wall")])
@@ -94,7 +132,8 @@ def test_runs_in_inference_mode() -> None:
     "settings, field",
     [({"threads": 0}, "threads"), ({"repeats": 0}, "repeats"),
      ({"clock": "thread_cpu", "threads": 2}, "thread_cpu"), ({"clock": "sundial"}, "clock"),
-     ({"batch": -1}, "batch"), ({"statistic": "mean"}, "statistic"),
+     ({"batch": -1}, "batch"), ({"method": "mean"}, "method"),
+     ({"reference_ms": 0}, "reference_ms"),
      ({"max_seconds": -1}, "max_seconds"), ({"clock": "thread_cpu", "threads": 4}, "threads")],
 )
 def test_bad_settings_name_the_field(settings, field) -> None:
