@@ -119,6 +119,10 @@ class Problem:
         self.true_hv = hypervolume(front, self.reference)
         self._hv, self._loss = hypervolume, to_loss
 
+    def dominates(self, a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+        la, lb = self._loss(np.array([a, b]), self.directions)
+        return bool(np.all(la <= lb) and np.any(la < lb))
+
     def hv_ratio(self, values: list[tuple[float, ...]]) -> float:
         return self._hv(self._loss(np.array(values), self.directions), self.reference) / (
             self.true_hv
@@ -166,10 +170,19 @@ def run_one(
 def curves(problem: Problem, order: list[tuple], budgets: list[int]) -> dict:
     recall, hv = [], []
     hits = 0
-    for n, key in enumerate(order, 1):
+    # The evaluated archs' front, kept incrementally: the hypervolume of a prefix is that of
+    # its front, and recomputing the front of every prefix is quadratic in long runs.
+    front: list[tuple[float, ...]] = []
+    for key in order:
         hits += key in problem.true_front
         recall.append(hits / len(problem.true_front))
-        hv.append(problem.hv_ratio([problem.rows[k] for k in order[:n]]))
+        values = problem.rows[key]
+        if not any(problem.dominates(f, values) or f == values for f in front):
+            front = [f for f in front if not problem.dominates(values, f)] + [values]
+            hv.append(problem.hv_ratio(front))
+        else:
+            hv.append(hv[-1])
+
     def first(series: list[float], mark: float) -> float:
         return next((n for n, v in enumerate(series, 1) if v >= mark - 1e-12), math.inf)
 
