@@ -338,8 +338,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
     parser.add_argument("--sections", default="knn,sharing,search")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--fractions", default="0.25,0.5", help="stage-1 budget shares to try")
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--fractions", default="0.1,0.25,0.5", help="stage-1 budget shares to try")
     parser.add_argument("--strategy", choices=("nsga2", "tpe"), default="nsga2")
     parser.add_argument("--reference", choices=("pooled", "space"), default="pooled",
                         help="hypervolume reference: nadir of the front of all evaluated archs "
