@@ -9,9 +9,12 @@ replaying it on fresh tensors of the same layout (integers as zeros, so indices 
 the device's thread count; the table only grows. Container modules add one measured empty-call
 overhead each.
 
-Layers replayed alone in a tight loop run hotter (caches, branch predictors, the interpreter)
-than inside a network, so the raw sum under-predicts. ``calibrate`` fits, once per device, a
-per-lookup overhead from a few measured reference subnets.
+Entries are timed with the device's clock and method (by default each sample of the layer is
+followed by the reference network, see ``reference.py``, so entries and measured latencies share
+units and the host's slow phases cancel). Layers replayed alone run hotter (caches, branch
+predictors) than inside a network, and the Python of each ``forward`` between layers is in no
+entry, so the raw sum under-predicts small networks. ``calibrate`` fits, once per device, a
+scale and a per-lookup overhead by least squares on a few measured reference subnets.
 """
 
 from __future__ import annotations
@@ -246,8 +249,8 @@ class LatencyTable:
         )
 
     def calibrate(self, references: list[tuple[Any, Any, float]]) -> dict[str, float]:
-        """Fit ``per_call_ms`` from ``(model, example_input, measured_ms)`` triples measured on
-        this device (see ``calibrate_from``)."""
+        """Fit ``scale`` and ``per_call_ms`` from ``(model, example_input, measured_ms)`` triples
+        measured on this device (see ``calibrate_from``)."""
         pairs = []
         for model, example_input, measured in references:
             if not measured > 0:
@@ -256,12 +259,18 @@ class LatencyTable:
         return self.calibrate_from(pairs)
 
     def calibrate_from(self, pairs: list[tuple[Prediction, float]]) -> dict[str, float]:
-        """``per_call_ms`` = the median over references of (measured - raw sum) / lookups. One
-        robust constant: on a noisy host a least-squares fit of a scale as well chases noise."""
+        """Fit ``scale`` and ``per_call_ms`` so that ``scale * raw + per_call_ms * lookups``
+        matches the measured latencies of the reference subnets, by least squares on the
+        relative error, both constants >= 0 (the OFA / nn-Meter practice of a few constants
+        fitted on measured networks).
+
+        ``per_call_ms`` stands for what isolated replays leave out: the Python of each
+        ``forward`` between its layers and the state a layer finds inside a network. ``scale``
+        absorbs a proportional difference (layers replayed alone run from warm caches)."""
         if len(pairs) < 2:
             raise ValueError("calibrating a latency table needs at least 2 reference subnets")
-        gaps = [(measured - p.raw_ms) / (p.n_ops + p.n_containers) for p, measured in pairs]
-        self.scale, self.per_call_ms = 1.0, max(0.0, statistics.median(gaps))
+        rows = [(p.raw_ms / m, (p.n_ops + p.n_containers) / m) for p, m in pairs]
+        self.scale, self.per_call_ms = _nonnegative_fit(rows)
         return {"scale": self.scale, "per_call_ms": self.per_call_ms}
 
     # --- persistence -------------------------------------------------------------------------
@@ -304,3 +313,25 @@ class LatencyTable:
                 raise ValueError(f"latency table {path}: {name!r} must be a number >= 0")
             setattr(table, name, float(value))
         return table
+
+
+def _nonnegative_fit(rows: list[tuple[float, float]]) -> tuple[float, float]:
+    """``(a, b) >= 0`` minimising ``sum((a * x + b * y - 1) ** 2)`` over ``rows`` of ``(x, y)``:
+    the two-variable least squares, or the better one-variable fit when that has a negative
+    coefficient."""
+    sxx = sum(x * x for x, _ in rows)
+    syy = sum(y * y for _, y in rows)
+    sxy = sum(x * y for x, y in rows)
+    sx, sy = sum(x for x, _ in rows), sum(y for _, y in rows)
+    det = sxx * syy - sxy * sxy
+    if det > 1e-12 * max(sxx * syy, 1e-300):
+        a, b = (sx * syy - sy * sxy) / det, (sy * sxx - sx * sxy) / det
+        if a >= 0 and b >= 0:
+            return a, b
+
+    def loss(a: float, b: float) -> float:
+        return sum((a * x + b * y - 1) ** 2 for x, y in rows)
+
+    only_a = (sx / sxx if sxx > 0 else 0.0, 0.0)
+    only_b = (0.0, sy / syy if syy > 0 else 0.0)
+    return min(only_a, only_b, key=lambda ab: loss(*ab))

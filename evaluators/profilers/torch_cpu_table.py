@@ -1,9 +1,10 @@
 """``torch-cpu-table``: torch-cpu latency *predicted* from a per-layer lookup table.
 
 The first ``reference_subnets`` subnets a process sees are measured for real (torch-cpu, same
-timing settings) and calibrate the table's per-lookup overhead; later subnets are predicted by
-summing table entries, measuring only layers not seen before. Much cheaper than measuring when
-a search revisits the same layer shapes. ``table_path`` (config file only) persists the table.
+timing settings) and calibrate the table's scale and per-lookup overhead; later subnets are
+predicted by summing table entries, measuring only layers not seen before. Much cheaper than
+measuring when a search revisits the same layer shapes. ``table_path`` (config file only)
+persists the table.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class TorchCpuTableProfiler(Profiler):
     """Lookup-table prediction of torch-cpu latency, calibrated on a few real measurements."""
 
     name: ClassVar[str] = "torch-cpu-table"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     Settings: ClassVar[type[ProfilerSettings]] = TableSettings
     config_only_settings: ClassVar[frozenset[str]] = frozenset({"table_path"})
     _states: ClassVar[dict[str, _State]] = {}
@@ -92,6 +93,7 @@ class TorchCpuTableProfiler(Profiler):
             details={
                 "source": "table",
                 "raw_sum_ms": prediction.raw_ms,
+                "scale": table.scale,
                 "per_call_ms": table.per_call_ms,
                 "lookups": prediction.n_ops + prediction.n_containers,
                 "new_entries": prediction.new_entries,

@@ -24,10 +24,15 @@ class TestOnnxRuntimeCpu(ProfilerContract):
         return OnnxRuntimeCpuProfiler(FAST)
 
 
+def test_default_methods() -> None:
+    assert TorchCpuProfiler().settings.method == "reference"
+    assert OnnxRuntimeCpuProfiler().settings.method == "min"
+
+
 @pytest.mark.parametrize("cls", [TorchCpuProfiler, OnnxRuntimeCpuProfiler])
 def test_statistics_and_settings_are_recorded(cls) -> None:
-    result = cls({**FAST, "repeats": 4, "batch": 2, "max_seconds": 0}).measure(
-        small_cnn(), image())
+    result = cls({**FAST, "repeats": 4, "batch": 2, "max_seconds": 0, "method": "reference"}
+                 ).measure(small_cnn(), image())
     assert len(result.samples_ms) == 4
     d = result.details
     assert d["batch"] == 2 and d["threads"] == 1 and d["calls_per_sample"] >= 1
@@ -56,10 +61,11 @@ def test_median_takes_exactly_repeats_raw_samples(cls) -> None:
 
 @pytest.mark.parametrize("cls", [TorchCpuProfiler, OnnxRuntimeCpuProfiler])
 def test_reference_is_calibrated_once_per_process_or_pinned(cls) -> None:
-    first = cls(FAST).measure(small_cnn(), image()).details["reference_nominal_ms"]
-    again = cls(FAST).measure(small_cnn(8), image()).details["reference_nominal_ms"]
+    ref = {**FAST, "method": "reference"}
+    first = cls(ref).measure(small_cnn(), image()).details["reference_nominal_ms"]
+    again = cls(ref).measure(small_cnn(8), image()).details["reference_nominal_ms"]
     assert first == again > 0
-    pinned = cls({**FAST, "reference_ms": 2.5}).measure(small_cnn(), image())
+    pinned = cls({**ref, "reference_ms": 2.5}).measure(small_cnn(), image())
     assert pinned.details["reference_nominal_ms"] == 2.5
     assert pinned.latency_ms == pytest.approx(2.5 * pinned.details["ratio_median"])
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from evaluators.profilers.latency_table import LatencyTable, record_ops
+from evaluators.profilers.latency_table import LatencyTable, Prediction, record_ops
 from tests.contracts.profiler import TokenNet, image, small_cnn
 
 FAST = {"repeats": 3, "min_sample_ms": 0.5, "max_seconds": 0.05}
@@ -47,7 +47,8 @@ def test_calibration_and_persistence(tmp_path) -> None:
     table = LatencyTable(FAST)
     refs = [(small_cnn(8), image(32), 5.0), (small_cnn(16), image(48), 9.0)]
     constants = table.calibrate(refs)
-    assert constants["scale"] == 1.0 and constants["per_call_ms"] > 0
+    assert constants["scale"] >= 0 and constants["per_call_ms"] >= 0
+    assert constants["scale"] + constants["per_call_ms"] > 0
     path = tmp_path / "table.json"
     table.save(path)
     loaded = LatencyTable.load(path)
@@ -55,6 +56,31 @@ def test_calibration_and_persistence(tmp_path) -> None:
     assert loaded.predict(small_cnn(8), image(32)).new_entries == 0
     with pytest.raises(ValueError, match="at least 2"):
         table.calibrate(refs[:1])
+
+
+def _prediction(raw_ms: float, lookups: int) -> Prediction:
+    return Prediction(latency_ms=raw_ms, raw_ms=raw_ms, n_ops=lookups, n_containers=0,
+                      new_entries=0, measuring_s=0.0)
+
+
+def test_calibration_fits_scale_and_per_call_overhead_by_least_squares() -> None:
+    shapes = [(1.0, 100), (2.0, 120), (1.5, 200), (3.0, 150)]
+    pairs = [(_prediction(raw, n), 1.2 * raw + 0.01 * n) for raw, n in shapes]
+    table = LatencyTable(FAST)
+    constants = table.calibrate_from(pairs)
+    assert constants["scale"] == pytest.approx(1.2) and constants["per_call_ms"] == pytest.approx(
+        0.01)
+    pred = _prediction(2.5, 180)
+    # what predict() computes from a raw sum and a lookup count
+    assert table.scale * pred.raw_ms + table.per_call_ms * 180 == pytest.approx(1.2 * 2.5 + 1.8)
+
+
+def test_calibration_keeps_constants_nonnegative() -> None:
+    # measured falls as lookups grow: an unconstrained fit would give a negative overhead
+    pairs = [(_prediction(1.0, 100), 1.5), (_prediction(1.0, 300), 1.0),
+             (_prediction(2.0, 100), 2.6)]
+    constants = LatencyTable(FAST).calibrate_from(pairs)
+    assert constants["scale"] > 0 and constants["per_call_ms"] == 0.0
 
 
 @pytest.mark.parametrize(
