@@ -89,13 +89,15 @@ def select_batch(
         reference = worst + 0.1 * np.where(worst > best, worst - best, 1.0)
     chosen: list[int] = []
     available = np.ones(len(mean), dtype=bool)
+    # Only the non-dominated part matters, and a fantasy can only change that part.
+    nondominated = current[pareto_mask(current)] if len(current) else current
     for _ in range(min(batch_size, len(mean))):
-        nondominated = current[pareto_mask(current)] if len(current) else current
         gain = hv_improvement(optimistic, nondominated, reference)
         score = np.where(gain > 0, gain, -epsilon_to_front(optimistic, nondominated))
         score[~available] = -np.inf
         best_i = int(np.argmax(score))
         chosen.append(best_i)
         available[best_i] = False
-        current = np.vstack([current, mean[best_i]])
+        nondominated = np.vstack([nondominated, mean[best_i]])
+        nondominated = nondominated[pareto_mask(nondominated)]
     return chosen

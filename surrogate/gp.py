@@ -36,6 +36,11 @@ class GPOptions(PredictorOptions):
         description="with warm_start: re-tune hyperparameters only once the data has grown by "
         "this fraction since they were last tuned (else keep them: one Cholesky per fit)",
     )
+    tune_on: int = Field(
+        default=200, ge=10, le=100_000,
+        description="tune hyperparameters on a random subset of at most this many points (the "
+        "posterior still uses all of them): each likelihood step is cubic in the points",
+    )
 
 
 class GaussianProcess(Predictor):
@@ -78,16 +83,24 @@ class GaussianProcess(Predictor):
             # so a warm start alone would stay there for the whole study.
             warm = [self._gp.kernel_]
             starts = warm + starts if optimize else warm
+        Xt, yt = X, y
+        if optimize and len(y) > self.options.tune_on:
+            rng = np.random.default_rng(self.options.seed + len(y))
+            keep = rng.choice(len(y), size=self.options.tune_on, replace=False)
+            Xt, yt = X[keep], y[keep]
         best: GaussianProcessRegressor | None = None
         with warnings.catch_warnings():
             # Hitting a bound (e.g. the noise floor on noise-free data) is fine here.
             warnings.simplefilter("ignore", ConvergenceWarning)
             for kernel in starts:
-                gp = self._regressor(kernel, optimize=optimize).fit(X, y)
+                gp = self._regressor(kernel, optimize=optimize).fit(Xt, yt)
                 if best is None or (
                     gp.log_marginal_likelihood_value_ > best.log_marginal_likelihood_value_
                 ):
                     best = gp
+            assert best is not None
+            if Xt is not X:  # tuned on a subset: condition on every point, kernel fixed
+                best = self._regressor(best.kernel_, optimize=False).fit(X, y)
         self._gp = best
         self.n_features = X.shape[1]
         if optimize:

@@ -19,21 +19,26 @@ def to_loss(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     return values * signs
 
 
-def pareto_mask(loss: np.ndarray) -> np.ndarray:
-    """Boolean mask of the non-dominated rows of a loss matrix (duplicates all kept)."""
+def pareto_mask(loss: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of a loss matrix (duplicates all kept).
+
+    Vectorised pairwise comparison, ``chunk`` rows at a time so that memory stays at 2 x chunk
+    x n booleans (the surrogate calls this every round, the benchmark on whole tables).
+    """
     loss = np.asarray(loss, dtype=np.float64)
     n = len(loss)
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    order = np.lexsort(loss.T[::-1])  # sort by first column, then the others
-    mask = np.zeros(n, dtype=bool)
-    front: list[np.ndarray] = []
-    for i in order:
-        row = loss[i]
-        dominated = any(np.all(f <= row) and np.any(f < row) for f in front)
-        if not dominated:
-            mask[i] = True
-            front.append(row)
+    mask = np.ones(n, dtype=bool)
+    cols = loss.T
+    for lo in range(0, n, chunk):
+        rows = loss[lo : lo + chunk]
+        # (c, n): does row k of the whole matrix weakly beat chunk row i everywhere / strictly
+        # somewhere; one objective at a time keeps the arrays 2-D (much faster than an m axis).
+        no_worse = np.ones((len(rows), n), dtype=bool)
+        better = np.zeros((len(rows), n), dtype=bool)
+        for j, col in enumerate(cols):
+            no_worse &= col[None, :] <= rows[:, j : j + 1]
+            better |= col[None, :] < rows[:, j : j + 1]
+        mask[lo : lo + chunk] = ~(no_worse & better).any(axis=1)
     return mask
 
 

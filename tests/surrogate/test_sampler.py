@@ -131,12 +131,14 @@ def test_finds_more_of_the_front_than_random_search(space, predictor):
 def test_quality_is_measured_on_held_out_trials(space):
     sampler = SurrogateSampler(space, seed=0, n_initial=10, batch_size=5,
                                objective_names=["acc", "latency_ms"])
-    run_study(space, sampler, 40)
+    # 80 trials: over the first few rounds' batches alone (40 trials) the held-out tau swings
+    # between 0.0 and 0.8 from seed to seed; by 80 it is 0.65-0.85 on seeds 0-5.
+    run_study(space, sampler, 80)
     quality = sampler.quality()
     assert set(quality) == {"acc", "latency_ms"}
-    lat = quality["latency_ms"]
-    assert 20 <= lat["n_heldout"] <= 30  # rounds 2.. each score the previous round's batch
-    assert lat["kendall_tau"] > 0.5 and lat["rmse"] >= 0
+    for q in quality.values():
+        assert 60 <= q["n_heldout"] <= 70  # rounds 2.. each score the previous round's batch
+        assert q["kendall_tau"] > 0.5 and q["rmse"] >= 0
 
 
 def test_restricted_distributions_are_honoured(space):
