@@ -63,12 +63,12 @@ def competing_load(n: int) -> Iterator[None]:
             proc.wait()
 
 
-#: the shipped default (clock auto = thread-CPU with one thread, method reference), the same
-#: with the reference recalibrated before every run (what separate processes see), the raw
-#: minimum, and the method before this one (wall clock, median of 15 samples of >= 5 ms)
+#: methods compared (clock auto = thread-CPU with one thread): the reference ratio, the same
+#: with the reference recalibrated before every run (as separate processes would), the raw
+#: minimum, and the method before (wall clock, median of 15 samples of >= 5 ms)
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "default,recalibrated": {},
+    "reference": {"method": "reference"},
+    "reference,recalibrated": {"method": "reference"},
     "min": {"method": "min"},
     "old(wall,median)": {"clock": "wall", "method": "median", "repeats": 15,
                          "min_sample_ms": 5.0},
@@ -81,8 +81,12 @@ def repeatability(space: Any, runs: int, load: int) -> dict[str, Any]:
     from evaluators.profilers.torch_cpu import TorchCpuProfiler
 
     _, model, x = _subnets(space, 1, seed=7)[0]
-    out: dict[str, Any] = {"runs": runs, "target_cv_pct": 5.0,
-                           "cv": "of the reported latency over the runs of the same subnet"}
+    out: dict[str, Any] = {
+        "runs": runs, "target_cv_pct": 5.0,
+        "cv": "of the reported latency over the runs of the same subnet",
+        "default_method": {cls.name: cls().settings.method
+                           for cls in (TorchCpuProfiler, OnnxRuntimeCpuProfiler)},
+    }
     for condition, n_busy in [("as_is", 0), (f"with_{load}_busy_loops", load)][: 1 + (load > 0)]:
         rows: dict[str, Any] = {}
         with competing_load(n_busy):

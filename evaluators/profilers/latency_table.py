@@ -32,6 +32,7 @@ from evaluators.profilers.base import ProfilerError, settings_hash
 from evaluators.profilers.timing import calibrate_inner, call_model, time_samples
 from evaluators.profilers.torch_cpu import (
     TorchCpuSettings,
+    keep_heap,
     measuring_state,
     reference_and_nominal,
 )
@@ -231,6 +232,8 @@ class LatencyTable:
         calls, n_containers = record_ops(model, example_input)
         t0 = time.perf_counter()
         new = 0
+        if self.settings.keep_heap:  # as the torch-cpu device the table predicts
+            keep_heap()
         with measuring_state(torch.nn.Module(), self.settings.threads):
             if self.module_call_ms is None:
                 probe, x = _Probe(), torch.zeros(1)
