@@ -18,10 +18,11 @@ from pydantic import Field
 from evaluators.profilers.base import LatencyResult, Profiler, ProfilerSettings, settings_hash
 from evaluators.profilers.latency_table import LatencyTable, Prediction
 from evaluators.profilers.timing import TimedSettings, with_input_shape
-from evaluators.profilers.torch_cpu import TorchCpuProfiler
+from evaluators.profilers.torch_cpu import SINGLE_CALLS, TorchCpuProfiler
 
 
 class TableSettings(TimedSettings):
+    min_sample_ms: float = Field(default=0.0, ge=0, le=10_000, description=SINGLE_CALLS)
     batch: int = Field(default=1, ge=1, le=1, description="the table keys recorded shapes")
     reference_subnets: int = Field(
         default=5, ge=2, le=1000, description="first subnets measured for real to calibrate"

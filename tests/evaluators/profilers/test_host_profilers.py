@@ -27,6 +27,10 @@ class TestOnnxRuntimeCpu(ProfilerContract):
 def test_default_methods() -> None:
     assert TorchCpuProfiler().settings.method == "reference"
     assert OnnxRuntimeCpuProfiler().settings.method == "min"
+    # torch-cpu pairs single calls of the subnet and of the reference
+    assert TorchCpuProfiler().settings.min_sample_ms == 0
+    result = TorchCpuProfiler({"max_seconds": 0, "repeats": 3}).measure(small_cnn(), image())
+    assert result.details["calls_per_sample"] == 1
 
 
 @pytest.mark.parametrize("cls", [TorchCpuProfiler, OnnxRuntimeCpuProfiler])
