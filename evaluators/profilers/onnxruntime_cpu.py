@@ -22,9 +22,9 @@ _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
 
 
 class OrtCpuSettings(TimedSettings):
-    # ORT's runs are short and native: the fastest of ~700 samples repeated within 0.8-2.4%
-    # (CV over 10 measurements, quiet and under two busy loops, bench/profilers.py) where the
-    # reference ratio moved 4-14%
+    # ORT's runs are short and native: the fastest of ~700 samples repeated within 0.7-3.0% in
+    # 10 of 11 batches of 10 measurements (one 8.3%), as the host was and under two busy loops
+    # (bench/profilers.py), where the reference ratio gave 0.5-6% and 6-14% under the loops
     method: Literal["reference", "min", "median"] = Field(
         default="min",
         description="min: fastest sample; reference: median ratio to an interleaved reference "
