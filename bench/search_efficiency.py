@@ -20,6 +20,12 @@ A run stops after ``--ask-factor`` x the largest budget asks; a strategy that ke
 known archs (Optuna's TPE late in a run) may stop short of a budget, and its figures at that
 budget are those of its last evaluation (``evals`` says how many it reached).
 
+Baselines in ``--long-methods`` (random, nsga2) run to ``--long-budget`` evaluations so that their
+evaluations-to-reach are numbers; ``versus`` compares ``surrogate`` with each baseline per
+dataset (budgets where its median is lower; evaluation ratios, a lower bound when the baseline
+did not reach a mark within its cap). ``--merge`` combines per-dataset runs. The figures on all
+nine datasets, 5 seeds, are in ``surrogate/RESULTS.md``.
+
 Usage: ``python bench/search_efficiency.py [--datasets cora,pubmed] [--seeds 5]
 [--budgets 50,100,200,500] [--methods random,nsga2,tpe,surrogate]``. Skips (exit 0, a JSON
 message) when the table is absent.
