@@ -33,3 +33,23 @@ def brute_force_front(trials: list[dict], spec: dict) -> set[int]:
                    for j in range(len(cands))):
             front.add(t["number"])
     return front
+
+
+def cancel_once_complete(db, study_id: int, thread, n_complete: int, timeout: float) -> None:
+    """Wait (up to ``timeout`` s) until the study has ``n_complete`` trials, request its
+    cancellation, and wait for the worker ``thread`` to end."""
+    import time
+
+    from service.models import Study
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.session() as s:
+            if s.get(Study, study_id).n_complete >= n_complete:
+                break
+        time.sleep(0.02)
+    with db.session() as s:
+        s.get(Study, study_id).cancel_requested = True
+        s.commit()
+    thread.join(timeout)
+    assert not thread.is_alive()

@@ -19,6 +19,7 @@ from service.spec import StudySpec
 from service.store import DbStore
 from service.worker import Worker
 from tests.conftest import table_spec
+from tests.service.helpers import cancel_once_complete
 
 
 @pytest.fixture
@@ -108,17 +109,7 @@ def test_cancel_stops_a_running_study_after_the_current_trial(db):
     worker = Worker(db, settings, worker_id="w")
     thread = threading.Thread(target=worker.run_once)
     thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with db.session() as s:
-            if s.get(Study, sid).n_complete >= 5:
-                break
-        time.sleep(0.02)
-    with db.session() as s:
-        s.get(Study, sid).cancel_requested = True
-        s.commit()
-    thread.join(30)
-    assert not thread.is_alive()
+    cancel_once_complete(db, sid, thread, 5, timeout=30)
     with db.session() as s:
         study = s.get(Study, sid)
         assert study.status == "cancelled" and 5 <= study.n_finished < 100_000

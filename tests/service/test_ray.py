@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import pytest
 from sqlalchemy import select
@@ -22,7 +21,7 @@ from service.store import DbStore
 from service.worker import Worker
 from tests.conftest import table_spec
 from tests.search_spaces.test_table import write_table
-from tests.service.helpers import brute_force_front
+from tests.service.helpers import brute_force_front, cancel_once_complete
 
 ray = pytest.importorskip("ray")
 
@@ -125,14 +124,7 @@ def test_cancel_is_honoured(ray_cluster, tmp_path):
     settings = Settings(database_url=db.url, heartbeat_seconds=0.1)
     thread = threading.Thread(target=Worker(db, settings, worker_id="w").run_once)
     thread.start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and study_row(db, sid).n_complete < 3:
-        time.sleep(0.1)
-    with db.session() as s:
-        s.get(Study, sid).cancel_requested = True
-        s.commit()
-    thread.join(120)
-    assert not thread.is_alive()
+    cancel_once_complete(db, sid, thread, 3, timeout=120)
     study = study_row(db, sid)
     assert study.status == "cancelled" and 3 <= study.n_complete < 5000
     assert [t.number for t in trials(db, sid)] == list(range(study.n_complete + study.n_failed))
