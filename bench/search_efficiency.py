@@ -23,8 +23,10 @@ budget are those of its last evaluation (``evals`` says how many it reached).
 Baselines in ``--long-methods`` (random, nsga2) run to ``--long-budget`` evaluations so that their
 evaluations-to-reach are numbers; ``versus`` compares ``surrogate`` with each baseline per
 dataset (budgets where its median is lower; evaluation ratios, a lower bound when the baseline
-did not reach a mark within its cap). ``--merge`` combines per-dataset runs. The figures on all
-nine datasets, 5 seeds, are in ``surrogate/RESULTS.md``.
+did not reach a mark within its cap). ``--merge`` combines runs: per-dataset ones, and runs
+of other methods on the same datasets (a ``--methods surrogate`` run against stored baselines,
+the later file's entry winning). The figures on all nine datasets, 5 seeds, are in
+``surrogate/RESULTS.md``.
 
 Usage: ``python bench/search_efficiency.py [--datasets cora,pubmed] [--seeds 5]
 [--budgets 50,100,200,500] [--methods random,nsga2,tpe,surrogate]``. Skips (exit 0, a JSON
@@ -300,17 +302,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def merge(paths: list[Path]) -> dict:
-    """One output from several (same budgets, seeds and methods; disjoint datasets)."""
+    """One output from several runs with the same budgets and seeds: different datasets, or
+    different methods on the same dataset (e.g. a new ``--methods surrogate`` run merged with
+    stored baselines). When two files hold the same method on the same dataset the later file's
+    entry wins; ``sources`` says which file each entry came from."""
     parts = []
     for path in paths:
         try:
             parts.append(json.loads(path.read_text()))
         except (OSError, ValueError) as exc:
             raise SystemExit(f"--merge: cannot read {path}: {exc}") from exc
-    out = {k: v for k, v in parts[0].items() if k not in ("datasets", "summary", "versus")}
-    out["datasets"] = {}
+    skip = ("datasets", "summary", "versus", "sources", "methods", "strategy_options",
+            "long_methods", "long_budget")
+    out = {k: v for k, v in parts[0].items() if k not in skip}
+    out.update(methods=[], strategy_options={}, long_methods=[], datasets={}, sources={})
+    used: dict[tuple[str, str], tuple[Path, dict]] = {}  # (dataset, method) -> file, part
     for path, part in zip(paths, parts, strict=True):
-        for key in ("budgets", "seeds", "methods", "strategy_options", "long_budget"):
+        for key in ("budgets", "seeds"):
             if part.get(key) != out.get(key):
                 raise SystemExit(f"--merge: {path} has {key}={part.get(key)!r}, the first file "
                                  f"{out.get(key)!r}; only runs with the same settings combine")
@@ -319,7 +327,31 @@ def merge(paths: list[Path]) -> dict:
             for m in entry["methods"].values():
                 for k in ("recall", "hv_ratio"):
                     m[k] = {int(b): v for b, v in m[k].items()}
-            out["datasets"][dataset] = entry
+            mine = out["datasets"].setdefault(dataset, {**entry, "methods": {}})
+            for key in ("archs", "true_front", "reference_point"):
+                if entry.get(key) != mine.get(key):
+                    raise SystemExit(f"--merge: {path} has {dataset} {key}={entry.get(key)!r}, "
+                                     f"an earlier file {mine.get(key)!r} (another table?)")
+            mine["methods"].update(entry["methods"])
+            for method in entry["methods"]:
+                used[dataset, method] = (path, part)
+    # Per method, the files its kept entries came from must agree on its options.
+    for (dataset, method), (path, part) in used.items():
+        options = part.get("strategy_options", {}).get(method, {})
+        if method not in out["methods"]:
+            out["methods"].append(method)
+            out["strategy_options"][method] = options
+        elif options != out["strategy_options"][method]:
+            raise SystemExit(f"--merge: {method} ran with options {options!r} in {path} and "
+                             f"{out['strategy_options'][method]!r} in another file; one "
+                             "method's figures must come from one setting")
+        if method in part.get("long_methods", []) and method not in out["long_methods"]:
+            out["long_methods"].append(method)
+        out["sources"].setdefault(dataset, {})[method] = str(path)
+    out["strategy_options"] = {k: v for k, v in out["strategy_options"].items() if v}
+    caps = [m["evals_cap"] for d in out["datasets"].values() for name, m in d["methods"].items()
+            if name in out["long_methods"]]
+    out["long_budget"] = max(caps, default=None)
     finish(out)
     return out
 
@@ -329,7 +361,8 @@ def finish(out: dict) -> None:
     budgets, methods = out["budgets"], out["methods"]
     summary: dict[str, Any] = {}
     for method in methods:
-        per = [d["methods"][method] for d in out["datasets"].values()]
+        # Medians over the datasets that ran the method (a merge may lack it on some).
+        per = [d["methods"][method] for d in out["datasets"].values() if method in d["methods"]]
         inf = math.inf
         summary[method] = {
             "recall": {b: median([p["recall"][b] for p in per]) for b in budgets},
@@ -340,7 +373,8 @@ def finish(out: dict) -> None:
     if "surrogate" in methods:
         out["versus"] = {
             base: {ds: versus(d["methods"]["surrogate"], d["methods"][base], budgets)
-                   for ds, d in out["datasets"].items()}
+                   for ds, d in out["datasets"].items()
+                   if "surrogate" in d["methods"] and base in d["methods"]}
             for base in methods if base != "surrogate"
         }
 
