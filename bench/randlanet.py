@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from search_spaces.base import ArchError  # noqa: E402
+from search_spaces.base import Arch, ArchError  # noqa: E402
 from search_spaces.randlanet.checkpoint import save_supernet  # noqa: E402
 from search_spaces.randlanet.data import load_split  # noqa: E402
 from search_spaces.randlanet.neighbors import knn_kdtree, knn_torch  # noqa: E402
@@ -166,10 +166,16 @@ class Memo:
                  "archs": self.archs}))
 
     def wrap(self, space: RandLANetSpace) -> None:
+        """Route the space's evaluate/cost through the memo, keyed like the runner keys trials:
+        by canonical arch, so equivalent archs are one evaluation (stored entries re-keyed)."""
         evaluate, cost = space.evaluate, space.cost
+        keys = {k: space.canonical(Arch(a)).key() for k, a in self.archs.items()}
+        self.values = {keys[k]: v for k, v in self.values.items()}
+        self.seconds = {keys[k]: v for k, v in self.seconds.items()}
+        self.archs = {keys[k]: v for k, v in self.archs.items()}
 
         def memo_evaluate(arch, metrics, *, context=None):
-            key = arch.key()
+            key = space.canonical(arch).key()
             if key not in self.values:
                 vals, secs = timed(evaluate, arch, ["miou", "oa"])
                 costs, csecs = timed(cost, arch)
@@ -180,7 +186,7 @@ class Memo:
 
         def memo_cost(arch):
             memo_evaluate(arch, [])
-            return {m: self.values[arch.key()][m] for m in space.cost_metrics()}
+            return {m: self.values[space.canonical(arch).key()][m] for m in space.cost_metrics()}
 
         space.evaluate = memo_evaluate  # type: ignore[method-assign]
         space.cost = memo_cost  # type: ignore[method-assign]
@@ -276,7 +282,8 @@ def _median_ratio(xs: list[float | None]) -> float | None:
 
 def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials: int,
                     fractions: list[float], population: int, strategy: str = "nsga2",
-                    reference: str = "pooled", memo_path: Path | None = None) -> dict:
+                    reference: str = "pooled", stage2_space: str = "front_configs",
+                    memo_path: Path | None = None) -> dict:
     checkpoint = memo_path.parent / options["checkpoint"] if memo_path else None
     memo = Memo(memo_path, tag=json.dumps(options, sort_keys=True) + (
         str(checkpoint.stat().st_mtime_ns) if checkpoint and checkpoint.exists() else ""))
@@ -295,7 +302,8 @@ def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials:
         runs[seed, None] = run_search({**base, "seed": seed}, memo)
         for frac in fractions:
             runs[seed, frac] = run_search(
-                {**base, "seed": seed, "stages": 2, "stage1_fraction": frac}, memo)
+                {**base, "seed": seed, "stages": 2, "stage1_fraction": frac,
+                 "stage2_space": stage2_space}, memo)
     memo.save()
     ref = pooled_nadir(memo, macs_ref) if reference == "pooled" else [0.0, 1.0]
     rows: dict[float, list[dict]] = {f: [] for f in fractions}
@@ -320,7 +328,7 @@ def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials:
             "per_seed": per_seed,
         }
     return {
-        "seeds": seeds, "trials": trials,
+        "seeds": seeds, "trials": trials, "stage2_space": stage2_space,
         "strategy": f"{strategy}({'population' if strategy == 'nsga2' else 'startup'}"
                     f"={population})",
         "objectives": ["miou max", "macs min (/ macs of the largest subnet)"],
@@ -341,6 +349,8 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--fractions", default="0.1,0.25,0.5", help="stage-1 budget shares to try")
     parser.add_argument("--strategy", choices=("nsga2", "tpe"), default="nsga2")
+    parser.add_argument("--stage2-space", choices=("front_configs", "front_values"),
+                        default="front_configs", help="the two-stage study's stage2_space")
     parser.add_argument("--reference", choices=("pooled", "space"), default="pooled",
                         help="hypervolume reference: nadir of the front of all evaluated archs "
                         "(default) or the whole space's worst point (miou 0, largest macs)")
@@ -389,7 +399,7 @@ def main() -> int:
                 trials=16 if quick else args.trials,
                 fractions=[float(f) for f in args.fractions.split(",")],
                 population=4 if quick else 10, strategy=args.strategy,
-                reference=args.reference,
+                reference=args.reference, stage2_space=args.stage2_space,
                 memo_path=root / "evaluations.json" if args.workdir else None)
     print(json.dumps(out, indent=2))
     return 0

@@ -191,6 +191,20 @@ class SearchSpace(ABC):
                 )
         return Arch(arch)
 
+    def inactive(self, arch: Arch) -> set[str]:
+        """Dimensions whose value does not change ``arch``'s network (e.g. the widths of layers
+        beyond its depth). Default: none."""
+        return set()
+
+    def canonical(self, arch: Arch) -> Arch:
+        """``arch`` with its inactive dimensions at their first choice. Equivalent archs share
+        one canonical arch (and key), so a study measures each distinct network once."""
+        off = self.inactive(arch)
+        if not off:
+            return arch
+        dims = self.dimensions()
+        return arch.replace(**{n: dims[n].choices[0] for n in sorted(off)})
+
     def largest(self) -> Arch:
         return Arch({n: d.largest for n, d in self.dimensions().items()})
 

@@ -142,7 +142,8 @@ class ArchEvaluator:
         spec = self.study.devices.get(device)
         profiler = self.study.devices.profiler(device)
         key = {
-            "arch_key": arch.key(), "space_key": self.space_key, "device": device,
+            "arch_key": self.study.space.canonical(arch).key(), "space_key": self.space_key,
+            "device": device,
             "profiler": profiler.name, "profiler_version": profiler.version,
             "settings_hash": settings_hash(spec.settings),
         }

@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import optuna
-from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from search_spaces.base import Arch
@@ -22,7 +21,7 @@ from service.evaluation import ArchEvaluator, MeasurementCache, TrialFailure
 from service.front import FrontTracker
 from service.records import TrialRecord, TrialStore
 from service.resolve import ResolvedStudy
-from service.stages import StagePlan
+from service.stages import StagePlan, single_stage_view
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -50,12 +49,8 @@ class StudyRunner:
         self.tracker = FrontTracker(self.spec)
         self.records: list[TrialRecord] = []
         self.by_key: dict[str, TrialRecord] = {}
-        self.distributions = {
-            name: CategoricalDistribution(list(dim.choices))
-            for name, dim in study.space.dimensions().items()
-        }
+        self.view = single_stage_view(study.space)  # what the sampler searches (see stages)
         self.stages = StagePlan.for_spec(self.spec, study.space)  # None: single stage
-        self.stage = 1
         self._last_quality: dict[str, Any] | None = None
 
     # --- setup ----------------------------------------------------------------------------------
@@ -65,27 +60,36 @@ class StudyRunner:
             f"{i}:{c.key}": c.violation(values[c.key]) for i, c in enumerate(self.spec.constraints)
         }
 
+    @property
+    def stage(self) -> int:
+        return self.view.stage
+
     def _make_optuna_study(self) -> optuna.Study:
+        history = self.records
+        if self.stages is not None:  # each stage has its own dims; stage 2 starts from 1's front
+            self.view = self.stages.view(self.stages.stage_of(len(self.records)), self.records)
+            history = self.stages.history(self.stage, self.records)
         # Re-seed past the trials already run so a resumed study does not replay its start.
         sampler = self.study.strategy.make_sampler(
             seed=self.spec.seed + len(self.records),
-            context={"space": self.study.space, "objectives": self.spec.objectives},
+            context={"space": self.study.space, "objectives": self.spec.objectives,
+                     "view": self.view},
         )
         study = optuna.create_study(directions=self.spec.directions, sampler=sampler)
-        history = self.records
-        if self.stages is not None:  # each stage has its own dims; stage 2 starts from 1's front
-            self.stage = self.stages.stage_of(len(self.records))
-            self.distributions = self.stages.distributions(self.stage, self.records)
-            history = self.stages.history(self.stage, self.records)
-            if self.stage == 2:
-                self.store.set_extra("stages", self.stages.summary(self.records))
-                for params in self.stages.seeds(self.records):
-                    study.enqueue_trial(params)
+        if self.stages is not None and self.stage == 2:
+            self.store.set_extra("stages", self.stages.summary(self.records))
+            for params in self.stages.seeds(self.view, self.records):
+                study.enqueue_trial(params)
         for rec in history:
-            study.add_trial(self._frozen(rec))
+            frozen = self._frozen(rec)
+            if frozen is not None:  # None: outside this stage's space, nothing to learn
+                study.add_trial(frozen)
         return study
 
-    def _frozen(self, rec: TrialRecord) -> optuna.trial.FrozenTrial:
+    def _frozen(self, rec: TrialRecord) -> optuna.trial.FrozenTrial | None:
+        params = self.view.sampler_params(rec.arch)
+        if params is None:
+            return None
         system_attrs: dict[str, Any] = {}
         values = None
         if rec.state == "complete":
@@ -95,7 +99,7 @@ class StudyRunner:
         if rec.stage == self.stage:  # another stage's sampler state means nothing here
             system_attrs.update(rec.info.get("optuna_attrs", {}))
         return optuna.trial.create_trial(
-            params=rec.arch, distributions=self.distributions, values=values,
+            params=params, distributions=self.view.distributions, values=values,
             state=TrialState.COMPLETE if rec.state == "complete" else TrialState.FAIL,
             system_attrs=system_attrs,
         )
@@ -141,11 +145,11 @@ class StudyRunner:
             finetune_front(self.study, self.records, self.store, seed=self.spec.seed)
 
     def _run_one(self, optuna_study: optuna.Study, *, final: bool) -> TrialRecord:
-        trial = optuna_study.ask(self.distributions)
-        arch = Arch(trial.params)
+        trial = optuna_study.ask(self.view.distributions)
+        arch = Arch(self.view.arch_params(trial.params))
         started_at, t0 = utcnow(), time.perf_counter()
-        known = self.by_key.get(arch.key())
-        if known is not None:  # never evaluate the same arch twice in one study
+        known = self.by_key.get(self.key_of(arch))
+        if known is not None:  # never evaluate the same network twice in one study
             values, info, error = self.reuse(known)
         else:
             values, info, error = {}, {}, None
@@ -158,6 +162,11 @@ class StudyRunner:
             optuna_study, trial, arch, values=values, info=info, error=error,
             started_at=started_at, duration_s=time.perf_counter() - t0, final=final,
         )
+
+    def key_of(self, arch: Arch) -> str:
+        """The arch's key for de-duplication: that of its canonical arch, which equivalent archs
+        (differing only in dims that do not change the network) share."""
+        return self.study.space.canonical(arch).key()
 
     @staticmethod
     def reuse(known: TrialRecord) -> tuple[dict[str, float], dict[str, Any], str | None]:
@@ -188,9 +197,9 @@ class StudyRunner:
             optuna_study.tell(trial, state=TrialState.FAIL)
         record = TrialRecord(
             # the study's own count: a stage-2 Optuna study holds only part of the history
-            number=len(self.records), arch=arch.to_dict(), arch_key=arch.key(), values=values,
-            state=state, started_at=started_at, finished_at=utcnow(), duration_s=duration_s,
-            stage=self.stage, worker=self.worker_id, error=error, info=info,
+            number=len(self.records), arch=arch.to_dict(), arch_key=self.key_of(arch),
+            values=values, state=state, started_at=started_at, finished_at=utcnow(),
+            duration_s=duration_s, stage=self.stage, worker=self.worker_id, error=error, info=info,
         )
         update = self.tracker.add(record, final=final)
         self.store.save_trial(record, update)

@@ -121,6 +121,12 @@ class StudySpec(_Strict):
         default=None, max_length=1000,
         description="dimensions searched in stage 1 (default: those whose stage is 1)",
     )
+    stage2_space: Literal["front_configs", "front_values"] = Field(
+        default="front_configs",
+        description="what stage 2 may take for the stage-1 dimensions: 'front_configs', one of "
+        "stage 1's Pareto-front configurations as a whole; 'front_values', any combination of "
+        "the values each dimension takes on that front (a much larger space)",
+    )
     finetune: FinetuneSpec | None = Field(
         default=None, description="fine-tune the Pareto candidates after the search"
     )

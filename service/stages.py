@@ -1,20 +1,30 @@
 """Two-stage search (SSS3D): stage 1 searches the stage-1 dimensions with every other dimension
-at its largest value; stage 2 searches the remaining dimensions, with the stage-1 dimensions
-restricted to the values found on stage 1's Pareto front, and its first trials combining each
-front configuration with stage-2 values the sampler picks.
+at its largest value; stage 2 searches the remaining dimensions combined with the configurations
+stage 1 found on its Pareto front, its first trials taking each front configuration in turn.
 
 A study asks for it with ``"stages": 2``; ``stage1_fraction`` of the trial budget goes to stage 1
 and ``stage1_dims`` overrides which dimensions stage 1 searches (default: the dimensions whose
-``Dim.stage`` is 1, i.e. the sampling parameters for RandLA-Net). Each stage runs its own Optuna
-study over its own distributions; stage 2's holds stage 1's front trials as history (they lie
-inside stage 2's distributions: samplers that learn from history, e.g. TPE, start from them) and
-enqueues the front's stage-1 configurations (NSGA-II ignores history without its generation tags,
-so the enqueued trials are what seeds its first population).
+``Dim.stage`` is 1, i.e. the sampling parameters for RandLA-Net).
+
+Why whole configurations (``stage2_space: front_configs``, the default): the front is a handful
+of configurations, but the values its dimensions take cover most of each dimension's choices, so
+limiting each dimension separately (``front_values``) leaves stage 2 almost the whole space (on
+the RandLA-Net bench: 14 front configurations, yet 972 of the 2,187 per-dimension combinations).
+In ``front_configs`` the stage-1 dimensions reach stage 2's sampler as one categorical parameter,
+``stage1_config``, whose choices index the front configurations; ``StageView`` maps between that
+and whole archs.
+
+Each stage runs its own Optuna study over its own distributions; stage 2's holds stage 1's front
+trials as history (they lie inside stage 2's space: samplers that learn from history, e.g. TPE,
+start from them) and enqueues the front's configurations (NSGA-II ignores history without its
+generation tags, so the enqueued trials are what seeds its first population).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 from optuna.distributions import CategoricalDistribution
@@ -23,6 +33,46 @@ from search_spaces.base import Dim, SearchSpace
 from service.records import TrialRecord
 from service.spec import StudySpec
 from surrogate.pareto import pareto_mask, to_loss
+
+#: stage 2's parameter standing for all stage-1 dimensions: the index of a front configuration
+STAGE1_CONFIG = "stage1_config"
+
+
+@dataclass(frozen=True)
+class StageView:
+    """What a stage's sampler searches: its distributions, and (stage 2 in ``front_configs``)
+    the ``group`` of dimensions that ``STAGE1_CONFIG`` replaces with the values of each choice.
+    With no group, sampler parameters are the arch itself."""
+
+    param: ClassVar[str] = STAGE1_CONFIG
+    stage: int
+    distributions: dict[str, CategoricalDistribution]
+    group: tuple[str, ...] = ()
+    configs: tuple[tuple[Any, ...], ...] = field(default=())
+
+    def arch_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Sampler parameters -> the arch's values."""
+        out = {k: v for k, v in params.items() if k != STAGE1_CONFIG}
+        if STAGE1_CONFIG in params:
+            out.update(zip(self.group, self.configs[params[STAGE1_CONFIG]], strict=True))
+        return out
+
+    def sampler_params(self, arch: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The arch's values -> sampler parameters; None when the arch is outside this stage's
+        space (its stage-1 values are not one of the front configurations)."""
+        if not self.group:
+            return dict(arch)
+        config = tuple(arch[n] for n in self.group)
+        if config not in self.configs:
+            return None
+        out = {k: v for k, v in arch.items() if k not in self.group}
+        out[STAGE1_CONFIG] = self.configs.index(config)
+        return out
+
+
+def single_stage_view(space: SearchSpace) -> StageView:
+    return StageView(1, {n: CategoricalDistribution(list(d.choices))
+                         for n, d in space.dimensions().items()})
 
 
 class StageError(ValueError):
@@ -86,22 +136,37 @@ class StagePlan:
                        self.spec.directions)
         return [r for r, keep in zip(candidates, pareto_mask(loss), strict=True) if keep]
 
-    def distributions(self, stage: int,
-                      records: Sequence[TrialRecord]) -> dict[str, CategoricalDistribution]:
+    def front_configs(self, records: Sequence[TrialRecord]) -> list[tuple[Any, ...]]:
+        """The stage-1 values of each stage-1 front arch, in front order, without repeats."""
+        configs: list[tuple[Any, ...]] = []
+        for r in self.stage1_front(records):
+            config = tuple(r.arch[n] for n in self.first)
+            if config not in configs:
+                configs.append(config)
+        return configs
+
+    def view(self, stage: int, records: Sequence[TrialRecord]) -> StageView:
         """Stage 1: its dims free, the others fixed at their largest. Stage 2: its dims free,
-        stage-1 dims limited to the values on stage 1's front (all values if it has none)."""
+        the stage-1 dims one of the front's configurations (``front_configs``) or limited to the
+        values on the front (``front_values``); all values when stage 1 has no front."""
+        configs = self.front_configs(records) if stage == 2 else []
+        joint = bool(configs) and self.spec.stage2_space == "front_configs"
         out: dict[str, CategoricalDistribution] = {}
-        front = self.stage1_front(records) if stage == 2 else []
         for name, dim in self.dims.items():
             if stage == 1:
                 choices = list(dim.choices) if name in self.first else [dim.largest]
-            elif name in self.later or not front:
+            elif name in self.later or not configs:
                 choices = list(dim.choices)
+            elif joint:
+                continue
             else:
-                on_front = {r.arch[name] for r in front}
+                on_front = {c[self.first.index(name)] for c in configs}
                 choices = [c for c in dim.choices if c in on_front]
             out[name] = CategoricalDistribution(choices)
-        return out
+        if not joint:
+            return StageView(stage, out)
+        out[STAGE1_CONFIG] = CategoricalDistribution(list(range(len(configs))))
+        return StageView(stage, out, tuple(self.first), tuple(configs))
 
     def history(self, stage: int, records: Sequence[TrialRecord]) -> list[TrialRecord]:
         """The trials that the stage's Optuna study is built from (its own, plus stage 1's
@@ -111,21 +176,28 @@ class StagePlan:
             return own
         return self.stage1_front(records) + own
 
-    def seeds(self, records: Sequence[TrialRecord]) -> list[dict]:
-        """Stage-1 values of each stage-1 front arch not yet tried in stage 2: the first stage-2
-        trials take them (the sampler picks the stage-2 values), so every front configuration
-        is combined with smaller architectures whatever the sampler does with its history."""
+    def seeds(self, view: StageView, records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
+        """Sampler parameters fixing each stage-1 front configuration not yet tried in stage 2:
+        the first stage-2 trials take them (the sampler picks the stage-2 values), so every
+        front configuration is combined with smaller architectures whatever the sampler does."""
         done = sum(r.stage == 2 for r in records)
-        return [{n: r.arch[n] for n in self.first} for r in self.stage1_front(records)[done:]]
+        configs = self.front_configs(records)
+        if view.group:
+            return [{STAGE1_CONFIG: i} for i in range(done, len(configs))]
+        return [dict(zip(self.first, c, strict=True)) for c in configs[done:]]
 
     def summary(self, records: Sequence[TrialRecord]) -> dict:
         """What is persisted in ``studies.extra["stages"]`` when stage 1 ends."""
         front = self.stage1_front(records)
-        dists = self.distributions(2, records)
+        configs = self.front_configs(records)
         return {
             "stage1_dims": self.first,
             "stage2_dims": self.later,
             "stage1_trials": self.stage1_trials,
             "stage1_front": [r.number for r in front],
-            "stage2_choices": {n: list(dists[n].choices) for n in self.first},
+            "stage2_space": self.spec.stage2_space,
+            "stage1_configs": [dict(zip(self.first, c, strict=True)) for c in configs],
+            "stage2_choices": {n: [v for v in self.dims[n].choices
+                                   if any(c[i] == v for c in configs) or not configs]
+                               for i, n in enumerate(self.first)},
         }

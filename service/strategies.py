@@ -140,8 +140,7 @@ class SurrogateStrategy(Strategy):
             context["space"], predictor=o.predictor, predictor_options=o.predictor_options,
             n_initial=o.n_initial, batch_size=o.batch_size, kappa=o.kappa, n_random=o.n_random,
             n_parents=o.n_parents, generations=o.generations, reference=o.reference,
-            objective_names=objectives,
-            seed=seed,
+            objective_names=objectives, seed=seed, view=context.get("view"),
         )
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import optuna
@@ -41,6 +41,21 @@ from surrogate.quality import prediction_quality
 logger = logging.getLogger(__name__)
 
 ATTR = "surrogate"  # trial system attr: how the arch was chosen and what was predicted
+
+
+class GroupedView(Protocol):
+    """How a study names its parameters when one of them, ``param``, stands for a ``group`` of
+    the space's dimensions: its choice k means the values ``configs[k]`` (``service.stages``
+    builds one for a two-stage study's second stage)."""
+
+    param: str
+    group: tuple[str, ...]
+    configs: tuple[tuple[Any, ...], ...]
+    distributions: dict[str, BaseDistribution]
+
+    def arch_params(self, params: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def sampler_params(self, arch: Mapping[str, Any]) -> dict[str, Any] | None: ...
 
 
 class SurrogateSampler(optuna.samplers.BaseSampler):
@@ -63,8 +78,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         quality_window: int = 100,
         objective_names: Sequence[str] | None = None,
         seed: int | None = None,
+        view: GroupedView | None = None,
     ):
         self.ispace = IndexedSpace(space)
+        # A two-stage study's second stage may ask for a group of dimensions as one parameter
+        # (``STAGE1_CONFIG``, an index into whole configurations): the view maps it to archs.
+        self.view = view if view is not None and view.group else None
         self.predictor_cls = PREDICTORS.get(predictor)
         self.predictor_options = dict(predictor_options or {})
         self.predictor_cls(self.predictor_options)  # validate options now, not mid-study
@@ -94,6 +113,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.distributions = {
             n: CategoricalDistribution(list(d.choices)) for n, d in self.ispace.dims.items()
         }
+        if self.view is not None:  # the names the study asks for
+            self.distributions = dict(self.view.distributions)
 
     # --- Optuna sampler interface -------------------------------------------------------------
     def reseed_rng(self) -> None:
@@ -124,16 +145,50 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     ) -> dict[str, Any]:
         if not search_space:
             return {}
+        allowed, combos = self._allowed(search_space)
+        with self._lock:
+            self.ispace.restrict(allowed, combos)
+            idx, info = self._next(study, trial)
+        study._storage.set_trial_system_attr(trial._trial_id, ATTR, info)
+        return self._sampler_params(idx)
+
+    def _allowed(self, search_space: dict[str, BaseDistribution]) -> tuple[
+            list[list[int]], tuple[tuple[int, ...], list[Index]] | None]:
+        """The study's distributions as allowed choice indices per dimension, plus the allowed
+        combinations of the view's group (None without one)."""
+        group = self.view.group if self.view is not None else ()
         allowed = []
         for j, name in enumerate(self.ispace.names):
+            if name in group:  # set from the combinations below
+                allowed.append(list(range(int(self.ispace.sizes[j]))))
+                continue
             choices = search_space[name].choices  # type: ignore[attr-defined]
             found = [self.ispace.index_of_choice(j, c) for c in choices]
             allowed.append(sorted(i for i in found if i is not None))
-        with self._lock:
-            self.ispace.restrict(allowed)
-            idx, info = self._next(study, trial)
-        study._storage.set_trial_system_attr(trial._trial_id, ATTR, info)
-        return self.ispace.params(idx)
+        if self.view is None:
+            return allowed, None
+        positions = tuple(self.ispace.names.index(n) for n in group)
+        tuples = []
+        for k in search_space[self.view.param].choices:  # type: ignore[attr-defined]
+            found = [self.ispace.index_of_choice(j, v)
+                     for j, v in zip(positions, self.view.configs[k], strict=True)]
+            if None not in found:
+                tuples.append(tuple(found))
+        return allowed, (positions, tuples)
+
+    def _arch_index(self, params: dict[str, Any]) -> Index | None:
+        """Index of a trial's arch, whichever names its parameters use."""
+        if self.view is not None:
+            params = self.view.arch_params(params)
+        return self.ispace.index_of(params)
+
+    def _sampler_params(self, idx: Index) -> dict[str, Any]:
+        params = self.ispace.params(idx)
+        if self.view is None:
+            return params
+        out = self.view.sampler_params(params)
+        assert out is not None, "a drawn arch outside the stage's configurations"
+        return out
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: Any
@@ -146,7 +201,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         ):
             with self._lock:
                 if self._first is None or self._first[0] != trial.number:
-                    self._first = (trial.number, self.ispace.params(self._random_unknown(set())))
+                    self._first = (trial.number,
+                                   self._sampler_params(self._random_unknown(set())))
                     study._storage.set_trial_system_attr(
                         trial._trial_id, ATTR, {"source": "initial"}
                     )
@@ -173,7 +229,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         for t in trials:
             if t.number == trial.number:
                 continue
-            idx = self.ispace.index_of(t.params)
+            idx = self._arch_index(t.params)
             if idx is None:
                 continue
             known.add(idx)

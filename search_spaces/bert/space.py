@@ -147,6 +147,16 @@ class BertSpace(SearchSpace):
             dims[f"ffn_{i}"] = Dim(self.ffn_choices, stage=2, doc=f"FFN neurons of layer {i}")
         return dims
 
+    def inactive(self, arch: Arch) -> set[str]:
+        """Per-layer heads/FFN of the layers a subnet of this depth drops."""
+        o = self.options
+        if not o.per_layer:  # type: ignore[attr-defined]
+            return set()
+        kept = set(kept_layers(self.cfg.num_layers, int(arch["layers"]),
+                               o.depth_selection))  # type: ignore[attr-defined]
+        return {f"{p}_{i}" for p in ("heads", "ffn") for i in range(self.cfg.num_layers)
+                if i not in kept}
+
     def metrics(self) -> dict[str, MetricInfo]:
         out = {"fidelity": MetricInfo(
             "maximize", "", "proxy: mean cosine similarity of subnet vs full-model sentence "

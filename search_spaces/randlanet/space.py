@@ -8,8 +8,9 @@ Dimensions (L = number of encoder layers of the supernet, 4 by default):
 * stage 2, architecture parameters: ``depth`` (encoder layers used) and ``width_i`` (output
   width d_i of layer i; the block emits 2*d_i channels).
 
-Defaults: 3 x 3^4 x 3^4 x 3 x 3^4 = 4,782,969 archs (the ``layer i`` dims of layers beyond
-``depth`` do not change the network). An arch whose ``k_i`` exceeds the points left at layer i
+Defaults: 3 x 3^4 x 3^4 x 3 x 3^4 = 4,782,969 archs. The ``layer i`` dims of layers beyond
+``depth`` do not change the network (``inactive``): equivalent archs share one canonical key and
+a study measures them once. An arch whose ``k_i`` exceeds the points left at layer i
 is rejected by ``validate`` before anything runs.
 
 Accuracy: ``miou`` and ``oa`` on the first ``val_scenes`` validation scenes; each scene is
@@ -155,6 +156,11 @@ class RandLANetSpace(SearchSpace):
 
     def dimensions(self) -> dict[str, Dim]:
         return dict(self._dims)
+
+    def inactive(self, arch: Arch) -> set[str]:
+        """The sampling and width dims of layers beyond the arch's depth."""
+        n = self.net_config.sub.depth
+        return {f"{p}_{i}" for p in ("ratio", "k", "width") for i in range(int(arch["depth"]), n)}
 
     def metrics(self) -> dict[str, MetricInfo]:
         return {

@@ -234,9 +234,9 @@ class RayStudyRunner(StudyRunner):
             if self.pending:  # a stage's sampler is built from all of the previous stage
                 return None
             self.optuna_study = self._make_optuna_study()
-        trial = self.optuna_study.ask(self.distributions)
-        arch = Arch(trial.params)
-        known = self.by_key.get(arch.key())
+        trial = self.optuna_study.ask(self.view.distributions)
+        arch = Arch(self.view.arch_params(trial.params))
+        known = self.by_key.get(self.key_of(arch))
         self.pending[trial_id] = _Pending(trial, arch, utcnow(), known)
         return {"arch": arch.to_dict(), "known": known is not None}
 
@@ -258,7 +258,7 @@ class RayStudyRunner(StudyRunner):
 
     def _persist(self, pending: _Pending, payload: dict | None) -> None:
 
-        known = pending.known or self.by_key.get(pending.arch.key())
+        known = pending.known or self.by_key.get(self.key_of(pending.arch))
         if known is not None:  # repeated arch (also one finished while this one ran)
             values, info, error = self.reuse(known)
         elif payload is None:

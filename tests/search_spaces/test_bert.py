@@ -163,3 +163,14 @@ def test_spread_depth_keeps_more_of_the_model_than_first_layers(minilm):
     with torch.inference_mode():
         np.testing.assert_allclose(sub(ids).numpy(),
                                    minilm.supernet_forward(arch, ids).numpy(), atol=1e-5)
+
+
+def test_heads_and_ffn_of_dropped_layers_are_inactive(minilm):
+    arch = minilm.largest().replace(layers=2)
+    kept = minilm.shape_of(arch).kept
+    assert minilm.inactive(arch) == {f"{p}_{i}" for p in ("heads", "ffn") for i in range(6)
+                                     if i not in kept}
+    dropped = next(i for i in range(6) if i not in kept)
+    twin = arch.replace(**{f"heads_{dropped}": minilm.dimensions()[f"heads_{dropped}"].smallest})
+    assert minilm.canonical(twin) == minilm.canonical(arch)
+    assert minilm.cost(twin) == minilm.cost(arch)

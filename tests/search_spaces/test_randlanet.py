@@ -199,3 +199,20 @@ def test_subnet_exports_to_onnx_with_its_neighbour_search():
         for inp in (x, y):
             got = session.run(None, input_feed(inp))[0]
             np.testing.assert_allclose(got, model(inp).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_dims_of_layers_beyond_the_depth_are_inactive_and_share_a_canonical_arch():
+    space = RandLANetSpace(TINY)
+    shallow = space.largest().replace(depth=1)
+    assert space.inactive(shallow) == {"ratio_1", "k_1", "width_1"}
+    assert space.inactive(space.largest()) == set()
+    dims = space.dimensions()
+    twin = shallow.replace(**{n: dims[n].smallest for n in ("width_1", "k_1", "ratio_1")})
+    assert twin.key() != shallow.key()
+    assert space.canonical(twin).key() == space.canonical(shallow).key()
+    assert space.canonical(space.largest()) == space.largest()
+    # the same network: same costs, same output
+    assert space.cost(twin) == space.cost(shallow)
+    cloud = space.example_input(shallow)
+    torch.testing.assert_close(space.supernet_forward(twin, cloud),
+                               space.supernet_forward(shallow, cloud))

@@ -109,3 +109,24 @@ def test_a_resumed_nsga2_study_continues_its_generations(data_dir):
     before = max(generation(t) for t in resumed.trials[:12])
     assert before >= 2
     assert min(generation(t) for t in resumed.trials[12:]) >= before
+
+
+def test_equivalent_archs_are_measured_once(data_dir, monkeypatch):
+    # A space whose "width" does not change a "skip" network: the two skip archs of each depth
+    # are one network, measured once; the second is a duplicate of the first.
+    from search_spaces.table import TableSpace
+
+    monkeypatch.setattr(TableSpace, "inactive",
+                        lambda self, arch: {"width"} if arch["op"] == "skip" else set())
+    calls = []
+    original = TableSpace.evaluate
+    monkeypatch.setattr(TableSpace, "evaluate",
+                        lambda self, arch, m, **kw: calls.append(arch.to_dict()) or
+                        original(self, arch, m, **kw))
+    store = run(table_spec(budget={"trials": 60}))  # 18 archs, 15 networks
+    networks = {(a["depth"], a["op"], None if a["op"] == "skip" else a["width"]) for a in calls}
+    assert len(calls) == len(networks)
+    skips = [t for t in store.trials if t.arch["op"] == "skip"]
+    assert len({t.arch_key for t in skips}) == len({t.arch["depth"] for t in skips})
+    assert any("duplicate_of" in t.info and store.trials[t.info["duplicate_of"]].arch != t.arch
+               for t in skips)

@@ -79,7 +79,7 @@ def test_default_split_uses_the_dims_stage_tags(data_dir):
     plan = StagePlan(spec, space)
     assert plan.first == ["num_points", "ratio_0", "ratio_1", "k_0", "k_1"]
     assert plan.later == ["depth", "width_0", "width_1"]
-    dists = plan.distributions(1, [])
+    dists = plan.view(1, []).distributions
     assert dists["width_1"].choices == (16,) and dists["k_0"].choices == (4, 8)
 
 
@@ -188,5 +188,59 @@ def test_stage_two_history_carries_no_stage_one_sampler_state(data_dir):
     front = resumed.stages.stage1_front(resumed.records)
     assert any("optuna_attrs" in r.info for r in front)
     for rec, trial in zip(front, study.get_trials(), strict=False):
-        assert trial.params == rec.arch
+        assert resumed.view.arch_params(trial.params) == rec.arch
         assert not set(rec.info.get("optuna_attrs", {})) & set(trial.system_attrs)
+
+
+def stage1_front_configs(store: MemoryStore, spec: dict, dims: list[str]) -> set[tuple]:
+    trials = [asdict(t) for t in store.trials if t.stage == 1]
+    front = brute_force_front(trials, spec)
+    return {tuple(t["arch"][n] for n in dims) for t in trials if t["number"] in front}
+
+
+@pytest.mark.parametrize("strategy", [
+    {"name": "nsga2", "options": {"population_size": 4}},
+    {"name": "surrogate", "options": {"n_initial": 2, "batch_size": 2}},
+])
+def test_stage_two_takes_the_front_configurations_whole(data_dir, strategy):
+    # Stage 1 = (depth, op) at width 16. Its front holds 1-3 with conv and 1 with pool/skip, so
+    # every depth and every op appear on it: limiting each dim to its front values would leave
+    # all 9 (depth, op) pairs; whole configurations leave the front's pairs only.
+    dims = ["depth", "op"]
+    spec = two_stage_spec(stage1_dims=dims, stage1_fraction=0.5, budget={"trials": 20},
+                          strategy=strategy)
+    store = run(spec)
+    configs = stage1_front_configs(store, spec, dims)
+    summary = store.extra["stages"]
+    assert summary["stage2_space"] == "front_configs"
+    assert {(c["depth"], c["op"]) for c in summary["stage1_configs"]} == configs
+    stage2 = [t for t in store.trials if t.stage == 2]
+    assert len(stage2) == 10
+    assert {(t.arch["depth"], t.arch["op"]) for t in stage2} <= configs
+    assert len(configs) < len(summary["stage2_choices"]["depth"]) * len(
+        summary["stage2_choices"]["op"])
+    assert {t.arch["width"] for t in stage2} == {8, 16}  # stage 2 searches what stage 1 fixed
+    if strategy["name"] == "surrogate":  # the surrogate itself chose stage-2 archs
+        sources = {t.info.get("strategy", {}).get("source") for t in stage2}
+        assert "surrogate" in sources
+        measured = [t.arch_key for t in store.trials if "duplicate_of" not in t.info]
+        assert len(measured) == len(set(measured))
+
+
+def test_front_values_lets_stage_two_mix_the_front_values(data_dir):
+    dims = ["depth", "op"]
+    spec = two_stage_spec(stage1_dims=dims, stage1_fraction=0.5, budget={"trials": 20},
+                          stage2_space="front_values")
+    store = run(spec)
+    choices = store.extra["stages"]["stage2_choices"]
+    stage2 = [t for t in store.trials if t.stage == 2]
+    assert all(t.arch["depth"] in choices["depth"] and t.arch["op"] in choices["op"]
+               for t in stage2)
+    # stage 1 finds the same front as in the test above; stage 2 strays off its pairs
+    assert {(t.arch["depth"], t.arch["op"]) for t in stage2} - stage1_front_configs(
+        store, spec, dims)
+
+
+def test_an_unknown_stage_two_space_is_refused():
+    with pytest.raises(ValidationError, match="stage2_space"):
+        StudySpec.model_validate(two_stage_spec(stage2_space="everything"))
