@@ -14,7 +14,11 @@
    Reports, for each stage-1 budget share, the time two-stage needs to reach 95% and 100% of
    the single-stage final hypervolume relative to single-stage (a seed that never reaches it
    counts as slower than any that did), and both hypervolumes at 25/50/100% of the
-   single-stage time; medians over seeds (SSS3D: two-stage needs 54% of the time).
+   single-stage time; medians over seeds (SSS3D: two-stage needs 54% of the time). Archs that
+   differ only in the dims of layers beyond their depth are one network, evaluated once, as in
+   the service. ``--stage2-space`` picks the two-stage study's ``stage2_space``; ``--space large``
+   searches a 4-layer space of 2.0e7 archs (RandLA-Net's depth; SSS3D's space is larger still)
+   instead of the default 3-layer one of 2.8e5.
 
 Synthetic scenes (``search_spaces.randlanet.synthetic``) in a temporary folder; CPU, 1 thread.
 ``--quick`` shrinks everything for a smoke run.
@@ -64,6 +68,11 @@ SPACE = {
 }
 QUICK_SPACE = {**SPACE, "max_widths": [8, 16, 32], "num_points": [256, 512, 1024],
                "width_fractions": [0.5, 1.0]}
+# closer to SSS3D's setting (RandLA-Net's four encoder layers; their space has 2.9e17 archs):
+# 4 x 3^4 x 3^4 x 3 x 4^4 = 2.0e7 archs, of which 26,244 stage-1 (sampling) configurations
+LARGE_SPACE = {**SPACE, "max_widths": [16, 32, 64, 128], "depths": [2, 3, 4],
+               "num_points": [512, 1024, 2048, 4096]}
+SPACES = {"small": SPACE, "large": LARGE_SPACE}
 
 
 def timed(fn, *args, **kwargs) -> tuple[Any, float]:
@@ -349,6 +358,9 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--fractions", default="0.1,0.25,0.5", help="stage-1 budget shares to try")
     parser.add_argument("--strategy", choices=("nsga2", "tpe"), default="nsga2")
+    parser.add_argument("--space", choices=tuple(SPACES), default="small",
+                        help="the search space of the search section: small (2.8e5 archs, "
+                        "3 layers) or large (2.0e7 archs, 4 layers, as RandLA-Net)")
     parser.add_argument("--stage2-space", choices=("front_configs", "front_values"),
                         default="front_configs", help="the two-stage study's stage2_space")
     parser.add_argument("--reference", choices=("pooled", "space"), default="pooled",
@@ -368,7 +380,8 @@ def main() -> int:
                                3 if quick else 7)
     with tempfile.TemporaryDirectory() as tmp:
         # quick and full runs train different supernets on different scenes: keep them apart
-        root = Path(args.workdir or tmp).resolve() / ("quick" if quick else "full")
+        root = Path(args.workdir or tmp).resolve() / (
+            "quick" if quick else "full" if args.space == "small" else args.space)
         root.mkdir(parents=True, exist_ok=True)
         os.environ["PARETONAS_DATA_DIRS"] = str(root)
         n_train, n_val = (6, 2) if quick else (24, 4)
@@ -376,7 +389,7 @@ def main() -> int:
             write_dataset(root / "scenes", n_train=n_train, n_val=n_val,
                           points=2048 if quick else 8192, seed=0)
         ckpt = root / "sn.safetensors"
-        space_opts = QUICK_SPACE if quick else SPACE
+        space_opts = QUICK_SPACE if quick else SPACES[args.space]
         space = RandLANetSpace({**space_opts, "init_seed": 0})
         train = load_split(root / "scenes", "train", 4)
         val = load_split(root / "scenes", "val", 4)

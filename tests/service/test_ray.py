@@ -73,9 +73,12 @@ STRATEGIES = {
 }
 
 
-@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize("strategy", [*sorted(STRATEGIES), "nsga2-two-stage"])
 def test_ray_and_local_backends_give_the_same_trials(ray_cluster, tmp_path, strategy):
-    spec = table_spec(strategy=STRATEGIES[strategy], budget={"trials": 16}, seed=7)
+    spec = table_spec(strategy=STRATEGIES[strategy.split("-")[0]], budget={"trials": 16},
+                      seed=7)
+    if strategy.endswith("two-stage"):  # stage 2 asks for stage 1's front configurations
+        spec.update(stages=2, stage1_dims=["depth", "op"], stage1_fraction=0.5)
     runs = {}
     for backend in ("local", "ray"):
         db = new_db(tmp_path, f"{backend}.db")
@@ -90,6 +93,8 @@ def test_ray_and_local_backends_give_the_same_trials(ray_cluster, tmp_path, stra
         assert (a.number, a.arch, a.values, a.state, a.on_front) == \
                (b.number, b.arch, b.values, b.state, b.on_front)
     assert all("ray" in t.info for t in on_ray if "duplicate_of" not in t.info)
+    assert [t.stage for t in on_ray] == [t.stage for t in local]
+    assert {t.stage for t in on_ray} == ({1, 2} if "stages" in spec else {1})
 
 
 @pytest.mark.slow  # ~20 s of Tune on 2 shared cores
