@@ -234,13 +234,13 @@ def pooled_nadir(memo: Memo, macs_ref: float) -> list[float]:
     return front.max(axis=0).tolist()
 
 
-def hv_curve(trials: list[dict], macs_ref: float,
-             reference: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(cumulative seconds, hypervolume) after each trial."""
+def hv_curve(trials: list[dict], macs_ref: float, reference: list[float],
+             axis: str = "seconds") -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative seconds, or evaluations with axis="evals"; hypervolume) after each trial."""
     times, hvs, losses = [], [], []
     clock = 0.0
     for t in trials:
-        clock += t["seconds"]
+        clock += t["seconds"] if axis == "seconds" else float(t["seconds"] > 0)
         if t["state"] == "complete":
             losses.append(losses_of(t["values"], macs_ref))
         hv = hypervolume(np.array(losses), np.array(reference)) if losses else 0.0
@@ -263,8 +263,9 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else round(a / b, 3)
 
 
-def _compare(ts, hs, tt, ht) -> dict:
-    """One seed: two-stage (tt, ht) against single-stage (ts, hs)."""
+def _compare(ts, hs, tt, ht, es, et) -> dict:
+    """One seed: two-stage (tt, ht) against single-stage (ts, hs); es/et: their evaluation
+    counts after each trial (SSS3D's time on a GPU tracks evaluations more than subnet size)."""
     out: dict[str, Any] = {"single_final_hv": round(float(hs[-1]), 4),
                            "two_final_hv": round(float(ht[-1]), 4),
                            "single_total_s": round(float(ts[-1]), 2),
@@ -275,6 +276,9 @@ def _compare(ts, hs, tt, ht) -> dict:
         out[f"to_{pct}pct"] = {"single_s": None if t_single is None else round(t_single, 2),
                                "two_s": None if t_two is None else round(t_two, 2),
                                "ratio": _ratio(t_two, t_single)}
+        e_single, e_two = time_to(es, hs, target), time_to(et, ht, target)
+        out[f"evals_to_{pct}pct"] = {"single": e_single, "two": e_two,
+                                     "ratio": _ratio(e_two, e_single)}
     for frac in (0.25, 0.5, 1.0):
         t = frac * ts[-1]
         out[f"hv_at_{int(frac * 100)}pct_single_time"] = {
@@ -292,7 +296,7 @@ def _median_ratio(xs: list[float | None]) -> float | None:
 def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials: int,
                     fractions: list[float], population: int, strategy: str = "nsga2",
                     reference: str = "pooled", stage2_space: str = "front_configs",
-                    memo_path: Path | None = None) -> dict:
+                    seed_extremes: bool = False, memo_path: Path | None = None) -> dict:
     checkpoint = memo_path.parent / options["checkpoint"] if memo_path else None
     memo = Memo(memo_path, tag=json.dumps(options, sort_keys=True) + (
         str(checkpoint.stat().st_mtime_ns) if checkpoint and checkpoint.exists() else ""))
@@ -301,10 +305,11 @@ def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials:
         "search_space": {"name": "randlanet", "options": options},
         "objectives": [{"metric": "miou", "direction": "maximize"},
                        {"metric": "macs", "direction": "minimize"}],
-        "strategy": ({"name": "nsga2", "options": {"population_size": population}}
-                     if strategy == "nsga2" else
-                     {"name": "tpe", "options": {"n_startup_trials": population}}),
+        "strategy": {"name": strategy, "options": {
+            "nsga2": {"population_size": population}, "tpe": {"n_startup_trials": population},
+            "surrogate": {"n_initial": population}}[strategy]},
         "budget": {"trials": trials},
+        "seed_extremes": seed_extremes,
     }
     runs = {}
     for seed in seeds:
@@ -318,14 +323,18 @@ def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials:
     rows: dict[float, list[dict]] = {f: [] for f in fractions}
     for seed in seeds:
         ts, hs = hv_curve(runs[seed, None], macs_ref, ref)
+        es, _ = hv_curve(runs[seed, None], macs_ref, ref, axis="evals")
         for frac in fractions:
             tt, ht = hv_curve(runs[seed, frac], macs_ref, ref)
-            rows[frac].append({"seed": seed, **_compare(ts, hs, tt, ht)})
+            et, _ = hv_curve(runs[seed, frac], macs_ref, ref, axis="evals")
+            rows[frac].append({"seed": seed, **_compare(ts, hs, tt, ht, es, et)})
     summary = {}
     for frac, per_seed in rows.items():
         summary[f"stage1_fraction={frac}"] = {
             **{f"median_time_ratio_to_{p}pct": _median_ratio(
                 [r[f"to_{p}pct"]["ratio"] for r in per_seed]) for p in (95, 100)},
+            **{f"median_evals_ratio_to_{p}pct": _median_ratio(
+                [r[f"evals_to_{p}pct"]["ratio"] for r in per_seed]) for p in (95, 100)},
             **{f"seeds_two_stage_reached_{p}pct": sum(
                 r[f"to_{p}pct"]["two_s"] is not None for r in per_seed) for p in (95, 100)},
             **{f"median_hv_at_{p}pct_single_time": {
@@ -338,8 +347,8 @@ def bench_two_stage(options: dict, macs_ref: float, *, seeds: list[int], trials:
         }
     return {
         "seeds": seeds, "trials": trials, "stage2_space": stage2_space,
-        "strategy": f"{strategy}({'population' if strategy == 'nsga2' else 'startup'}"
-                    f"={population})",
+        "seed_extremes": seed_extremes,
+        "strategy": f"{strategy}(population/startup/initial={population})",
         "objectives": ["miou max", "macs min (/ macs of the largest subnet)"],
         "reference": {"kind": reference, "point": [round(x, 4) for x in ref],
                       "as": "(-miou, macs / macs of the largest subnet)"},
@@ -357,10 +366,13 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--fractions", default="0.1,0.25,0.5", help="stage-1 budget shares to try")
-    parser.add_argument("--strategy", choices=("nsga2", "tpe"), default="nsga2")
+    parser.add_argument("--strategy", choices=("nsga2", "tpe", "surrogate"),
+                        default="nsga2")
     parser.add_argument("--space", choices=tuple(SPACES), default="small",
                         help="the search space of the search section: small (2.8e5 archs, "
                         "3 layers) or large (2.0e7 archs, 4 layers, as RandLA-Net)")
+    parser.add_argument("--seed-extremes", action="store_true",
+                        help="both searches start with their smallest and largest arch")
     parser.add_argument("--stage2-space", choices=("front_configs", "front_values"),
                         default="front_configs", help="the two-stage study's stage2_space")
     parser.add_argument("--reference", choices=("pooled", "space"), default="pooled",
@@ -413,6 +425,7 @@ def main() -> int:
                 fractions=[float(f) for f in args.fractions.split(",")],
                 population=4 if quick else 10, strategy=args.strategy,
                 reference=args.reference, stage2_space=args.stage2_space,
+                seed_extremes=args.seed_extremes,
                 memo_path=root / "evaluations.json" if args.workdir else None)
     print(json.dumps(out, indent=2))
     return 0

@@ -80,11 +80,25 @@ class StudyRunner:
             self.store.set_extra("stages", self.stages.summary(self.records))
             for params in self.stages.seeds(self.view, self.records):
                 study.enqueue_trial(params)
+        elif self.spec.seed_extremes:
+            for params in self._untried_extremes():
+                study.enqueue_trial(params)
         for rec in history:
             frozen = self._frozen(rec)
             if frozen is not None:  # None: outside this stage's space, nothing to learn
                 study.add_trial(frozen)
         return study
+
+    def _untried_extremes(self) -> list[dict[str, Any]]:
+        """The smallest and the largest arch the stage's sampler may ask for (first and last
+        choice of each distribution), unless already tried."""
+        tried = {r.arch_key for r in self.records}
+        out = []
+        for pick in (0, -1):
+            params = {n: d.choices[pick] for n, d in self.view.distributions.items()}
+            if self.key_of(Arch(self.view.arch_params(params))) not in tried:
+                out.append(params)
+        return out
 
     def _frozen(self, rec: TrialRecord) -> optuna.trial.FrozenTrial | None:
         params = self.view.sampler_params(rec.arch)

@@ -121,6 +121,12 @@ class StudySpec(_Strict):
         default=None, max_length=1000,
         description="dimensions searched in stage 1 (default: those whose stage is 1)",
     )
+    seed_extremes: bool = Field(
+        default=False,
+        description="start the search (stage 1 of a two-stage one) with its smallest and its "
+        "largest arch (first and last choice of every dimension), so that the front spans the "
+        "whole cost range from the start",
+    )
     stage2_space: Literal["front_configs", "front_values"] = Field(
         default="front_configs",
         description="what stage 2 may take for the stage-1 dimensions: 'front_configs', one of "

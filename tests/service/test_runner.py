@@ -130,3 +130,25 @@ def test_equivalent_archs_are_measured_once(data_dir, monkeypatch):
     assert len({t.arch_key for t in skips}) == len({t.arch["depth"] for t in skips})
     assert any("duplicate_of" in t.info and store.trials[t.info["duplicate_of"]].arch != t.arch
                for t in skips)
+
+
+@pytest.mark.parametrize("strategy", ["random", "nsga2", "tpe"])
+def test_seed_extremes_starts_with_the_smallest_and_largest_arch(data_dir, strategy):
+    spec = table_spec(strategy={"name": strategy}, budget={"trials": 6}, seed_extremes=True)
+    resolved = resolve_spec(StudySpec.model_validate(spec))
+    dims = resolved.space.dimensions()
+    store = MemoryStore()
+    StudyRunner(resolved, store).run()
+    assert store.trials[0].arch == {n: d.choices[0] for n, d in dims.items()}
+    assert store.trials[1].arch == {n: d.choices[-1] for n, d in dims.items()}
+    assert not any("duplicate_of" in t.info for t in store.trials[:2])
+
+
+def test_seed_extremes_are_not_repeated_on_resume(data_dir):
+    spec = table_spec(budget={"trials": 1}, seed_extremes=True)
+    store = run(spec)
+    run({**spec, "budget": {"trials": 4}}, store)
+    dims = resolve_spec(StudySpec.model_validate(spec)).space.dimensions()
+    # the resumed study goes on with the largest arch, not the smallest once more
+    assert store.trials[0].arch == {n: d.choices[0] for n, d in dims.items()}
+    assert store.trials[1].arch == {n: d.choices[-1] for n, d in dims.items()}

@@ -244,3 +244,14 @@ def test_front_values_lets_stage_two_mix_the_front_values(data_dir):
 def test_an_unknown_stage_two_space_is_refused():
     with pytest.raises(ValidationError, match="stage2_space"):
         StudySpec.model_validate(two_stage_spec(stage2_space="everything"))
+
+
+def test_seed_extremes_start_stage_one_at_both_ends_of_its_dims(data_dir):
+    spec = two_stage_spec(stage1_dims=["depth", "op"], seed_extremes=True)
+    store = run(spec)
+    dims = resolve_spec(StudySpec.model_validate(spec)).space.dimensions()
+    first, second = store.trials[0].arch, store.trials[1].arch
+    assert (first["depth"], first["op"]) == (dims["depth"].choices[0], dims["op"].choices[0])
+    assert (second["depth"], second["op"]) == (dims["depth"].choices[-1], dims["op"].choices[-1])
+    assert first["width"] == second["width"] == LARGEST["width"]
+    assert store.trials[0].stage == store.trials[1].stage == 1
