@@ -108,11 +108,21 @@ class SurrogateOptions(StrategyOptions):
     batch_size: int = Field(default=5, ge=1, le=1000, description="archs chosen per refit")
     kappa: float = Field(default=1.0, ge=0, le=10, description="optimism: mean - kappa*std")
     n_random: int = Field(default=500, ge=0, le=100_000, description="random candidates/round")
-    n_parents: int = Field(default=10, ge=1, le=1000, description="archs mutated per generation")
+    n_parents: int = Field(
+        default=10, ge=1, le=1000, description="archs mutated per generation: the measured "
+        "archs closest to the front, then the best-scoring candidates")
     generations: int = Field(default=2, ge=0, le=50, description="mutation rounds on predictions")
-    reference: Literal["median", "nadir"] = Field(
+    reference: Literal["median", "nadir", "front"] = Field(
         default="median", description="hypervolume reference of the batch selection: the "
-        "median measured arch per objective, or the measured front's nadir + 10%")
+        "median measured arch per objective (median), the worst measured values + 10% of their "
+        "range (nadir), or the measured front's nadir + 10% of its range, far-out archs "
+        "excluded (front)")
+    hv_units: Literal["model", "objective"] = Field(
+        default="model", description="hypervolume of the batch selection on the predictors' "
+        "scale (log for wide-ranging costs) or in the objectives' own units")
+    spread: bool = Field(
+        default=False, description="each pick of a batch near a different part of the "
+        "measured front (after the first, best, pick)")
 
     @field_validator("predictor")
     @classmethod
@@ -140,6 +150,7 @@ class SurrogateStrategy(Strategy):
             context["space"], predictor=o.predictor, predictor_options=o.predictor_options,
             n_initial=o.n_initial, batch_size=o.batch_size, kappa=o.kappa, n_random=o.n_random,
             n_parents=o.n_parents, generations=o.generations, reference=o.reference,
+            hv_units=o.hv_units, spread=o.spread,
             objective_names=objectives, seed=seed, view=context.get("view"),
         )
 

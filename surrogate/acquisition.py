@@ -11,6 +11,8 @@ A batch is chosen greedily: after each pick its predicted mean joins the front a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from surrogate.pareto import hypervolume, pareto_mask
@@ -65,6 +67,42 @@ def epsilon_to_front(points: np.ndarray, front: np.ndarray) -> np.ndarray:
     return np.clip(diff.min(axis=2).max(axis=1), 0.0, None)
 
 
+def front_reference(losses: np.ndarray, *, margin: float = 0.1, fence: float = 3.0) -> np.ndarray:
+    """A hypervolume reference that moves with the measured front: the nadir of the front of
+    ``losses`` (n, m), pushed out by ``margin`` x the front's range on each objective.
+
+    Archs beyond Tukey's far-out fence on some objective (worse than Q3 + ``fence`` x IQR of
+    all ``losses``, e.g. chance-level accuracy) are left out first: the fastest arch of a space
+    is often such an outlier, and a nadir at its accuracy would credit the whole cheap corner.
+    Unlike the median measured arch, this reference keeps crediting archs slower (or less
+    accurate) than a typical one as long as the front itself reaches there.
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    q1, q3 = np.quantile(losses, [0.25, 0.75], axis=0)
+    inside = np.all(losses <= q3 + fence * (q3 - q1), axis=1)
+    kept = losses[inside] if inside.any() else losses
+    front = kept[pareto_mask(kept)]
+    worst, best = front.max(axis=0), front.min(axis=0)
+    # A one-point (or flat) front has no range: fall back to the spread of all archs.
+    spread = np.where(worst > best, worst - best, np.where(q3 > q1, q3 - q1, 1.0))
+    return worst + margin * spread
+
+
+def front_segments(points: np.ndarray, front: np.ndarray, k: int) -> np.ndarray:
+    """Which of ``k`` parts of ``front`` each point is nearest to: the front sorted along its
+    first objective and cut into ``k`` runs of (nearly) equal length; a point belongs to the
+    run of its nearest front member (Euclidean, each objective scaled by the front's range)."""
+    if len(front) == 0:
+        return np.zeros(len(points), dtype=int)
+    order = np.argsort(front[:, 0], kind="stable")
+    run = np.empty(len(front), dtype=int)
+    run[order] = np.arange(len(front)) * min(k, len(front)) // len(front)
+    span = front.max(axis=0) - front.min(axis=0)
+    scale = np.where(span > 0, span, 1.0)
+    dist = (((points[:, None, :] - front[None, :, :]) / scale) ** 2).sum(axis=2)
+    return run[np.argmin(dist, axis=1)]
+
+
 def select_batch(
     mean: np.ndarray,
     std: np.ndarray,
@@ -73,16 +111,28 @@ def select_batch(
     batch_size: int,
     kappa: float,
     reference: np.ndarray | None = None,
+    to_units: Callable[[np.ndarray], np.ndarray] | None = None,
+    spread: bool = False,
 ) -> list[int]:
     """Indices of up to ``batch_size`` candidates, best first (see module docstring).
 
     ``mean``/``std``: (c, m) predicted losses of the candidates; ``front``: (n, m) losses of the
-    measured (and pending) points, in the same units. ``reference`` defaults to the front's
-    nadir pushed out by 10% of its range (so extreme points also earn volume).
+    measured (and pending) points, in the same units. ``reference`` defaults to the worst of
+    those points on each objective pushed out by 10% of their range (so extreme points also
+    earn volume).
+    ``to_units``: a column-wise increasing map from the predictors' scale (e.g. log latency)
+    to the units the hypervolume is measured in (applied to the optimistic points, the means
+    and ``front``; ``reference`` is given in those units).
+    ``spread``: after the first pick, each pick is the best candidate near a part of the front
+    that no earlier pick of the batch is near (see ``front_segments``), so that one batch
+    explores along the whole front rather than around its most promising point.
     """
     mean = np.asarray(mean, dtype=np.float64)
     optimistic = mean - kappa * np.asarray(std, dtype=np.float64)
     current = np.asarray(front, dtype=np.float64).reshape(-1, mean.shape[1])
+    if to_units is not None:
+        mean, optimistic = to_units(mean), to_units(optimistic)
+        current = to_units(current) if len(current) else current
     if reference is None:
         pool = current if len(current) else optimistic
         worst, best = pool.max(axis=0), pool.min(axis=0)
@@ -91,11 +141,18 @@ def select_batch(
     available = np.ones(len(mean), dtype=bool)
     # Only the non-dominated part matters, and a fantasy can only change that part.
     nondominated = current[pareto_mask(current)] if len(current) else current
+    segment = (front_segments(optimistic, nondominated, batch_size) if spread
+               else np.zeros(len(mean), dtype=int))
+    covered: set[int] = set()
     for _ in range(min(batch_size, len(mean))):
         gain = hv_improvement(optimistic, nondominated, reference)
         score = np.where(gain > 0, gain, -epsilon_to_front(optimistic, nondominated))
         score[~available] = -np.inf
+        fresh = available & ~np.isin(segment, list(covered))
+        if spread and covered and fresh.any():
+            score[~fresh] = -np.inf
         best_i = int(np.argmax(score))
+        covered.add(int(segment[best_i]))
         chosen.append(best_i)
         available[best_i] = False
         nondominated = np.vstack([nondominated, mean[best_i]])

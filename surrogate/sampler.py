@@ -7,6 +7,9 @@ queues a batch chosen by optimistic hypervolume improvement (``surrogate.acquisi
 the queue; it never proposes an arch that is already measured, failed or pending, so parallel
 workers (asks before tells) get distinct archs, and pending archs enter the batch selection as
 fantasies at their predicted means. The first ``n_initial`` archs are uniform random.
+The batch rule's hypervolume reference (``reference``), the units it is measured in
+(``hv_units``) and whether a batch spreads along the front (``spread``) are options; what each
+did on NAS-Bench-Graph is in ``surrogate/RESULTS.md``.
 
 Objectives are modelled on a log scale when every observed value is positive and spans more than
 a factor of ``log_ratio`` (latency, params, MACs), since such costs vary multiplicatively.
@@ -32,7 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces.base import SearchSpace
 from surrogate import PREDICTORS
-from surrogate.acquisition import epsilon_to_front, select_batch
+from surrogate.acquisition import epsilon_to_front, front_reference, select_batch
 from surrogate.base import Predictor
 from surrogate.candidates import Index, IndexedSpace, candidate_pool
 from surrogate.pareto import pareto_mask
@@ -58,6 +61,9 @@ class GroupedView(Protocol):
     def sampler_params(self, arch: Mapping[str, Any]) -> dict[str, Any] | None: ...
 
 
+REFERENCES = ("median", "nadir", "front")  # hypervolume references of the batch selection
+
+
 class SurrogateSampler(optuna.samplers.BaseSampler):
     """Surrogate-assisted multi-objective sampler over a ``SearchSpace`` (see module doc)."""
 
@@ -75,6 +81,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         generations: int = 2,
         log_ratio: float = 10.0,
         reference: str = "median",
+        hv_units: str = "model",
+        spread: bool = False,
         quality_window: int = 100,
         objective_names: Sequence[str] | None = None,
         seed: int | None = None,
@@ -94,9 +102,13 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.n_parents = n_parents
         self.generations = generations
         self.log_ratio = log_ratio
-        if reference not in ("median", "nadir"):
-            raise ValueError(f"reference={reference!r}; allowed: median, nadir")
+        if reference not in REFERENCES:
+            raise ValueError(f"reference={reference!r}; allowed: {', '.join(REFERENCES)}")
         self.reference = reference
+        if hv_units not in ("model", "objective"):
+            raise ValueError(f"hv_units={hv_units!r}; allowed: model, objective")
+        self.hv_units = hv_units
+        self.spread = spread
         self.objective_names = list(objective_names) if objective_names else None
         self._seed = seed
         self._rng = np.random.default_rng(seed)
@@ -273,6 +285,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             if use_log:
                 out[:, j] = np.log(np.clip(values[:, j], 1e-300, None))
         signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+        self._signs = signs
         return out * np.array(signs)
 
     def _score_heldout(self, study: Study, measured: list[tuple[FrozenTrial, Index]]) -> None:
@@ -289,6 +302,16 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             mean, _ = model.predict(X)
             pred = self._from_scale(j, mean, study)
             self._pairs[j].extend(zip(pred.tolist(), values[:, j].tolist(), strict=True))
+
+    def _to_units(self, losses: np.ndarray) -> np.ndarray:
+        """Losses on the modelling scale -> signed losses in the objectives' units (exp of the
+        log-scaled columns, sign kept: an increasing map, so dominance is unchanged)."""
+        out = np.array(losses, dtype=np.float64, copy=True)
+        for j, use_log in enumerate(self._logs):
+            if use_log:
+                sign = self._signs[j]
+                out[..., j] = sign * np.exp(sign * out[..., j])
+        return out
 
     def _from_scale(self, j: int, loss: np.ndarray, study: Study) -> np.ndarray:
         sign = -1.0 if study.directions[j] == StudyDirection.MAXIMIZE else 1.0
@@ -323,8 +346,16 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             front = np.vstack([front, self._predict(self.ispace.encode(pending))[0]])
         # Hypervolume reference: "median" = the median measured arch on each objective, so an
         # arch worse than a typical one on some objective earns no volume (the cheap corner of
-        # a space is full of such archs); "nadir" = the front's nadir + 10% (select_batch).
-        ref = np.median(Y, axis=0) if self.reference == "median" else None
+        # a space is full of such archs); "nadir" = the worst measured value on each objective
+        # + 10% of the range (select_batch's default); "front" = the nadir of the measured
+        # *front* (far-out archs left out) + 10% of its range (``front_reference``).
+        # The hypervolume is measured on the predictors' scale (hv_units "model", e.g. log
+        # latency) or in the objectives' own units ("objective", as the study reports it).
+        units = self._to_units if self.hv_units == "objective" else None
+        Yu = units(Y) if units else Y
+        ref = {"median": lambda: np.median(Yu, axis=0), "nadir": lambda: None,
+               "front": lambda: front_reference(Yu[feasible] if feasible.any() else Yu)}[
+            self.reference]()
         # Parents: the measured archs closest to the measured front (front members first).
         closeness = epsilon_to_front(Y, Y[pareto_mask(Y)])
         parents = [idxs[k] for k in np.argsort(closeness, kind="stable")[: self.n_parents]]
@@ -338,7 +369,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         for _ in range(self.generations):
             # Evolution over the predictor: mutate the best-scoring candidates, score again.
             top = select_batch(mean, std, front, batch_size=self.n_parents, kappa=self.kappa,
-                               reference=ref)
+                               reference=ref, to_units=units)
             extra = candidate_pool(
                 self.ispace, [pool[k] for k in top], exclude=known | set(pool), n_random=0,
                 rng=self._rng,
@@ -348,7 +379,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             m2, s2 = self._predict(self.ispace.encode(extra))
             pool, mean, std = pool + extra, np.vstack([mean, m2]), np.vstack([std, s2])
         batch = select_batch(mean, std, front, batch_size=self.batch_size, kappa=self.kappa,
-                             reference=ref)
+                             reference=ref, to_units=units, spread=self.spread)
         self._queue.clear()
         for rank, k in enumerate(batch):
             info = {

@@ -163,3 +163,29 @@ def test_unknown_predictor_is_named(space):
         SurrogateSampler(space, predictor="nope")
     with pytest.raises(Exception, match="colour"):
         SurrogateSampler(space, predictor="gp", predictor_options={"colour": 1})
+
+
+@pytest.mark.parametrize("options", [{"reference": "front"}, {"reference": "nadir"},
+                                     {"hv_units": "objective"}, {"spread": True}])
+def test_every_batch_rule_runs_a_study_without_repeats(space, options):
+    sampler = SurrogateSampler(space, seed=0, n_initial=8, batch_size=4, **options)
+    study, asked = run_study(space, sampler, 40)
+    assert len(set(asked)) == len(asked)
+    assert sampler.rounds >= 6
+
+
+def test_objective_units_undo_the_log_scale(space):
+    sampler = SurrogateSampler(space, seed=0, n_initial=8, batch_size=4, hv_units="objective")
+    study, _ = run_study(space, sampler, 20)
+    trials = [t for t in study.trials if t.values is not None]
+    Y = sampler._targets(study, trials)
+    assert sampler._logs == [False, True]  # latency spans more than 10x here
+    raw = np.array([t.values for t in trials]) * np.array([-1.0, 1.0])
+    np.testing.assert_allclose(sampler._to_units(Y), raw)
+
+
+def test_unknown_batch_rules_are_refused(space):
+    with pytest.raises(ValueError, match="allowed: median, nadir, front"):
+        SurrogateSampler(space, reference="ideal")
+    with pytest.raises(ValueError, match="allowed: model, objective"):
+        SurrogateSampler(space, hv_units="log")

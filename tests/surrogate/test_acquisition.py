@@ -1,0 +1,59 @@
+"""Batch selection rules of ``surrogate.acquisition`` on hand-made fronts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from surrogate.acquisition import front_reference, front_segments, select_batch
+
+# A measured front along a line, every column a loss (minimised).
+FRONT = np.array([[0.0, 5.0], [1.0, 4.0], [2.0, 3.0], [3.0, 2.0], [4.0, 1.0], [5.0, 0.0]])
+
+
+def test_front_reference_is_the_front_nadir_plus_a_margin_without_far_out_archs():
+    rng = np.random.default_rng(0)
+    crowd = np.column_stack([rng.uniform(1, 5, 200), rng.uniform(1, 5, 200)])
+    outlier = [[100.0, -1.0]]  # chance-level accuracy but the fastest arch: on the front
+    losses = np.vstack([FRONT, crowd, outlier])
+    ref = front_reference(losses, margin=0.1)
+    # The outlier (beyond Q3 + 3 IQR on the first column) is not the front's nadir.
+    np.testing.assert_allclose(ref, [5.5, 5.5])
+    # Unlike the median arch, the reference credits the front's slow end.
+    assert np.all(ref > np.median(losses, axis=0))
+
+
+def test_front_segments_cut_the_front_in_runs_along_the_first_objective():
+    points = np.array([[0.1, 5.1], [4.9, 0.2], [2.4, 2.6], [0.9, 4.2]])
+    np.testing.assert_array_equal(front_segments(points, FRONT, 3), [0, 2, 1, 0])
+    # Fewer front members than runs: one run per member.
+    np.testing.assert_array_equal(front_segments(points, FRONT[:2], 5), [0, 1, 1, 1])
+
+
+def test_spread_batch_takes_one_pick_per_part_of_the_front():
+    # Four strong candidates beyond the front's first end, one weaker one beyond each of the
+    # two other thirds: the greedy rule stays at the strong end, spread goes along the front.
+    mean = np.array([[-2.0, 4.5], [-1.5, 4.0], [-1.0, 3.5], [-0.5, 3.0],
+                     [2.5, 1.5], [4.5, -0.5]])
+    std = np.zeros_like(mean)
+    kw = {"batch_size": 3, "kappa": 0.0, "reference": np.array([6.0, 6.0])}
+    plain = select_batch(mean, std, FRONT, **kw)
+    spread = select_batch(mean, std, FRONT, spread=True, **kw)
+    assert set(plain) <= {0, 1, 2, 3}
+    assert spread[0] == plain[0]
+    assert sorted(spread[1:]) == [4, 5]
+
+
+def test_hypervolume_in_the_objectives_units():
+    # On a log scale the fast candidate (0.01 ms) looks like the larger gain; in
+    # milliseconds the accurate one does (it saves a little accuracy over a wide latency span).
+    front = np.array([[-0.80, np.log(1.0)]])
+    mean = np.array([[-0.79, np.log(0.01)], [-0.90, np.log(0.9)]])
+    std = np.zeros_like(mean)
+
+    def to_units(loss: np.ndarray) -> np.ndarray:
+        return np.column_stack([loss[:, 0], np.exp(loss[:, 1])])
+
+    ref_log, ref_ms = np.array([-0.7, np.log(10.0)]), np.array([-0.7, 10.0])
+    assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref_log) == [0]
+    assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref_ms,
+                        to_units=to_units) == [1]
