@@ -119,6 +119,7 @@ def bench_sharing(space: RandLANetSpace, train, val, *, steps: int, batch: int, 
             continue
     rows = []
     for i, arch in enumerate(archs):
+        space.forget_samples()  # timed cold: neighbourhoods searched, none kept from before
         inherited, t_eval = timed(space.score, arch, val)
         calibrated, t_cal = timed(space.calibrated, arch, train[:4])
         recal = space.score(arch, val, calibrated)
@@ -154,42 +155,68 @@ def bench_sharing(space: RandLANetSpace, train, val, *, steps: int, batch: int, 
 
 # --- 3. single-stage vs two-stage -----------------------------------------------------------
 class Memo:
-    """Evaluates each arch once (values + measured seconds), shared by every run; with a
-    ``path`` the evaluations are kept on disk (``--workdir``) so a re-run reuses them."""
+    """Evaluates each arch once, shared by every run; with a ``path`` the evaluations are kept
+    on disk (``--workdir``) so a re-run reuses them.
+
+    Per arch it keeps the values, the network's seconds (``seconds``: extraction, BatchNorm
+    recalibration, forward passes, with the sampled scenes' neighbourhoods already there) and
+    which geometry entries it needs (``needs``: each sampled scene, its neighbour indices and
+    position encodings per level, its nearest-point map), each entry's cost measured once
+    (``entry_s``). A run charges an entry the first time one of its trials needs it, as the
+    service's space keeps them (``geometry_cache``): archs sharing sampling parameters search
+    neighbours once per study."""
+
+    FORMAT = "v2"  # v1 kept one number of seconds per arch
 
     def __init__(self, path: Path | None = None, tag: str = "") -> None:
-        self.path, self.tag = path, tag  # tag: what the values depend on (options, checkpoint)
+        self.path, self.tag = path, f"{self.FORMAT} {tag}"
         self.values: dict[str, dict[str, float]] = {}
         self.seconds: dict[str, float] = {}
+        self.needs: dict[str, list[str]] = {}
+        self.entry_s: dict[str, float] = {}
         self.archs: dict[str, dict] = {}
         if path is not None and path.is_file():
             saved = json.loads(path.read_text())
-            if saved.get("tag") == tag and "archs" in saved:
+            if saved.get("tag") == self.tag and "archs" in saved:
                 self.values, self.seconds = saved["values"], saved["seconds"]
+                self.needs, self.entry_s = saved["needs"], saved["entry_s"]
                 self.archs = saved["archs"]
 
     def save(self) -> None:
         if self.path is not None:
             self.path.write_text(json.dumps(
                 {"tag": self.tag, "values": self.values, "seconds": self.seconds,
-                 "archs": self.archs}))
+                 "needs": self.needs, "entry_s": self.entry_s, "archs": self.archs}))
 
     def wrap(self, space: RandLANetSpace) -> None:
         """Route the space's evaluate/cost through the memo, keyed like the runner keys trials:
         by canonical arch, so equivalent archs are one evaluation (stored entries re-keyed)."""
         evaluate, cost = space.evaluate, space.cost
         keys = {k: space.canonical(Arch(a)).key() for k, a in self.archs.items()}
-        self.values = {keys[k]: v for k, v in self.values.items()}
-        self.seconds = {keys[k]: v for k, v in self.seconds.items()}
-        self.archs = {keys[k]: v for k, v in self.archs.items()}
+        for table in (self.values, self.seconds, self.needs, self.archs):
+            table.update({keys[k]: table.pop(k) for k in list(table)})
 
         def memo_evaluate(arch, metrics, *, context=None):
             key = space.canonical(arch).key()
             if key not in self.values:
-                vals, secs = timed(evaluate, arch, ["miou", "oa"])
+                space.forget_samples()  # cold: every geometry entry computed and timed
+                vals = evaluate(arch, ["miou", "oa"])
+                needs = []
+                # the seed names the scene (validation i: eval_seed + i, calibration:
+                # eval_seed + 10000 + i), num_points the sample
+                for num_points, seed, sample in space.kept_samples():
+                    name = f"{num_points}@{seed}"
+                    for part, secs in [*sample.seconds.items(),
+                                       *sample.geometry.seconds.items()]:
+                        entry = f"{name}:{part}"
+                        needs.append(entry)
+                        self.entry_s.setdefault(entry, secs)
+                warm, secs = timed(evaluate, arch, ["miou", "oa"])
+                assert warm == vals, "kept neighbourhoods changed a result"
                 costs, csecs = timed(cost, arch)
                 self.values[key] = {**vals, **costs}
                 self.seconds[key] = secs + csecs
+                self.needs[key] = sorted(needs)
                 self.archs[key] = arch.to_dict()
             return {m: self.values[key][m] for m in metrics}
 
@@ -199,6 +226,13 @@ class Memo:
 
         space.evaluate = memo_evaluate  # type: ignore[method-assign]
         space.cost = memo_cost  # type: ignore[method-assign]
+
+    def trial_seconds(self, key: str, kept: set[str]) -> float:
+        """The arch's seconds in a run that has already computed the ``kept`` entries (which
+        then holds this arch's too)."""
+        new = [e for e in self.needs[key] if e not in kept]
+        kept.update(new)
+        return self.seconds[key] + sum(self.entry_s[e] for e in new)
 
 
 def run_search(spec: dict, memo: Memo) -> list[dict]:
@@ -211,11 +245,11 @@ def run_search(spec: dict, memo: Memo) -> list[dict]:
     memo.wrap(resolved.space)  # type: ignore[arg-type]
     store = MemoryStore()
     StudyRunner(resolved, store).run()
-    out = []
+    out, kept = [], set()  # kept: the geometry entries this run (study) has computed
     for t in sorted(store.trials, key=lambda r: r.number):
         fresh = t.state == "complete" and "duplicate_of" not in t.info
         out.append({"values": t.values, "stage": t.stage, "state": t.state,
-                    "seconds": memo.seconds.get(t.arch_key, 0.0) if fresh else 0.0})
+                    "seconds": memo.trial_seconds(t.arch_key, kept) if fresh else 0.0})
     return out
 
 

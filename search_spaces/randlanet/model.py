@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.randlanet.elastic import NEG_SLOPE, Sel, SharedMLP, halves, pair
-from search_spaces.randlanet.neighbors import gather_neighbours, knn
+from search_spaces.randlanet.geometry import PointGeometry
+from search_spaces.randlanet.neighbors import gather_neighbours
 
 XYZ = 3
 
@@ -80,15 +81,6 @@ class NetConfig:
         return self.depths or (self.sub.depth,)
 
 
-def relative_position(xyz: torch.Tensor, neigh: torch.Tensor) -> torch.Tensor:
-    """RandLA-Net's 10-d position encoding: [|p_i - p_k|, p_i - p_k, p_i, p_k]."""
-    nb = gather_neighbours(xyz, neigh)  # (B, N, k, 3)
-    centre = xyz.unsqueeze(2).expand_as(nb)
-    rel = centre - nb
-    dist = torch.sqrt((rel * rel).sum(-1, keepdim=True) + 1e-12)
-    return torch.cat([dist, rel, centre, nb], dim=-1)
-
-
 def attentive_pool(feats: torch.Tensor, fc: SharedMLP, sel: Sel) -> torch.Tensor:
     """Softmax scores over the k neighbours, per channel; weighted sum. (B,N,k,C) -> (B,N,C)."""
     scores = torch.softmax(fc(feats, sel, sel), dim=2)
@@ -129,12 +121,14 @@ class DilatedResBlock(nn.Module):
             "shortcut": (_p(2 * width, 2 * w), _p(c_in, hc)),
         }
 
-    def forward(self, feats: torch.Tensor, xyz: torch.Tensor, neigh: torch.Tensor,
+    def forward(self, feats: torch.Tensor, neigh: torch.Tensor, position: torch.Tensor,
                 width: int | None = None) -> torch.Tensor:
+        """``neigh``: (B, N, k) neighbour indices; ``position``: their (B, N, k, 10) relative
+        position encoding (``PointGeometry``: both depend on the points only)."""
         width = self.width if width is None else width
         s = self.selections(width, feats.shape[-1])
         f = self.mlp1(feats, *s["mlp1"])
-        rel = self.lse1(relative_position(xyz, neigh), *s["lse1"])
+        rel = self.lse1(position, *s["lse1"])
         pooled = attentive_pool(
             torch.cat([gather_neighbours(f, neigh), rel], -1), self.att1_fc, s["att1_fc"][0]
         )
@@ -211,27 +205,37 @@ class RandLANet(nn.Module):
             if w > wmax:
                 raise ValueError(f"width of layer {i} ({w}) exceeds the supernet's {wmax}")
 
-    def forward(self, x: torch.Tensor, sub: SubnetConfig | None = None) -> torch.Tensor:
-        """x: (B, N, in_features) with xyz first, points in random order -> (B, N, classes)."""
+    # ``geometry`` is positional-or-keyword: the TorchScript exporter passes every parameter's
+    # default positionally
+    def forward(self, x: torch.Tensor, sub: SubnetConfig | None = None,
+                geometry: PointGeometry | None = None) -> torch.Tensor:
+        """x: (B, N, in_features) with xyz first, points in random order -> (B, N, classes).
+        ``geometry``: neighbourhoods of x's points kept from earlier calls on the same points
+        (any subnet); without one they are computed for this call only."""
         sub = self.cfg.sub if sub is None else sub
         sel = self.selections(sub)
-        xyz = x[..., :XYZ].contiguous()
+        if geometry is None:
+            geometry = PointGeometry(x[..., :XYZ], backend=self.cfg.knn, keep=False)
+        elif geometry.xyz.shape != x[..., :XYZ].shape:
+            raise ValueError(f"geometry of {tuple(geometry.xyz.shape)} points for an input of "
+                             f"{tuple(x[..., :XYZ].shape)}")
         feats = self.stem(x)
         skips: list[torch.Tensor] = []
         ups: list[torch.Tensor] = []
+        n = x.shape[1]
         for i in range(sub.depth):
-            n_next = xyz.shape[1] // sub.ratios[i]
-            neigh = knn(xyz, xyz, sub.ks[i], backend=self.cfg.knn)
-            f_enc = self.blocks[i](feats, xyz, neigh, sub.widths[i])
+            n_next = n // sub.ratios[i]
+            neigh = geometry.neighbours(n, sub.ks[i])
+            f_enc = self.blocks[i](feats, neigh, geometry.position_encoding(n, sub.ks[i]),
+                                   sub.widths[i])
             # random sampling: the first n/r points of a randomly ordered cloud; their
             # neighbourhoods are the first rows of ``neigh`` (reference implementation's trick)
             feats = gather_neighbours(f_enc, neigh[:, :n_next]).max(dim=2).values
             if i == 0:
                 skips.append(f_enc)
             skips.append(feats)
-            sub_xyz = xyz[:, :n_next].contiguous()
-            ups.append(knn(xyz, sub_xyz, 1, backend=self.cfg.knn))
-            xyz = sub_xyz
+            ups.append(geometry.upsampling(n, n_next))
+            n = n_next
         feats = self.bottlenecks[str(sub.depth)](feats, *sel[f"bottlenecks.{sub.depth}"])
         for m in reversed(range(sub.depth)):
             up = gather_neighbours(feats, ups[m]).squeeze(2)

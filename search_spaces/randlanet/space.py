@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,9 +50,24 @@ from search_spaces.paths import resolve_data_path
 from search_spaces.randlanet import data as scenes
 from search_spaces.randlanet.checkpoint import load_supernet, read_config
 from search_spaces.randlanet.elastic import SharedMLP
+from search_spaces.randlanet.geometry import PointGeometry
 from search_spaces.randlanet.model import NetConfig, RandLANet, SubnetConfig, static_config
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class SampledScene:
+    """One scene sampled to ``num_points`` (seeded): the model's input, the neighbourhoods of
+    its points (filled as subnets run on it) and, for scoring, the sampled point nearest to
+    each of the scene's points."""
+
+    scene: scenes.Scene  # held, so the id() in the cache key cannot be reused while cached
+    idx: np.ndarray  # the sampled points, in the model's (random) order
+    input: torch.Tensor  # (1, num_points, in_features)
+    geometry: PointGeometry
+    nearest: np.ndarray | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # sampling, nearest: their cost
 
 
 def _sorted_unique(values: list[int], *, descending: bool = False) -> tuple[int, ...]:
@@ -76,6 +94,11 @@ class RandLANetOptions(SpaceOptions):
     calibrate_bn: int = Field(
         default=0, ge=0, le=1000, description="re-estimate each subnet's BatchNorm statistics on "
         "this many training scenes before evaluating it (0: keep the supernet's)"
+    )
+    geometry_cache: int = Field(
+        default=64, ge=0, le=100_000, description="sampled scenes whose neighbour indices and "
+        "position encodings are kept between evaluations (least recently used dropped; 0: "
+        "none): archs with the same sampling parameters search neighbours once"
     )
 
     @field_validator("max_widths")
@@ -135,6 +158,7 @@ class RandLANetSpace(SearchSpace):
         self._net: RandLANet | None = None
         self._lock = threading.Lock()
         self._cost_cache: dict[str, dict[str, float]] = {}
+        self._samples: OrderedDict[tuple, SampledScene] = OrderedDict()
 
     # --- the space -------------------------------------------------------------------------
     def _build_dims(self) -> dict[str, Dim]:
@@ -307,8 +331,8 @@ class RandLANetSpace(SearchSpace):
         model.train()
         with torch.no_grad():
             for i, scene in enumerate(scene_list):
-                rng = np.random.default_rng(self.options.eval_seed + 10_000 + i)
-                model(scenes.features(scene, scenes.sample_points(scene, num_points, rng))[None])
+                sample = self.sampled(scene, num_points, self.options.eval_seed + 10_000 + i)
+                model(sample.input, geometry=sample.geometry)
         for bn in bns:
             bn.momentum = 0.01
         return model.eval()
@@ -323,14 +347,51 @@ class RandLANetSpace(SearchSpace):
         conf = np.zeros((c, c), dtype=np.int64)
         with torch.inference_mode():
             for i, scene in enumerate(scene_list):
-                idx = scenes.sample_points(
-                    scene, num_points, np.random.default_rng(self.options.eval_seed + i)
-                )
-                pred = model(scenes.features(scene, idx)[None])[0].argmax(-1).numpy()
+                sample = self.sampled(scene, num_points, self.options.eval_seed + i,
+                                      nearest=True)
+                pred = model(sample.input, geometry=sample.geometry)[0].argmax(-1).numpy()
                 # carry the predictions to every point of the scene (nearest sampled point)
-                _, nearest = cKDTree(scene.xyz[idx]).query(scene.xyz, k=1)
-                conf += confusion_matrix(pred[nearest], scene.labels, c)
+                conf += confusion_matrix(pred[sample.nearest], scene.labels, c)
         return {"miou": float(mean_iou(conf)), "oa": pixel_accuracy(conf)}
+
+    def kept_samples(self) -> list[tuple[int, int, SampledScene]]:
+        """(num_points, seed, sample) of every kept sampled scene, least recently used first."""
+        with self._lock:
+            return [(n, seed, s) for (_, _, n, seed), s in self._samples.items()]
+
+    def forget_samples(self) -> None:
+        """Drop every kept sampled scene (the next evaluations search neighbours afresh)."""
+        with self._lock:
+            self._samples.clear()
+
+    def sampled(self, scene: scenes.Scene, num_points: int, seed: int, *,
+                nearest: bool = False) -> SampledScene:
+        """``scene`` sampled to ``num_points`` with ``seed``, kept (``geometry_cache``) so that
+        every arch with the same sampling parameters reuses its neighbourhoods. Keyed by the
+        scene's identity: a scene object is loaded once per file (``_cached_split``)."""
+        key = (id(scene), len(scene), num_points, seed)
+        with self._lock:
+            sample = self._samples.get(key)
+            if sample is not None:
+                self._samples.move_to_end(key)
+        if sample is None:
+            started = time.perf_counter()
+            idx = scenes.sample_points(scene, num_points, np.random.default_rng(seed))
+            x = scenes.features(scene, idx)[None]
+            keep = self.options.geometry_cache > 0
+            sample = SampledScene(scene, idx, x, PointGeometry(
+                x[..., :3], backend=self.net_config.knn, keep=keep))
+            sample.seconds["sampling"] = time.perf_counter() - started
+            if keep:
+                with self._lock:
+                    self._samples[key] = sample
+                    while len(self._samples) > self.options.geometry_cache:
+                        self._samples.popitem(last=False)
+        if nearest and sample.nearest is None:
+            started = time.perf_counter()
+            _, sample.nearest = cKDTree(scene.xyz[sample.idx]).query(scene.xyz, k=1)
+            sample.seconds["nearest"] = time.perf_counter() - started
+        return sample
 
 
 _SPLITS: dict[tuple, list[scenes.Scene]] = {}

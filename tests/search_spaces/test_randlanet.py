@@ -216,3 +216,40 @@ def test_dims_of_layers_beyond_the_depth_are_inactive_and_share_a_canonical_arch
     cloud = space.example_input(shallow)
     torch.testing.assert_close(space.supernet_forward(twin, cloud),
                                space.supernet_forward(shallow, cloud))
+
+
+def test_kept_neighbourhoods_change_no_result_and_are_searched_once(data_dir):
+    write_dataset(data_dir / "scenes", n_train=2, n_val=2, points=500, seed=5)
+    opts = {**TINY, "data": "scenes", "val_scenes": 2, "calibrate_bn": 2}
+    kept, fresh = RandLANetSpace(opts), RandLANetSpace({**opts, "geometry_cache": 0})
+    _randomise_bn(kept)
+    fresh._net = kept.net  # the same weights in both
+    rng = np.random.default_rng(0)
+    archs = [kept.validate(kept.sample(rng)) for _ in range(12)]
+    archs += [a.replace(width_0=4) for a in archs[:4]]  # same sampling, another network
+    for arch in archs + archs[::-1]:  # interleaved sampling parameters, each arch twice
+        assert kept.evaluate(arch, ["miou", "oa"]) == fresh.evaluate(arch, ["miou", "oa"])
+    assert not fresh.kept_samples()
+    # 4 scenes (2 calibration, 2 validation) x the num_points choices seen, at most
+    assert 0 < len(kept.kept_samples()) <= 4 * len(TINY["num_points"])
+    entries = sum(s.geometry.entries for _, _, s in kept.kept_samples())
+    wider = archs[0].replace(width_0=8 if archs[0]["width_0"] == 4 else 4)
+    kept.evaluate(wider, ["miou"])  # new widths, same sampling: nothing searched again
+    assert sum(s.geometry.entries for _, _, s in kept.kept_samples()) == entries
+
+
+def test_kept_samples_are_bounded(data_dir):
+    write_dataset(data_dir / "scenes", n_train=1, n_val=2, points=400, seed=6)
+    space = RandLANetSpace({**TINY, "data": "scenes", "val_scenes": 2, "geometry_cache": 1})
+    for n in TINY["num_points"]:
+        space.evaluate(space.largest().replace(num_points=n), ["miou"])
+    assert len(space.kept_samples()) == 1
+
+
+def test_a_geometry_of_other_points_is_refused():
+    from search_spaces.randlanet.geometry import PointGeometry
+
+    space = RandLANetSpace(TINY)
+    model = space.extract(space.largest())
+    with pytest.raises(ValueError, match="geometry of"):
+        model(torch.rand(1, 128, 6), geometry=PointGeometry(torch.rand(1, 64, 3)))
