@@ -61,3 +61,21 @@ def default_reference(loss: np.ndarray, margin: float = 0.1) -> np.ndarray:
     worst, best = loss.max(axis=0), loss.min(axis=0)
     span = np.where(worst > best, worst - best, np.maximum(np.abs(worst), 1.0))
     return worst + margin * span
+
+
+def crowding_distance(loss: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance of each row of a (front's) loss matrix: per objective, the
+    normalised gap between a row's two neighbours, summed; the extremes get infinity."""
+    loss = np.asarray(loss, dtype=np.float64)
+    n, m = loss.shape
+    dist = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for j in range(m):
+        order = np.argsort(loss[:, j], kind="stable")
+        col = loss[order, j]
+        span = col[-1] - col[0]
+        dist[order[0]] = dist[order[-1]] = np.inf
+        if span > 0:
+            dist[order[1:-1]] += (col[2:] - col[:-2]) / span
+    return dist

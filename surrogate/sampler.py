@@ -38,7 +38,7 @@ from surrogate import PREDICTORS
 from surrogate.acquisition import epsilon_to_front, front_reference, select_batch
 from surrogate.base import Predictor
 from surrogate.candidates import Index, IndexedSpace, candidate_pool
-from surrogate.pareto import pareto_mask
+from surrogate.pareto import crowding_distance, pareto_mask
 from surrogate.quality import prediction_quality
 
 logger = logging.getLogger(__name__)
@@ -356,9 +356,15 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         ref = {"median": lambda: np.median(Yu, axis=0), "nadir": lambda: None,
                "front": lambda: front_reference(Yu[feasible] if feasible.any() else Yu)}[
             self.reference]()
-        # Parents: the measured archs closest to the measured front (front members first).
-        closeness = epsilon_to_front(Y, Y[pareto_mask(Y)])
-        parents = [idxs[k] for k in np.argsort(closeness, kind="stable")[: self.n_parents]]
+        # Parents: the measured archs closest to the measured front (front members first, the
+        # least crowded first, as NSGA-II selects: with ties broken in measurement order the
+        # members found last, often the ones that extend the front, were never mutated).
+        on_front = pareto_mask(Y)
+        closeness = epsilon_to_front(Y, Y[on_front])
+        crowding = np.zeros(len(Y))
+        crowding[on_front] = crowding_distance(Y[on_front])
+        order = np.lexsort((-crowding, closeness))
+        parents = [idxs[k] for k in order[: self.n_parents]]
         pool = candidate_pool(
             self.ispace, parents, exclude=known, n_random=self.n_random, rng=self._rng
         )

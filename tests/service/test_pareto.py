@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from surrogate.pareto import default_reference, hypervolume, pareto_mask, to_loss
+from surrogate.pareto import (
+    crowding_distance,
+    default_reference,
+    hypervolume,
+    pareto_mask,
+    to_loss,
+)
 
 
 def brute_force_mask(loss: np.ndarray) -> np.ndarray:
@@ -71,3 +77,13 @@ def test_mixed_directions_become_losses():
 def test_default_reference_is_beyond_the_nadir():
     loss = np.array([[0.0, 1.0], [1.0, 0.0]])
     assert np.all(default_reference(loss) > loss.max(axis=0))
+
+
+def test_crowding_distance_ranks_extremes_then_isolated_points():
+    # a 2-D front: the extremes are infinite; (0.1, 0.9) has close neighbours on both sides,
+    # (0.6, 0.4) sits in a gap
+    loss = np.array([[0.0, 1.0], [0.1, 0.9], [0.2, 0.8], [0.6, 0.4], [1.0, 0.0]])
+    dist = crowding_distance(loss)
+    assert np.isinf(dist[0]) and np.isinf(dist[4])
+    np.testing.assert_allclose(dist[[1, 2, 3]], [0.4, 1.0, 1.6])
+    assert np.isinf(crowding_distance(loss[:2])).all()
