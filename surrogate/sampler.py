@@ -356,15 +356,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         ref = {"median": lambda: np.median(Yu, axis=0), "nadir": lambda: None,
                "front": lambda: front_reference(Yu[feasible] if feasible.any() else Yu)}[
             self.reference]()
-        # Parents: the measured archs closest to the measured front (front members first, the
-        # least crowded first, as NSGA-II selects: with ties broken in measurement order the
-        # members found last, often the ones that extend the front, were never mutated).
-        on_front = pareto_mask(Y)
-        closeness = epsilon_to_front(Y, Y[on_front])
-        crowding = np.zeros(len(Y))
-        crowding[on_front] = crowding_distance(Y[on_front])
-        order = np.lexsort((-crowding, closeness))
-        parents = [idxs[k] for k in order[: self.n_parents]]
+        parents = [idxs[k] for k in choose_parents(Y, self.n_parents)]
         pool = candidate_pool(
             self.ispace, parents, exclude=known, n_random=self.n_random, rng=self._rng
         )
@@ -405,6 +397,18 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         assert self._models is not None
         outs = [m.predict(X) for m in self._models]
         return np.stack([o[0] for o in outs], axis=1), np.stack([o[1] for o in outs], axis=1)
+
+
+def choose_parents(loss: np.ndarray, n: int) -> np.ndarray:
+    """Rows of ``loss`` to mutate: the closest to its Pareto front first, the front members
+    least crowded first (extremes, then the widest gaps), as NSGA-II selects. With the ties
+    among front members broken in measurement order the members found last, often the ones
+    that extend the front, were never mutated once the front outgrew ``n``."""
+    on_front = pareto_mask(loss)
+    closeness = epsilon_to_front(loss, loss[on_front])
+    crowding = np.zeros(len(loss))
+    crowding[on_front] = crowding_distance(loss[on_front])
+    return np.lexsort((-crowding, closeness))[:n]
 
 
 def _feasible(trial: FrozenTrial) -> bool:

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from search_spaces.table import TableSpace
 from surrogate.pareto import pareto_mask
-from surrogate.sampler import ATTR, SurrogateSampler
+from surrogate.sampler import ATTR, SurrogateSampler, choose_parents
 
 torch.set_num_threads(1)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -189,3 +189,16 @@ def test_unknown_batch_rules_are_refused(space):
         SurrogateSampler(space, reference="ideal")
     with pytest.raises(ValueError, match="allowed: model, objective"):
         SurrogateSampler(space, hv_units="log")
+
+
+def test_parents_span_the_front_when_it_outgrows_their_number():
+    # a 12-member front measured from one end to the other, then two dominated archs: with 4
+    # parents, both extremes and the members beside the widest gap go first, never the
+    # dominated ones; with 14 every arch is a parent, the front members first
+    xs = np.array([0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.5, 1.0])
+    front = np.stack([xs, 1.0 - xs], axis=1)
+    loss = np.vstack([front, [[0.5, 0.9], [0.2, 0.95]]])
+    chosen = choose_parents(loss, 4).tolist()
+    assert {0, 11} <= set(chosen[:2]) and set(chosen) == {0, 11, 10, 9}
+    everyone = choose_parents(loss, 14).tolist()
+    assert set(everyone[:12]) == set(range(12)) and sorted(everyone) == list(range(14))
