@@ -123,6 +123,10 @@ class SurrogateOptions(StrategyOptions):
     spread: bool = Field(
         default=False, description="each pick of a batch near a different part of the "
         "measured front (after the first, best, pick)")
+    warp: Literal["rank", "none"] = Field(
+        default="rank", description="targets the predictors fit: normal scores of their ranks "
+        "(rank: a Gaussian copula, robust to far-out archs such as chance-level accuracy), or "
+        "the values as measured (none)")
 
     @field_validator("predictor")
     @classmethod
@@ -150,7 +154,7 @@ class SurrogateStrategy(Strategy):
             context["space"], predictor=o.predictor, predictor_options=o.predictor_options,
             n_initial=o.n_initial, batch_size=o.batch_size, kappa=o.kappa, n_random=o.n_random,
             n_parents=o.n_parents, generations=o.generations, reference=o.reference,
-            hv_units=o.hv_units, spread=o.spread,
+            hv_units=o.hv_units, spread=o.spread, warp=o.warp,
             objective_names=objectives, seed=seed, view=context.get("view"),
         )
 

@@ -132,13 +132,14 @@ def test_quality_is_measured_on_held_out_trials(space):
     sampler = SurrogateSampler(space, seed=0, n_initial=10, batch_size=5,
                                objective_names=["acc", "latency_ms"])
     # 80 trials: over the first few rounds' batches alone (40 trials) the held-out tau swings
-    # between 0.0 and 0.8 from seed to seed; by 80 it is 0.65-0.85 on seeds 0-5.
+    # between 0.0 and 0.8 from seed to seed; by 80 it is 0.43-0.68 on seeds 0-5 (0.67-0.86 with
+    # warp "none": this smooth, noise-free table is where fitting raw values is at its best).
     run_study(space, sampler, 80)
     quality = sampler.quality()
     assert set(quality) == {"acc", "latency_ms"}
     for q in quality.values():
         assert 60 <= q["n_heldout"] <= 70  # rounds 2.. each score the previous round's batch
-        assert q["kendall_tau"] > 0.5 and q["rmse"] >= 0
+        assert q["kendall_tau"] > 0.3 and q["rmse"] >= 0
 
 
 def test_restricted_distributions_are_honoured(space):
@@ -166,7 +167,8 @@ def test_unknown_predictor_is_named(space):
 
 
 @pytest.mark.parametrize("options", [{"reference": "front"}, {"reference": "nadir"},
-                                     {"hv_units": "objective"}, {"spread": True}])
+                                     {"hv_units": "objective"}, {"spread": True},
+                                     {"warp": "none"}])
 def test_every_batch_rule_runs_a_study_without_repeats(space, options):
     sampler = SurrogateSampler(space, seed=0, n_initial=8, batch_size=4, **options)
     study, asked = run_study(space, sampler, 40)
@@ -184,11 +186,58 @@ def test_objective_units_undo_the_log_scale(space):
     np.testing.assert_allclose(sampler._to_units(Y), raw)
 
 
+def test_rank_warp_fits_normal_scores_and_maps_back_exactly(space):
+    sampler = SurrogateSampler(space, seed=0, n_initial=8, batch_size=4)  # warp "rank"
+    study, _ = run_study(space, sampler, 30)
+    trials = [t for t in study.trials if t.values is not None]
+    Z = sampler._targets(study, trials)
+    raw = np.array([t.values for t in trials]) * np.array([-1.0, 1.0])
+    model = raw.copy()
+    model[:, 1] = np.log(model[:, 1])  # latency is log-scaled here (> 10x range)
+    for j in range(2):  # same order as the losses, spread like a standard normal
+        assert np.array_equal(np.argsort(Z[:, j], kind="stable"),
+                              np.argsort(model[:, j], kind="stable"))
+        assert abs(Z[:, j].mean()) < 1e-9 and 0.8 < Z[:, j].std() < 1.0
+    np.testing.assert_allclose(sampler._unwarped(Z), model, atol=1e-12)
+    # beyond the measured range the inverse continues the outermost segments' slopes: a
+    # prediction better than every measured arch maps to a value better than the best one
+    beyond = sampler._unwarped(np.array([[Z[:, 0].min() - 1.0, Z[:, 1].max() + 1.0]]))[0]
+    assert beyond[0] < model[:, 0].min() and beyond[1] > model[:, 1].max()
+    predicted = [t.system_attrs[ATTR]["predicted"] for t in study.trials
+                 if t.system_attrs[ATTR]["source"] == "surrogate"]
+    accs = [row["acc"] for row in space.table.lookup.values()]
+    assert all(min(accs) - 0.2 < p[0] < max(accs) + 0.2 for p in predicted), "not unwarped"
+
+
+def test_rank_warp_keeps_chance_level_archs_from_flattening_the_fit():
+    # Four chance-level archs (accuracy 0.1 among ~0.8): fitted as measured they dominate the
+    # GP's variance and its ranking of the rest is weaker than when fitted on rank scores.
+    from scipy.stats import kendalltau, norm, rankdata
+
+    from surrogate.gp import GaussianProcess
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 2, size=(160, 12)).astype(float)
+    acc = 0.75 + 0.02 * X[:, :6].sum(axis=1) - 0.015 * X[:, 6:9].sum(axis=1)
+    acc += rng.normal(0, 0.004, size=len(acc))
+    acc[:4] = 0.1
+    train, test = np.arange(60), np.arange(60, 160)
+    taus = {}
+    for name, target in (("raw", acc[train]),
+                         ("rank", norm.ppf((rankdata(acc[train]) - 0.5) / len(train)))):
+        gp = GaussianProcess({})
+        gp.fit(X[train], target)
+        taus[name] = kendalltau(gp.predict(X[test])[0], acc[test])[0]
+    assert taus["rank"] > taus["raw"] + 0.05, taus
+
+
 def test_unknown_batch_rules_are_refused(space):
     with pytest.raises(ValueError, match="allowed: median, nadir, front"):
         SurrogateSampler(space, reference="ideal")
     with pytest.raises(ValueError, match="allowed: model, objective"):
         SurrogateSampler(space, hv_units="log")
+    with pytest.raises(ValueError, match="allowed: rank, none"):
+        SurrogateSampler(space, warp="quantile")
 
 
 def test_parents_span_the_front_when_it_outgrows_their_number():
