@@ -98,7 +98,11 @@ def test_front_may_include_predicted_points_when_asked(synth_dir, monkeypatch):
 def test_surrogate_strategy_in_the_runner_never_repeats_and_reports_quality(
     synth_dir, monkeypatch
 ):
-    store, calls = run(spec("measured", strategy="surrogate", trials=35), monkeypatch)
+    raw = spec("measured", strategy="surrogate", trials=35)
+    # This table is smooth and noise-free, where fitting the values beats the default rank warp
+    # (surrogate/RESULTS.md, fourth round): held-out latency tau 0.16 with it, here > 0.3.
+    raw["strategy"]["options"] = {"warp": "none"}
+    store, calls = run(raw, monkeypatch)
     assert len(store.trials) == 35 and len(calls) == 35 == len(set(calls))
     assert all(t.state == "complete" for t in store.trials), "only evaluable archs proposed"
     chosen = [t.info["strategy"] for t in store.trials]
