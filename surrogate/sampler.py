@@ -406,7 +406,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         # pass through an increasing map, so unwarping mean - kappa*std gives the same
         # optimistic quantile on the modelling scale.
         units = self._to_units if self.hv_units == "objective" else self._unwarped
-        Yu = units(Y) if units else Y
+        Yu = units(Y)
         ref = {"median": lambda: np.median(Yu, axis=0), "nadir": lambda: None,
                "front": lambda: front_reference(Yu[feasible] if feasible.any() else Yu)}[
             self.reference]()
@@ -437,7 +437,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             info = {
                 "source": "surrogate", "round": self.rounds, "rank": rank,
                 "predicted": [float(v) for v in self._from_scale_all(mean[k], study)],
-                "predicted_std": [float(v) for v in std[k]],
+                # on the modelling scale (log for log-scaled objectives), as a half-width
+                "predicted_std": [float(v) for v in (self._unwarped(mean[k] + std[k])
+                                                     - self._unwarped(mean[k] - std[k])) / 2],
                 "log_scale": list(self._logs),
             }
             self._queue.append((pool[k], info))

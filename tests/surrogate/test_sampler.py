@@ -207,6 +207,9 @@ def test_rank_warp_fits_normal_scores_and_maps_back_exactly(space):
                  if t.system_attrs[ATTR]["source"] == "surrogate"]
     accs = [row["acc"] for row in space.table.lookup.values()]
     assert all(min(accs) - 0.2 < p[0] < max(accs) + 0.2 for p in predicted), "not unwarped"
+    stds = [t.system_attrs[ATTR]["predicted_std"][0] for t in study.trials
+            if t.system_attrs[ATTR]["source"] == "surrogate"]
+    assert all(0 < s < max(accs) - min(accs) for s in stds), "std in accuracy units, not z"
 
 
 def test_rank_warp_keeps_chance_level_archs_from_flattening_the_fit():
