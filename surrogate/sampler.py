@@ -309,8 +309,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         dominance is unchanged, that spreads the dense accurate end of an accuracy column and
         pulls in the far tail (chance-level archs), which a stationary GP otherwise fits at the
         expense of the top. The (score, loss) pairs are kept to map predictions back."""
-        n = len(losses)
-        z = norm.ppf((rankdata(losses, axis=0) - 0.5) / n)
+        z = normal_scores(losses)
         self._warps = [(np.sort(z[:, j]), np.sort(losses[:, j])) for j in range(z.shape[1])]
         return z
 
@@ -453,6 +452,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         assert self._models is not None
         outs = [m.predict(X) for m in self._models]
         return np.stack([o[0] for o in outs], axis=1), np.stack([o[1] for o in outs], axis=1)
+
+
+def normal_scores(values: np.ndarray) -> np.ndarray:
+    """Each column's ranks as standard-normal quantiles, ``Phi^-1((rank - 0.5) / n)`` (ties
+    share their mean rank): the rank warp the predictors fit."""
+    return norm.ppf((rankdata(values, axis=0) - 0.5) / len(values))
 
 
 def choose_parents(loss: np.ndarray, n: int) -> np.ndarray:
