@@ -138,6 +138,17 @@ def test_register_a_device_and_use_it(app, client):
     for t in done:  # same cycles, half the clock: twice the latency
         v = t["values"]
         assert v["latency_ms@gap8-90mhz"] == pytest.approx(v["latency_ms@gap8"] * 175 / 90)
+    # the Pareto CSV carries each GAP8 device's out-of-sample band next to its latency
+    import csv
+    import io
+
+    from evaluators.profilers.gap8.model import OUT_OF_SAMPLE
+
+    rows = list(csv.DictReader(io.StringIO(
+        client.get(f"/api/v1/studies/{r.json()['id']}/pareto.csv").text)))
+    assert rows and all(float(row["latency_err_pct@gap8"]) == OUT_OF_SAMPLE["loo_mape_pct"]
+                        for row in rows)
+    assert "latency_err_pct@gap8-90mhz" in rows[0]
 
 
 @pytest.mark.parametrize(
