@@ -110,6 +110,12 @@ class Gap8Profiler(Profiler):
         top = sorted(layers, key=lambda x: -x["cycles"])[:TOP_LAYERS]
         return {"top_layers": top}
 
+    @property
+    def wants_calibration_inputs(self) -> bool:
+        """Whether ``measure`` uses real inputs (the int8 QDQ export calibrates on them)."""
+        s: Gap8Settings = self.settings  # type: ignore[assignment]
+        return s.mode == "gvsoc" and s.onnx_format == "int8_qdq"
+
     def _band(self) -> dict[str, Any]:
         """The analytic latency's uncertainty: the shipped model's out-of-sample error (it says
         so when the constants were overridden and the band no longer applies)."""
