@@ -18,6 +18,7 @@ import csv
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = load_rows(args.csv)
     except (FileNotFoundError, ValueError) as exc:
-        parser.error(str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(report(rows), indent=2))
     return 0
 
