@@ -4,8 +4,10 @@ The model is run once under a ``TorchDispatchMode`` that sees every ATen op, so 
 (residual adds, attention matmuls, pooling in ``forward``) are seen as well as modules. Ops a
 deployment fuses into the preceding layer (batch norm, activations, views, dropout) are folded:
 their output is the same *logical* tensor as their input. Compute ops (convolutions, matmuls,
-pooling, normalisation, softmax, gathers) and ops combining two activations (add, mul, cat...)
-become layers. Tensor lifetimes over the layer sequence give the peak activation memory.
+pooling, normalisation, softmax, gathers), resampling (bilinear/nearest resize: a real kernel on
+GAP8, not a view) and ops combining two activations (add, mul; cat as ``concat``) become layers,
+each with the innermost module it ran in (``detail["module"]``, for per-part shares). Tensor
+lifetimes over the layer sequence give the peak activation memory.
 """
 
 from __future__ import annotations
