@@ -277,6 +277,11 @@ class SearchSpace(ABC):
         """An input of the shape the subnet takes (for profilers)."""
         raise NotImplementedError(f"search space {self.name!r} has no models to profile")
 
+    def calibration_inputs(self, arch: Arch, n: int) -> list[Any]:
+        """Up to ``n`` real inputs of the subnet's shape from the study's data, for profilers
+        that quantise (e.g. the GAP8 flow's int8 QDQ export); empty when the space has none."""
+        return []
+
     def cost(self, arch: Arch) -> dict[str, float]:
         """macs, params, params_bytes, peak_activation_bytes."""
         raise NotImplementedError(f"search space {self.name!r} reports no costs")

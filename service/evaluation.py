@@ -151,7 +151,12 @@ class ArchEvaluator:
         if cached is not None:
             return cached, "cached"
         model, example = model_and_input()
-        measured = profiler.measure(model, example)
+        if getattr(profiler, "wants_calibration_inputs", False):  # e.g. GAP8's int8 export
+            samples = self.study.space.calibration_inputs(
+                arch, int(profiler.settings.calibration_samples))  # type: ignore[attr-defined]
+            measured = profiler.measure(model, example, calibration_inputs=samples or None)
+        else:
+            measured = profiler.measure(model, example)
         result = {
             "metrics": measured.all_metrics(), "samples_ms": measured.samples_ms,
             "details": measured.details, "profiler": profiler.name,

@@ -236,6 +236,14 @@ class DeepLabSpace(SearchSpace):
         res = int(self.validate(arch)["resolution"])
         return torch.randn(1, 3, res, res, generator=torch.Generator().manual_seed(0))
 
+    def calibration_inputs(self, arch: Arch, n: int) -> list[torch.Tensor]:
+        """The first ``n`` training images at the arch's resolution (none without a dataset)."""
+        if self.data_path is None:
+            return []
+        res = int(self.validate(arch)["resolution"])
+        count = min(n, len(self.train.dataset))
+        return [self.train.tensor(i, res)[None] for i in range(count)]
+
     def cost(self, arch: Arch) -> dict[str, float]:
         return subnet_costs(self.net_config(arch))
 
