@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from evaluators.compute import Compute, resolve_compute
 from evaluators.profilers.base import settings_hash
 from search_spaces.base import Arch, EvalContext
 from service.resolve import ResolvedStudy
@@ -44,7 +45,9 @@ class ArchEvaluator:
     ):
         self.study = study
         self.cache = cache
-        self.context = EvalContext(seed=seed)
+        # where accuracy evaluation runs: the study's compute setting at this worker (a CUDA
+        # device this worker lacks fails the study here, before any trial)
+        self.context = EvalContext(seed=seed, compute=study_compute(study.spec))
         spec = study.spec.search_space
         self.space_key = settings_hash({"name": spec.name, "options": spec.options})
         self.screen = make_screen(study)
@@ -160,6 +163,12 @@ class ArchEvaluator:
         if self.cache is not None:
             self.cache.put(key, result)
         return result, "measured"
+
+
+def study_compute(spec: Any) -> Compute:
+    """The resolved ``Compute`` of a study spec at this worker (``PARETONAS_DEVICE``)."""
+    c = spec.compute
+    return resolve_compute(c.device, amp=c.amp, prefetch=c.prefetch)
 
 
 def make_screen(study: ResolvedStudy) -> Any:
