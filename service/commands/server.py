@@ -118,11 +118,26 @@ def _use_backend(args: argparse.Namespace) -> None:
     get_settings.cache_clear()
 
 
+def _use_device(device: str | None) -> None:
+    """--device (else PARETONAS_DEVICE) checked on this machine now, then passed to the worker
+    processes as PARETONAS_DEVICE (studies whose compute.device is auto use it)."""
+    from evaluators.compute import DEVICE_ENV, ComputeError, resolve_device, worker_device
+    from service.commands import CliError
+
+    try:
+        requested = device or worker_device()
+        resolve_device(requested, where="--device" if device else DEVICE_ENV)
+    except ComputeError as exc:
+        raise CliError(str(exc)) from exc
+    os.environ[DEVICE_ENV] = requested
+
+
 def _worker(args: argparse.Namespace) -> int:
     from service.db import Database
     from service.settings import get_settings
 
     _use_backend(args)
+    _use_device(args.device)
     settings = get_settings()
     _check_device_config(settings)
     Database(settings.database_url).dispose()
@@ -159,4 +174,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, metavar="ADDR",
                    help="Ray cluster this node belongs to ('auto', 'head:6379'; default "
                         "PARETONAS_RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="where studies train and evaluate unless they name a device: auto "
+                        "(CUDA when torch sees a GPU, else CPU), cpu, cuda, cuda:N; default "
+                        "PARETONAS_DEVICE, else auto")
     p.set_defaults(func=_worker)
