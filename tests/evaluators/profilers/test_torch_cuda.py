@@ -26,6 +26,13 @@ class TestTorchCuda(ProfilerContract):
     def profiler(self) -> TorchCudaProfiler:
         return TorchCudaProfiler(FAST)
 
+    def test_bigger_model_is_slower(self, profiler: TorchCudaProfiler) -> None:
+        # the contract's pair (8 vs 48 channels at 32/96 px) is launch-bound on a GPU: both
+        # take the same few kernel launches; here the big one does ~10^4x the work
+        small = profiler.measure(small_cnn(4), image(32)).latency_ms
+        big = profiler.measure(small_cnn(256), image(1024)).latency_ms
+        assert big > small
+
 
 def test_registered_with_its_settings():
     assert PROFILERS.get("torch-cuda") is TorchCudaProfiler
