@@ -65,3 +65,27 @@ def test_a_cluster_without_gpus_fails_the_study_at_once():
             check_schedulable({"cpu": 1.0, "gpu": 1.0}, wait_s=0)
     finally:
         ray.shutdown()
+
+
+def test_the_api_checks_the_device_name_but_not_this_servers_gpus(tmp_path, data_dir):
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from service.settings import Settings
+    from tests.conftest import table_spec
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'api.db'}"))
+    try:
+        client = TestClient(app)
+        r = client.post("/api/v1/studies", json=table_spec(compute={"device": "tpu"}))
+        assert r.status_code == 422
+        (error,) = r.json()["detail"]
+        assert error["loc"][-2:] == ["compute", "device"]
+        assert "allowed: auto, cpu, cuda, cuda:N" in error["msg"]
+        # a GPU study is queued even by a server without one: its workers may have GPUs
+        r = client.post("/api/v1/studies", json=table_spec(compute={"device": "cuda:1",
+                                                                    "amp": False}))
+        assert r.status_code == 201, r.text
+        assert r.json()["spec"]["compute"] == {"device": "cuda:1", "amp": False, "prefetch": 0}
+    finally:
+        app.state.db.dispose()
