@@ -88,10 +88,16 @@ def cuda_present() -> bool:
 
 
 def builtin_devices() -> dict[str, DeviceSpec]:
-    """``DEFAULT_DEVICES``, plus ``cuda`` (kind ``torch-cuda``) where there is a GPU."""
+    """``DEFAULT_DEVICES``, plus ``cuda`` (kind ``torch-cuda``) where there is a GPU, tied to
+    this machine's GPU model (``expect_gpu``): another model elsewhere fails its trials rather
+    than share this one's cached latencies."""
     out = dict(DEFAULT_DEVICES)
     if cuda_present():
-        out[CUDA_DEVICE.name] = CUDA_DEVICE.validated(source="config")
+        import torch
+
+        out[CUDA_DEVICE.name] = CUDA_DEVICE.model_copy(
+            update={"settings": {"expect_gpu": torch.cuda.get_device_name(0)}}
+        ).validated(source="config")
     return out
 
 

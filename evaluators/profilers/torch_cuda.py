@@ -57,6 +57,12 @@ class TorchCudaSettings(ProfilerSettings):
         default=None, min_length=1, max_length=8,
         description="measure on an input of this shape instead of the arch's example input",
     )
+    expect_gpu: str | None = Field(
+        default=None, max_length=200,
+        description="measure only on a GPU of this name (torch.cuda.get_device_name): a "
+                    "worker with another GPU fails the trial instead of mixing its latencies "
+                    "in, and cached results of different GPUs stay apart",
+    )
 
 
 class TorchCudaProfiler(Profiler):
@@ -72,7 +78,7 @@ class TorchCudaProfiler(Profiler):
         from evaluators.compute import gpu_info
 
         s: TorchCudaSettings = self.settings  # type: ignore[assignment]
-        device = check_gpu(s.gpu)
+        device = check_gpu(s.gpu, expect=s.expect_gpu)
         inputs = _to(repeat_batch(with_input_shape(example_input, s.input_shape), s.batch),
                      device)
         before = gpu_info(device)
@@ -112,7 +118,7 @@ class TorchCudaProfiler(Profiler):
         })
 
 
-def check_gpu(index: int) -> str:
+def check_gpu(index: int, *, expect: str | None = None) -> str:
     """``cuda:index``, or ProfilerError saying why not and what measures without a GPU."""
     import torch
 
@@ -126,6 +132,10 @@ def check_gpu(index: int) -> str:
     if index >= count:
         raise ProfilerError(f"torch-cuda: gpu {index} does not exist; this machine has "
                             f"{count} GPU(s): 0..{count - 1}")
+    name = torch.cuda.get_device_name(index)
+    if expect is not None and name != expect:
+        raise ProfilerError(f"torch-cuda: this device measures on a {expect!r}, but gpu "
+                            f"{index} of this machine is a {name!r}")
     return f"cuda:{index}"
 
 

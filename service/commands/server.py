@@ -74,6 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     from service.db import Database
     from service.settings import get_settings
 
+    _use_device(args.device)
     settings = get_settings()
     _check_device_config(settings)
     _check_listen(args.host, settings, insecure=args.insecure)
@@ -161,6 +162,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="embedded worker processes (0-64, default 1)")
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback --host without PARETONAS_API_KEYS")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="where the embedded workers train and evaluate (as worker --device)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("worker", help="run workers that take studies from the queue")

@@ -175,6 +175,13 @@ def test_torch_cuda_profiler_repeats_and_records_the_gpu():
     assert details["inner_calls"] >= 1 and next(model.parameters()).device.type == "cpu"
     half = TorchCudaProfiler({"warmup": 5, "repeats": 5, "precision": "float16", "batch": 4})
     assert half.measure(model, image(224)).details["batch"] == 4
+    from evaluators.profilers.base import ProfilerError
+    from evaluators.profilers.devices import DeviceCatalog
+
+    builtin = DeviceCatalog().get("cuda")
+    assert builtin.settings["expect_gpu"] == torch.cuda.get_device_name(0)
+    with pytest.raises(ProfilerError, match="measures on a 'Imaginary GPU'"):
+        TorchCudaProfiler({"expect_gpu": "Imaginary GPU"}).measure(model, image())
 
 
 def test_cpu_compute_on_a_gpu_machine_stays_on_the_cpu(data):

@@ -37,8 +37,9 @@ class TestTorchCuda(ProfilerContract):
 def test_registered_with_its_settings():
     assert PROFILERS.get("torch-cuda") is TorchCudaProfiler
     s = TorchCudaProfiler({"batch": 16, "precision": "bfloat16", "compile": "max-autotune",
-                           "gpu": 1}).settings
+                           "gpu": 1, "expect_gpu": "NVIDIA H100 80GB HBM3"}).settings
     assert (s.batch, s.precision, s.compile, s.gpu) == (16, "bfloat16", "max-autotune", 1)
+    assert s.expect_gpu == "NVIDIA H100 80GB HBM3"
     for bad, field in (({"precision": "int8"}, "precision"), ({"batch": 0}, "batch"),
                        ({"compile": "tensorrt"}, "compile"), ({"repeats": 1}, "repeats")):
         with pytest.raises(ValidationError, match=field):
