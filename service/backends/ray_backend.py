@@ -149,8 +149,9 @@ def _evaluator(context_json: str):
         from service.measurement_cache import DbMeasurementCache
 
         cache = DbMeasurementCache(Database(context["database_url"], run_migrations=False))
-    # the GPU Ray gave this trial (visible as cuda:0), or the CPU when it gave none
-    gpu = "cuda" if ray.get_gpu_ids() else "cpu"
+    # the GPU Ray gave this trial (visible as cuda:0), unless the study asked for the CPU (its
+    # GPU is then for a torch-cuda device), or the CPU when it gave none
+    gpu = "cuda" if ray.get_gpu_ids() and spec.compute.device != "cpu" else "cpu"
     compute = resolve_compute(gpu, amp=spec.compute.amp, prefetch=spec.compute.prefetch)
     return ArchEvaluator(resolve_spec(spec, devices=devices), cache=cache, seed=spec.seed,
                          compute=compute)
