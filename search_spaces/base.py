@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from evaluators.compute import Compute
+
 ChoiceValue = int | float | str | bool
 
 
@@ -134,9 +136,11 @@ class SpaceOptions(BaseModel):
 
 @dataclass
 class EvalContext:
-    """What the runner hands a space when evaluating: a seed and where to log progress."""
+    """What the runner hands a space when evaluating: a seed, where torch runs (``compute``:
+    None is the CPU, see ``evaluators.compute``) and where to log progress."""
 
     seed: int = 0
+    compute: Compute | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
