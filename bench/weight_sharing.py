@@ -1,0 +1,329 @@
+"""Weight sharing vs training: does a subnet's inherited-weight accuracy rank it the way its
+accuracy after training does? One JSON document, per supernet space.
+
+Subnets: ``--archs`` (>= 12) picked by a rule fixed before any result was seen: 500 archs sampled
+with a seeded generator, and for each of ``--archs`` evenly spaced MACs quantiles (0 to 1) the
+not yet chosen sample nearest to it; so they span the cost range from near the smallest to near
+the largest subnet.
+
+DeepLabV3+ (synthetic VOC of ``search_spaces.deeplabv3plus.demo``, its bench-scale supernet
+structure; CPU, 1 thread). For each supernet training recipe (``RECIPES``; trained once and
+cached under ``--workdir``):
+
+* inherited mIoU (weights sliced out, as the search scores candidates), with and without
+  BatchNorm recalibration on 4 training batches, on the full validation split and on the
+  validation subset the search uses (stratified, ``--subset-size`` images);
+* stand-alone mIoU: the same subnet trained from scratch on the training split for a fixed budget
+  (``--scratch-epochs``, AdamW, the supernet's augmentation), once per subnet whatever the recipe;
+  and fine-tuned from its inherited (recalibrated) weights for ``--finetune-epochs``;
+* Kendall tau / Spearman rho (scipy.stats) inherited vs stand-alone; tau of MACs alone vs scratch
+  (the ranking any weight sharing must beat) and, with ``--noise-seeds 2``, tau between two
+  from-scratch seeds (how well the stand-alone metric ranks itself);
+* inherited-with-recalibration mIoU as a share of scratch mIoU; CPU seconds of each path.
+
+``plain`` recipes are FMAS's own path: a plain DeepLabV3+ (the largest network only) trained as
+the "pretrained" model, then channels reordered by importance on loading and subnets sliced
+without any supernet training.
+
+RandLA-Net (synthetic rooms): the sandwich supernet of ``bench/randlanet.py``'s space, inherited
+mIoU (with and without BN recalibration) vs subnets trained from scratch for the same steps.
+BERT (MiniLM-L6, stdlib-topics): ``fidelity`` and inherited task accuracy (logistic head on frozen
+features) vs accuracy after fine-tuning each subnet on the task.
+
+Figures are in-sample for the recipes (chosen on these subnets); the subnet choice is not.
+Without ``--full`` a quick run (one recipe, short budgets) that ``make bench`` can afford.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evaluators.segmentation import mean_iou  # noqa: E402
+from search_spaces.base import Arch, SearchSpace  # noqa: E402
+from search_spaces.deeplabv3plus import demo  # noqa: E402
+
+log = logging.getLogger("bench.weight_sharing")
+
+#: Supernet training recipes (TrainConfig fields). ``plain-*`` train the largest network only.
+RECIPES: dict[str, dict[str, Any]] = {
+    "sandwich-distill-12": {"epochs": 12, "schedule": "sandwich", "distill": True},
+    "sandwich-nodistill-12": {"epochs": 12, "schedule": "sandwich", "distill": False},
+    "sandwich-distill-36": {"epochs": 36, "schedule": "sandwich", "distill": True},
+    "progressive-distill-36": {"epochs": 36, "schedule": "progressive", "distill": True,
+                               "phase_epochs": [6, 10, 10, 10]},
+    "plain-36": {"epochs": 36, "schedule": "largest", "distill": False},
+}
+QUICK_RECIPES = ("sandwich-distill-12",)
+
+
+def key_of(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def median(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def cpu_timed(fn, *args, **kwargs) -> tuple[Any, float]:
+    """Result and CPU seconds of this process (1 torch thread): on a shared machine CPU time
+    measures the work, wall time mostly the neighbours."""
+    t0 = time.process_time()
+    out = fn(*args, **kwargs)
+    return out, time.process_time() - t0
+
+
+def spread_archs(space: SearchSpace, n: int, *, seed: int = 0, pool: int = 500) -> list[Arch]:
+    """``n`` archs spread over the MACs range (the rule in the module docstring)."""
+    rng = np.random.default_rng(seed)
+    sampled, seen = [], set()
+    while len(sampled) < pool:
+        arch = space.sample(rng)
+        if arch.key() not in seen:
+            seen.add(arch.key())
+            sampled.append(arch)
+    macs = np.array([space.cost(a)["macs"] for a in sampled])
+    chosen: list[int] = []
+    for q in np.linspace(0, 1, n):
+        target = np.quantile(macs, q)
+        order = np.argsort(np.abs(macs - target), kind="stable")
+        chosen.append(int(next(i for i in order if i not in chosen)))
+    return [sampled[i] for i in chosen]
+
+
+def rank(a: list[float], b: list[float]) -> dict[str, float]:
+    tau = stats.kendalltau(a, b)
+    rho = stats.spearmanr(a, b)
+    return {"kendall_tau": round(float(tau.statistic), 4), "tau_p": round(float(tau.pvalue), 4),
+            "spearman_rho": round(float(rho.statistic), 4)}
+
+
+class Memo:
+    """Measured values kept on disk under the workdir (so a re-run reuses them and says so)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        self.hits = 0
+
+    def get(self, key: str, compute) -> Any:
+        if key in self.data:
+            self.hits += 1
+        else:
+            self.data[key] = compute()
+            self.path.write_text(json.dumps(self.data, indent=0, sort_keys=True))
+        return self.data[key]
+
+
+# --- DeepLabV3+ -------------------------------------------------------------------------------
+def deeplab_data(root: Path) -> str:
+    from search_spaces.deeplabv3plus.synth import generate
+
+    data_dir = f"voc-{key_of(demo.DATA)}"
+    if not (root / data_dir / ".complete").exists():
+        generate(root / data_dir, **demo.DATA)
+        (root / data_dir / ".complete").write_text(json.dumps(demo.DATA))
+    return data_dir
+
+
+def deeplab_supernet(root: Path, data_dir: str, recipe: dict[str, Any]) -> dict[str, Any]:
+    """Train (or find cached) the supernet of ``recipe``; its checkpoint name and train time."""
+    from search_spaces.deeplabv3plus.data import VOCSegmentation
+    from search_spaces.deeplabv3plus.space import DeepLabOptions, DeepLabSpace
+    from search_spaces.deeplabv3plus.training import TrainConfig, train_supernet
+
+    cfg = {"batch_size": 8, "num_random": 2, "seed": 0, **recipe}
+    name = f"supernet-{key_of(demo.STRUCTURE, demo.DATA, cfg)}.pt"
+    done = root / (name + ".json")
+    if not done.exists():
+        log.info("training supernet %s (%s)", name, cfg)
+        space = DeepLabSpace(DeepLabOptions(**demo.STRUCTURE))
+        dataset = VOCSegmentation(root / data_dir, "train", num_classes=demo.STRUCTURE[
+            "num_classes"])
+        t0 = time.process_time()
+        summary = train_supernet(space, dataset, root / name, TrainConfig(**cfg), resume=True)
+        done.write_text(json.dumps({"cpu_s": time.process_time() - t0,
+                                    "wall_s": summary["seconds"], "steps": summary["steps"],
+                                    "config": cfg}))
+    return {"checkpoint": name, **json.loads(done.read_text())}
+
+
+def deeplab_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[str, Any]:
+    from search_spaces.deeplabv3plus.space import DeepLabSpace
+    from search_spaces.deeplabv3plus.training import train_model
+
+    data_dir = deeplab_data(root)
+    base = {**demo.STRUCTURE, "data_dir": data_dir, "subset_size": args.subset_size,
+            "subset_selection": "stratified"}
+    probe = DeepLabSpace(base)
+    archs = spread_archs(probe, args.archs)
+    n_val = len(probe.val.dataset)
+    everything = np.arange(n_val)
+    subset = probe.subset()
+    macs = [probe.cost(a)["macs"] for a in archs]
+
+    def scores(conf: np.ndarray) -> dict[str, float]:
+        return {"full": float(mean_iou(conf.sum(0))), "subset": float(mean_iou(
+            conf[subset].sum(0)))}
+
+    def scratch(arch: Arch, seed: int) -> dict[str, Any]:
+        torch.manual_seed(seed)
+        model = probe.build_static(arch)
+        stats_, cpu = cpu_timed(train_model, model, probe.train.dataset,
+                                resolution=int(arch["resolution"]), epochs=args.scratch_epochs,
+                                batch_size=8, seed=seed)
+        conf = probe.confusions(arch, everything, model=model)
+        return {**scores(conf), "train_cpu_s": cpu, "steps": stats_["steps"]}
+
+    data_key = key_of(demo.DATA, demo.STRUCTURE)
+    stand_alone = [[memo.get(f"deeplab/scratch/{data_key}/{a.key()}/{args.scratch_epochs}/{s}",
+                             lambda a=a, s=s: scratch(a, s)) for a in archs]
+                   for s in range(args.noise_seeds)]
+    scratch_full = [r["full"] for r in stand_alone[0]]
+    out: dict[str, Any] = {
+        "setup": {"structure": demo.STRUCTURE, "data": demo.DATA, "val_images": n_val,
+                  "subset_size": len(subset), "archs": len(archs),
+                  "macs_range": [min(macs), max(macs)], "scratch_epochs": args.scratch_epochs,
+                  "scratch_optimizer": "adamw lr 2e-3 poly", "finetune_epochs":
+                  args.finetune_epochs, "finetune_optimizer": "adamw lr 5e-4 poly",
+                  "bn_recalibration_batches": 4, "threads": 1},
+        "stand_alone": {
+            "scratch_miou_full_median": round(median(scratch_full), 4),
+            "scratch_train_cpu_s_median": round(median(
+                [r["train_cpu_s"] for r in stand_alone[0]]), 2),
+            "macs_vs_scratch": rank(macs, scratch_full),
+        },
+        "recipes": {},
+    }
+    if args.noise_seeds > 1:
+        out["stand_alone"]["scratch_seed0_vs_seed1"] = rank(
+            scratch_full, [r["full"] for r in stand_alone[1]])
+    for name in args.recipes:
+        recipe = RECIPES[name]
+        sn = deeplab_supernet(root, data_dir, recipe)
+        reorder = "always" if recipe["schedule"] == "largest" else "auto"
+        opts = {**base, "checkpoint": sn["checkpoint"], "reorder": reorder}
+        plain = DeepLabSpace(opts)
+        recal = DeepLabSpace({**opts, "bn_recalibration_batches": 4})
+
+        def inherited(arch: Arch, plain=plain, recal=recal) -> dict[str, Any]:
+            model, t_extract = cpu_timed(plain.extract, arch)
+            conf, t_eval = cpu_timed(plain.confusions, arch, subset, model=model)
+            conf_all = plain.confusions(arch, everything, model=model)
+            model, t_recal = cpu_timed(recal.prepare, recal.extract(arch), arch)
+            conf_r = recal.confusions(arch, everything, model=model)
+            t0 = time.process_time()
+            train_model(model, recal.train.dataset, resolution=int(arch["resolution"]),
+                        epochs=args.finetune_epochs, batch_size=8, lr=5e-4, seed=0)
+            t_ft = time.process_time() - t0
+            conf_f = recal.confusions(arch, everything, model=model)
+            return {"plain": scores(conf_all), "recal": scores(conf_r), "finetuned":
+                    scores(conf_f), "extract_eval_subset_cpu_s": t_extract + t_eval,
+                    "recal_cpu_s": t_recal, "finetune_cpu_s": t_ft}
+
+        rows = [memo.get(f"deeplab/inherited/{sn['checkpoint']}/{a.key()}/"
+                         f"{args.subset_size}/{args.finetune_epochs}",
+                         lambda a=a, f=inherited: f(a)) for a in archs]
+        col = {f"{k}_{s}": [r[k][s] for r in rows] for k in ("plain", "recal", "finetuned")
+               for s in ("full", "subset")}
+        eval_s = median([r["extract_eval_subset_cpu_s"] for r in rows])
+        recal_s = median([r["recal_cpu_s"] for r in rows])
+        scratch_s = median([r["train_cpu_s"] for r in stand_alone[0]])
+        out["recipes"][name] = {
+            "recipe": sn["config"], "supernet_train_cpu_s": round(sn["cpu_s"], 1),
+            "fmas_plain_pretrained": recipe["schedule"] == "largest",
+            "tau_vs_scratch": {
+                "inherited_full": rank(col["plain_full"], scratch_full),
+                "inherited_recal_full": rank(col["recal_full"], scratch_full),
+                "inherited_subset": rank(col["plain_subset"], scratch_full),
+                "inherited_recal_subset": rank(col["recal_subset"], scratch_full),
+                "finetuned_full": rank(col["finetuned_full"], scratch_full),
+            },
+            "tau_vs_finetuned": {
+                "inherited_recal_full": rank(col["recal_full"], col["finetuned_full"]),
+                "inherited_recal_subset": rank(col["recal_subset"], col["finetuned_full"]),
+            },
+            "miou_full_median": {"inherited": round(median(col["plain_full"]), 4),
+                                 "inherited_recal": round(median(col["recal_full"]), 4),
+                                 "finetuned": round(median(col["finetuned_full"]), 4),
+                                 "scratch": round(median(scratch_full), 4)},
+            "recal_share_of_scratch_median": round(median(
+                [a / b for a, b in zip(col["recal_full"], scratch_full, strict=True)]), 4),
+            "cost_cpu_s": {"inherited_eval_median": round(eval_s, 3),
+                           "recal_median": round(recal_s, 3),
+                           "finetune_median": round(median(
+                               [r["finetune_cpu_s"] for r in rows]), 2),
+                           "scratch_train_median": round(scratch_s, 2),
+                           "saved_per_candidate": round(1 - (eval_s + recal_s) / scratch_s, 4)},
+            "per_arch": [{"macs": int(m), "scratch_full": round(s, 4),
+                          "inherited_full": round(p, 4), "inherited_recal_full": round(r, 4),
+                          "finetuned_full": round(f, 4)}
+                         for m, s, p, r, f in zip(macs, scratch_full, col["plain_full"],
+                                                  col["recal_full"], col["finetuned_full"],
+                                                  strict=True)],
+        }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true",
+                        help="every recipe and the full budgets (tens of minutes, cached)")
+    parser.add_argument("--workdir", default=".paretonas/weight-sharing",
+                        help="cache of datasets, supernets and measured values")
+    parser.add_argument("--sections", default="deeplab,randlanet,bert")
+    parser.add_argument("--archs", type=int, default=12)
+    parser.add_argument("--recipes", default=None,
+                        help=f"comma-separated DeepLabV3+ recipes of {sorted(RECIPES)}")
+    parser.add_argument("--subset-size", type=int, default=24)
+    parser.add_argument("--scratch-epochs", type=int, default=None)
+    parser.add_argument("--finetune-epochs", type=int, default=None)
+    parser.add_argument("--noise-seeds", type=int, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    torch.set_num_threads(1)
+    if args.archs < 12:
+        parser.error("--archs must be at least 12")
+    args.recipes = args.recipes.split(",") if args.recipes else (
+        list(RECIPES) if args.full else list(QUICK_RECIPES))
+    unknown = sorted(set(args.recipes) - set(RECIPES))
+    if unknown:
+        parser.error(f"unknown recipes {unknown}; allowed: {sorted(RECIPES)}")
+    args.scratch_epochs = args.scratch_epochs or (12 if args.full else 6)
+    args.finetune_epochs = args.finetune_epochs or (3 if args.full else 1)
+    args.noise_seeds = args.noise_seeds or (2 if args.full else 1)
+    root = Path(args.workdir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    for part in ("deeplab", "randlanet", "bert"):
+        (root / part).mkdir(exist_ok=True)
+    os.environ["PARETONAS_DATA_DIRS"] = os.pathsep.join(
+        str(root / p) for p in ("deeplab", "randlanet", "bert"))
+    memo = Memo(root / "measured.json")
+    sections = args.sections.split(",")
+    command = "python bench/weight_sharing.py" + " ".join(
+        [""] + [a for a in sys.argv[1:]])
+    out: dict[str, Any] = {"bench": "weight_sharing", "command": command.strip(),
+                           "full": args.full}
+    if "deeplab" in sections:
+        out["deeplabv3plus"] = deeplab_section(root / "deeplab", args, memo)
+    out["cached_values_reused"] = memo.hits
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
