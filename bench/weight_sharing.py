@@ -37,6 +37,7 @@ Without ``--full`` a quick run (one recipe, short budgets) that ``make bench`` c
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import logging
@@ -44,6 +45,7 @@ import os
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluators.segmentation import mean_iou  # noqa: E402
-from search_spaces.base import Arch, SearchSpace  # noqa: E402
+from search_spaces.base import Arch, ArchError, SearchSpace  # noqa: E402
 from search_spaces.deeplabv3plus import demo  # noqa: E402
 
 log = logging.getLogger("bench.weight_sharing")
@@ -88,15 +90,23 @@ def cpu_timed(fn, *args, **kwargs) -> tuple[Any, float]:
 
 
 def spread_archs(space: SearchSpace, n: int, *, seed: int = 0, pool: int = 500) -> list[Arch]:
-    """``n`` archs spread over the MACs range (the rule in the module docstring)."""
+    """``n`` archs spread over the MACs range (the rule in the module docstring); infeasible
+    samples are skipped."""
     rng = np.random.default_rng(seed)
-    sampled, seen = [], set()
-    while len(sampled) < pool:
+    sampled, seen, macs_list = [], set(), []
+    for _ in range(50 * pool):
+        if len(sampled) == pool:
+            break
         arch = space.sample(rng)
-        if arch.key() not in seen:
-            seen.add(arch.key())
-            sampled.append(arch)
-    macs = np.array([space.cost(a)["macs"] for a in sampled])
+        if arch.key() in seen:
+            continue
+        seen.add(arch.key())
+        try:
+            macs_list.append(space.cost(space.validate(arch))["macs"])
+        except ArchError:
+            continue
+        sampled.append(arch)
+    macs = np.array(macs_list)
     chosen: list[int] = []
     for q in np.linspace(0, 1, n):
         target = np.quantile(macs, q)
@@ -113,20 +123,42 @@ def rank(a: list[float], b: list[float]) -> dict[str, float]:
 
 
 class Memo:
-    """Measured values kept on disk under the workdir (so a re-run reuses them and says so)."""
+    """Measured values kept on disk under the workdir (so a re-run reuses them and says so).
+    Several bench processes may share it (each value is merged in under a file lock)."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        self.data: dict[str, Any] = self._read()
         self.hits = 0
 
+    def _read(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
     def get(self, key: str, compute) -> Any:
+        if key not in self.data:
+            self.data.update(self._read())  # another process may have measured it meanwhile
         if key in self.data:
             self.hits += 1
-        else:
-            self.data[key] = compute()
-            self.path.write_text(json.dumps(self.data, indent=0, sort_keys=True))
-        return self.data[key]
+            return self.data[key]
+        value = compute()
+        with locked(self.path.with_suffix(".lock")):
+            self.data.update(self._read())
+            self.data[key] = value
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=0, sort_keys=True))
+            tmp.replace(self.path)
+        return value
+
+
+@contextmanager
+def locked(path: Path):
+    """An exclusive advisory lock on ``path`` (created) for the ``with`` block."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # --- DeepLabV3+ -------------------------------------------------------------------------------
@@ -142,24 +174,54 @@ def deeplab_data(root: Path) -> str:
 
 def deeplab_supernet(root: Path, data_dir: str, recipe: dict[str, Any]) -> dict[str, Any]:
     """Train (or find cached) the supernet of ``recipe``; its checkpoint name and train time."""
+    cfg = {"batch_size": 8, "num_random": 2, "seed": 0, **recipe}
+    name = f"supernet-{key_of(demo.STRUCTURE, demo.DATA, cfg)}.pt"
+    done = root / (name + ".json")
+    with locked(root / (name + ".lock")):  # another bench process may be training it
+        if not done.exists():
+            _train_deeplab(root, data_dir, name, cfg, done)
+    return {"checkpoint": name, **json.loads(done.read_text())}
+
+
+def _train_deeplab(root: Path, data_dir: str, name: str, cfg: dict[str, Any], done: Path
+                   ) -> None:
     from search_spaces.deeplabv3plus.data import VOCSegmentation
     from search_spaces.deeplabv3plus.space import DeepLabOptions, DeepLabSpace
     from search_spaces.deeplabv3plus.training import TrainConfig, train_supernet
 
-    cfg = {"batch_size": 8, "num_random": 2, "seed": 0, **recipe}
-    name = f"supernet-{key_of(demo.STRUCTURE, demo.DATA, cfg)}.pt"
-    done = root / (name + ".json")
-    if not done.exists():
-        log.info("training supernet %s (%s)", name, cfg)
-        space = DeepLabSpace(DeepLabOptions(**demo.STRUCTURE))
-        dataset = VOCSegmentation(root / data_dir, "train", num_classes=demo.STRUCTURE[
-            "num_classes"])
-        t0 = time.process_time()
-        summary = train_supernet(space, dataset, root / name, TrainConfig(**cfg), resume=True)
-        done.write_text(json.dumps({"cpu_s": time.process_time() - t0,
-                                    "wall_s": summary["seconds"], "steps": summary["steps"],
-                                    "config": cfg}))
-    return {"checkpoint": name, **json.loads(done.read_text())}
+    log.info("training supernet %s (%s)", name, cfg)
+    space = DeepLabSpace(DeepLabOptions(**demo.STRUCTURE))
+    dataset = VOCSegmentation(root / data_dir, "train", num_classes=demo.STRUCTURE["num_classes"])
+    t0 = time.process_time()
+    summary = train_supernet(space, dataset, root / name, TrainConfig(**cfg), resume=True)
+    done.write_text(json.dumps({"cpu_s": time.process_time() - t0, "wall_s": summary["seconds"],
+                                "steps": summary["steps"], "config": cfg}))
+
+
+def miou_scores(conf: np.ndarray, subset: np.ndarray) -> dict[str, float]:
+    """mIoU on the full validation split and on the search's subset, from per-image
+    confusions."""
+    return {"full": float(mean_iou(conf.sum(0))), "subset": float(mean_iou(
+        conf[subset].sum(0)))}
+
+
+def deeplab_scratch(memo: Memo, probe: Any, arch: Arch, *, seed: int, epochs: int
+                    ) -> dict[str, Any]:
+    """``arch`` trained from scratch (fresh initialisation of ``seed``) for ``epochs``."""
+    from search_spaces.deeplabv3plus.training import train_model
+
+    def measure() -> dict[str, Any]:
+        torch.manual_seed(seed)
+        model = probe.build_static(arch)
+        stats_, cpu = cpu_timed(train_model, model, probe.train.dataset,
+                                resolution=int(arch["resolution"]), epochs=epochs,
+                                batch_size=8, seed=seed)
+        conf = probe.confusions(arch, np.arange(len(probe.val.dataset)), model=model)
+        return {**miou_scores(conf, probe.subset()), "train_cpu_s": cpu,
+                "steps": stats_["steps"]}
+
+    data_key = key_of(demo.DATA, demo.STRUCTURE)
+    return memo.get(f"deeplab/scratch/{data_key}/{arch.key()}/{epochs}/{seed}", measure)
 
 
 def deeplab_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[str, Any]:
@@ -177,22 +239,10 @@ def deeplab_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[st
     macs = [probe.cost(a)["macs"] for a in archs]
 
     def scores(conf: np.ndarray) -> dict[str, float]:
-        return {"full": float(mean_iou(conf.sum(0))), "subset": float(mean_iou(
-            conf[subset].sum(0)))}
+        return miou_scores(conf, subset)
 
-    def scratch(arch: Arch, seed: int) -> dict[str, Any]:
-        torch.manual_seed(seed)
-        model = probe.build_static(arch)
-        stats_, cpu = cpu_timed(train_model, model, probe.train.dataset,
-                                resolution=int(arch["resolution"]), epochs=args.scratch_epochs,
-                                batch_size=8, seed=seed)
-        conf = probe.confusions(arch, everything, model=model)
-        return {**scores(conf), "train_cpu_s": cpu, "steps": stats_["steps"]}
-
-    data_key = key_of(demo.DATA, demo.STRUCTURE)
-    stand_alone = [[memo.get(f"deeplab/scratch/{data_key}/{a.key()}/{args.scratch_epochs}/{s}",
-                             lambda a=a, s=s: scratch(a, s)) for a in archs]
-                   for s in range(args.noise_seeds)]
+    stand_alone = [[deeplab_scratch(memo, probe, a, seed=s, epochs=args.scratch_epochs)
+                    for a in archs] for s in range(args.noise_seeds)]
     scratch_full = [r["full"] for r in stand_alone[0]]
     out: dict[str, Any] = {
         "setup": {"structure": demo.STRUCTURE, "data": demo.DATA, "val_images": n_val,
@@ -279,6 +329,131 @@ def deeplab_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[st
     return out
 
 
+# --- RandLA-Net ------------------------------------------------------------------------------
+RANDLA_SPACE = {"max_widths": [16, 32, 64], "width_fractions": [0.25, 0.5, 0.75, 1.0],
+                "depths": [2, 3], "num_points": [512, 1024, 2048], "ratios": [4, 3, 2],
+                "ks": [4, 8, 16], "num_classes": 4}  # bench/randlanet.py's default space
+RANDLA_DATA = {"n_train": 24, "n_val": 4, "points": 8192, "seed": 0}
+
+
+def randlanet_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[str, Any]:
+    from search_spaces.randlanet.checkpoint import save_supernet
+    from search_spaces.randlanet.data import load_split
+    from search_spaces.randlanet.space import RandLANetSpace
+    from search_spaces.randlanet.synthetic import write_dataset
+    from search_spaces.randlanet.train import sandwich_plan, train_from_scratch, train_steps
+
+    data_dir = f"scenes-{key_of(RANDLA_DATA)}"
+    if not (root / data_dir / ".complete").exists():
+        write_dataset(root / data_dir, **RANDLA_DATA)
+        (root / data_dir / ".complete").write_text(json.dumps(RANDLA_DATA))
+    train = load_split(root / data_dir, "train", RANDLA_SPACE["num_classes"])
+    steps, lr = args.randla_steps, 0.01
+    sn_cfg = {"steps": steps, "batch": 2, "lr": lr, "n_random": 2, "seed": 0}
+    sn_name = f"sn-{key_of(RANDLA_SPACE, RANDLA_DATA, sn_cfg)}.safetensors"
+    done = root / (sn_name + ".json")
+    if not done.exists():
+        space = RandLANetSpace({**RANDLA_SPACE, "init_seed": 0})
+        _, cpu = cpu_timed(train_steps, space.net, train, sandwich_plan(space, 2), steps=steps,
+                           batch=2, lr=lr, seed=0)
+        save_supernet(space.net, root / sn_name)
+        done.write_text(json.dumps({"cpu_s": cpu, **sn_cfg}))
+    sn = json.loads(done.read_text())
+    opts = {k: v for k, v in RANDLA_SPACE.items() if k not in ("max_widths", "num_classes")}
+    opts.update(checkpoint=sn_name, data=data_dir, val_scenes=RANDLA_DATA["n_val"])
+    plain = RandLANetSpace(opts)
+    recal = RandLANetSpace({**opts, "calibrate_bn": 4})
+    archs = spread_archs(plain, args.archs)
+    macs = [plain.cost(a)["macs"] for a in archs]
+    val = plain.val_scenes()
+
+    def measure(arch: Arch) -> dict[str, Any]:
+        inherited, t_eval = cpu_timed(plain.score, arch, val)
+        model, t_cal = cpu_timed(recal.calibrated, arch, recal.train_scenes(4))
+        calibrated = recal.score(arch, val, model)
+        scratch, t_train = cpu_timed(train_from_scratch, plain, arch, train, steps=steps,
+                                     batch=2, lr=lr, seed=10)
+        return {"inherited": inherited["miou"], "recal": calibrated["miou"],
+                "scratch": plain.score(arch, val, scratch)["miou"], "eval_cpu_s": t_eval,
+                "recal_cpu_s": t_cal, "scratch_cpu_s": t_train}
+
+    rows = [memo.get(f"randlanet/{sn_name}/{a.key()}", lambda a=a: measure(a)) for a in archs]
+    col = {k: [r[k] for r in rows] for k in ("inherited", "recal", "scratch")}
+    eval_s = median([r["eval_cpu_s"] for r in rows])
+    recal_s = median([r["recal_cpu_s"] for r in rows])
+    scratch_s = median([r["scratch_cpu_s"] for r in rows])
+    return {
+        "setup": {"space": RANDLA_SPACE, "data": RANDLA_DATA, "archs": len(archs),
+                  "macs_range": [min(macs), max(macs)], "supernet": sn_cfg,
+                  "supernet_recipe": "sandwich (largest, smallest, 2 random), Adam, cosine",
+                  "scratch": f"{steps} steps, same optimiser, from random initialisation",
+                  "validation": "the search's validation scenes (all of them)",
+                  "bn_recalibration_scenes": 4},
+        "supernet_train_cpu_s": round(sn["cpu_s"], 1),
+        "tau_vs_scratch": {"inherited": rank(col["inherited"], col["scratch"]),
+                           "inherited_recal": rank(col["recal"], col["scratch"]),
+                           "macs": rank(macs, col["scratch"])},
+        "miou_median": {k: round(median(v), 4) for k, v in col.items()},
+        "recal_share_of_scratch_median": round(median(
+            [a / b for a, b in zip(col["recal"], col["scratch"], strict=True) if b > 0]), 4),
+        "cost_cpu_s": {"inherited_eval_median": round(eval_s, 3),
+                       "recal_median": round(recal_s, 3),
+                       "scratch_train_median": round(scratch_s, 2),
+                       "saved_per_candidate": round(1 - (eval_s + recal_s) / scratch_s, 4)},
+        "per_arch": [{"macs": int(m), "inherited": round(r["inherited"], 4),
+                      "inherited_recal": round(r["recal"], 4), "scratch": round(r["scratch"], 4)}
+                     for m, r in zip(macs, rows, strict=True)],
+    }
+
+
+# --- BERT -------------------------------------------------------------------------------------
+def bert_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[str, Any]:
+    from search_spaces.bert.corpus import write_stdlib_topic_task
+    from search_spaces.bert.space import BertSpace
+
+    if not (root / "topics" / "dev.tsv").exists():
+        write_stdlib_topic_task(root / "topics")
+    opts = {"seq_len": 64, "num_texts": 64, "importance_examples": 64, "task": "topics",
+            "max_train_examples": args.bert_train_examples, "max_eval_examples": 400}
+    space = BertSpace(opts)
+    archs = spread_archs(space, args.archs)
+    macs = [space.cost(a)["macs"] for a in archs]
+    epochs, lr = 1, 1e-4
+
+    def measure(arch: Arch) -> dict[str, Any]:
+        inherited, t_eval = cpu_timed(space.evaluate, arch, ["fidelity", "accuracy"])
+        (tuned, info), t_ft = cpu_timed(space.finetune, arch, ["accuracy"], epochs=epochs, lr=lr)
+        return {"fidelity": inherited["fidelity"], "accuracy": inherited["accuracy"],
+                "finetuned": tuned["accuracy"], "eval_cpu_s": t_eval, "finetune_cpu_s": t_ft,
+                "steps": info.get("steps")}
+
+    rows = [memo.get(f"bert/{key_of(opts)}/{a.key()}/{epochs}/{lr}", lambda a=a: measure(a))
+            for a in archs]
+    col = {k: [r[k] for r in rows] for k in ("fidelity", "accuracy", "finetuned")}
+    eval_s = median([r["eval_cpu_s"] for r in rows])
+    ft_s = median([r["finetune_cpu_s"] for r in rows])
+    return {
+        "setup": {"model": "all-MiniLM-L6-v2 (packaged)", "task": "stdlib-topics (5 labels)",
+                  "options": opts, "archs": len(archs), "macs_range": [min(macs), max(macs)],
+                  "inherited_accuracy": "logistic-regression head on the subnet's frozen "
+                  "features (the space's accuracy metric)",
+                  "stand_alone": f"fine-tuned from inherited weights, {epochs} epoch, AdamW lr "
+                  f"{lr}, task cross-entropy (no from-scratch BERT: it would not learn here)"},
+        "tau_vs_finetuned": {"fidelity": rank(col["fidelity"], col["finetuned"]),
+                             "inherited_accuracy": rank(col["accuracy"], col["finetuned"]),
+                             "macs": rank(macs, col["finetuned"])},
+        "tau_fidelity_vs_inherited_accuracy": rank(col["fidelity"], col["accuracy"]),
+        "median": {k: round(median(v), 4) for k, v in col.items()},
+        "cost_cpu_s": {"inherited_eval_median": round(eval_s, 3),
+                       "finetune_median": round(ft_s, 2),
+                       "saved_per_candidate": round(1 - eval_s / ft_s, 4)},
+        "per_arch": [{"macs": int(m), "fidelity": round(r["fidelity"], 4),
+                      "inherited_accuracy": round(r["accuracy"], 4),
+                      "finetuned_accuracy": round(r["finetuned"], 4)}
+                     for m, r in zip(macs, rows, strict=True)],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true",
@@ -293,6 +468,9 @@ def main() -> int:
     parser.add_argument("--scratch-epochs", type=int, default=None)
     parser.add_argument("--finetune-epochs", type=int, default=None)
     parser.add_argument("--noise-seeds", type=int, default=None)
+    parser.add_argument("--bert-train-examples", type=int, default=None)
+    parser.add_argument("--randla-steps", type=int, default=None,
+                        help="RandLA-Net supernet steps = each subnet's from-scratch steps")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     torch.set_num_threads(1)
@@ -303,9 +481,11 @@ def main() -> int:
     unknown = sorted(set(args.recipes) - set(RECIPES))
     if unknown:
         parser.error(f"unknown recipes {unknown}; allowed: {sorted(RECIPES)}")
-    args.scratch_epochs = args.scratch_epochs or (12 if args.full else 6)
+    args.scratch_epochs = args.scratch_epochs or (36 if args.full else 6)
     args.finetune_epochs = args.finetune_epochs or (3 if args.full else 1)
     args.noise_seeds = args.noise_seeds or (2 if args.full else 1)
+    args.randla_steps = args.randla_steps or (400 if args.full else 30)
+    args.bert_train_examples = args.bert_train_examples or (500 if args.full else 100)
     root = Path(args.workdir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     for part in ("deeplab", "randlanet", "bert"):
@@ -320,6 +500,11 @@ def main() -> int:
                            "full": args.full}
     if "deeplab" in sections:
         out["deeplabv3plus"] = deeplab_section(root / "deeplab", args, memo)
+    if "randlanet" in sections:
+        out["randlanet"] = randlanet_section(root / "randlanet", args, memo)
+    if "bert" in sections:
+        os.environ.setdefault("PARETONAS_CACHE_DIR", str(root / "bert" / "cache"))
+        out["bert"] = bert_section(root / "bert", args, memo)
     out["cached_values_reused"] = memo.hits
     print(json.dumps(out, indent=1))
     return 0
