@@ -454,6 +454,54 @@ def bert_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[str, 
     }
 
 
+# --- the figures the service reports ------------------------------------------------------------
+def figures_of(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per space, the entry of ``search_spaces/data/weight_sharing.json``: DeepLabV3+ reports
+    the recipe whose recalibrated inherited mIoU ranks best against scratch (the one to train
+    with), every recipe's tau beside it."""
+    command = out["command"]
+    figures: dict[str, dict[str, Any]] = {}
+    if "deeplabv3plus" in out:
+        recipes = out["deeplabv3plus"]["recipes"]
+        best = max(recipes, key=lambda r: recipes[r]["tau_vs_scratch"]["inherited_recal_full"][
+            "kendall_tau"])
+        r = recipes[best]
+        figures["deeplabv3plus"] = {
+            "metric": "miou", "versus": "subnets trained from scratch (same data, fixed budget)",
+            "recipe": best, "archs": out["deeplabv3plus"]["setup"]["archs"],
+            "kendall_tau": r["tau_vs_scratch"]["inherited_subset"]["kendall_tau"],
+            "kendall_tau_recalibrated": r["tau_vs_scratch"]["inherited_recal_subset"][
+                "kendall_tau"],
+            "kendall_tau_full_val_recalibrated": r["tau_vs_scratch"]["inherited_recal_full"][
+                "kendall_tau"],
+            "recalibrated_share_of_trained_miou": r["recal_share_of_scratch_median"],
+            "kendall_tau_by_recipe": {name: v["tau_vs_scratch"]["inherited_recal_subset"][
+                "kendall_tau"] for name, v in recipes.items()},
+            "command": command,
+        }
+    if "randlanet" in out:
+        r = out["randlanet"]
+        figures["randlanet"] = {
+            "metric": "miou", "versus": "subnets trained from scratch for the supernet's steps",
+            "recipe": r["setup"]["supernet_recipe"], "archs": r["setup"]["archs"],
+            "kendall_tau": r["tau_vs_scratch"]["inherited"]["kendall_tau"],
+            "kendall_tau_recalibrated": r["tau_vs_scratch"]["inherited_recal"]["kendall_tau"],
+            "recalibrated_share_of_trained_miou": r["recal_share_of_scratch_median"],
+            "command": command,
+        }
+    if "bert" in out:
+        r = out["bert"]
+        figures["bert"] = {
+            "metric": "accuracy (task) / fidelity", "versus": "subnets fine-tuned on the task",
+            "recipe": "pretrained MiniLM-L6, importance-reordered heads/neurons (no supernet "
+            "training)", "archs": r["setup"]["archs"],
+            "kendall_tau": r["tau_vs_finetuned"]["inherited_accuracy"]["kendall_tau"],
+            "kendall_tau_fidelity": r["tau_vs_finetuned"]["fidelity"]["kendall_tau"],
+            "command": command,
+        }
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true",
@@ -471,9 +519,14 @@ def main() -> int:
     parser.add_argument("--bert-train-examples", type=int, default=None)
     parser.add_argument("--randla-steps", type=int, default=None,
                         help="RandLA-Net supernet steps = each subnet's from-scratch steps")
+    parser.add_argument("--write-figures", metavar="PATH",
+                        help="merge each measured space's figures into this JSON file (the "
+                        "service's search_spaces/data/weight_sharing.json)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     torch.set_num_threads(1)
+    if args.write_figures and not args.full:
+        parser.error("--write-figures needs --full (the service reports the real figures)")
     if args.archs < 12:
         parser.error("--archs must be at least 12")
     args.recipes = args.recipes.split(",") if args.recipes else (
@@ -506,6 +559,11 @@ def main() -> int:
         os.environ.setdefault("PARETONAS_CACHE_DIR", str(root / "bert" / "cache"))
         out["bert"] = bert_section(root / "bert", args, memo)
     out["cached_values_reused"] = memo.hits
+    if args.write_figures:
+        path = Path(args.write_figures)
+        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged.update(figures_of(out))
+        path.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
     print(json.dumps(out, indent=1))
     return 0
 
