@@ -224,9 +224,52 @@ def deeplab_scratch(memo: Memo, probe: Any, arch: Arch, *, seed: int, epochs: in
     return memo.get(f"deeplab/scratch/{data_key}/{arch.key()}/{epochs}/{seed}", measure)
 
 
-def deeplab_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[str, Any]:
+_SPACES: dict[str, tuple[Any, Any]] = {}
+
+
+def deeplab_inherited(memo: Memo, base: dict[str, Any], checkpoint: str, arch: Arch, *,
+                      schedule: str, finetune_epochs: int) -> dict[str, Any]:
+    """``arch`` with weights inherited from ``checkpoint``: mIoU as is, BN-recalibrated, and
+    after fine-tuning the recalibrated subnet; CPU seconds of each."""
     from search_spaces.deeplabv3plus.space import DeepLabSpace
     from search_spaces.deeplabv3plus.training import train_model
+
+    # a plain model (FMAS's pretrained one) is reordered by importance before slicing
+    opts = {**base, "checkpoint": checkpoint,
+            "reorder": "always" if schedule == "largest" else "auto"}
+
+    def measure() -> dict[str, Any]:
+        # one space per checkpoint, as in a study: its supernet and images load once (not a
+        # candidate's cost)
+        key = key_of(opts)
+        if key not in _SPACES:
+            _SPACES[key] = (DeepLabSpace(opts),
+                            DeepLabSpace({**opts, "bn_recalibration_batches": 4}))
+            for space in _SPACES[key]:
+                space.evaluate(space.largest(), ["miou"])
+        plain, recal = _SPACES[key]
+        subset, everything = plain.subset(), np.arange(len(plain.val.dataset))
+        model, t_extract = cpu_timed(plain.extract, arch)
+        _, t_eval = cpu_timed(plain.confusions, arch, subset, model=model)
+        conf_all = plain.confusions(arch, everything, model=model)
+        model, t_recal = cpu_timed(recal.prepare, recal.extract(arch), arch)
+        conf_r = recal.confusions(arch, everything, model=model)
+        t0 = time.process_time()
+        train_model(model, recal.train.dataset, resolution=int(arch["resolution"]),
+                    epochs=finetune_epochs, batch_size=8, lr=5e-4, seed=0)
+        t_ft = time.process_time() - t0
+        conf_f = recal.confusions(arch, everything, model=model)
+        return {"plain": miou_scores(conf_all, subset), "recal": miou_scores(conf_r, subset),
+                "finetuned": miou_scores(conf_f, subset),
+                "extract_eval_subset_cpu_s": t_extract + t_eval, "recal_cpu_s": t_recal,
+                "finetune_cpu_s": t_ft}
+
+    return memo.get(f"deeplab/inherited/{checkpoint}/{arch.key()}/{base['subset_size']}/"
+                    f"{finetune_epochs}", measure)
+
+
+def deeplab_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[str, Any]:
+    from search_spaces.deeplabv3plus.space import DeepLabSpace
 
     data_dir = deeplab_data(root)
     base = {**demo.STRUCTURE, "data_dir": data_dir, "subset_size": args.subset_size,
@@ -234,12 +277,8 @@ def deeplab_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[st
     probe = DeepLabSpace(base)
     archs = spread_archs(probe, args.archs)
     n_val = len(probe.val.dataset)
-    everything = np.arange(n_val)
     subset = probe.subset()
     macs = [probe.cost(a)["macs"] for a in archs]
-
-    def scores(conf: np.ndarray) -> dict[str, float]:
-        return miou_scores(conf, subset)
 
     stand_alone = [[deeplab_scratch(memo, probe, a, seed=s, epochs=args.scratch_epochs)
                     for a in archs] for s in range(args.noise_seeds)]
@@ -265,29 +304,8 @@ def deeplab_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[st
     for name in args.recipes:
         recipe = RECIPES[name]
         sn = deeplab_supernet(root, data_dir, recipe)
-        reorder = "always" if recipe["schedule"] == "largest" else "auto"
-        opts = {**base, "checkpoint": sn["checkpoint"], "reorder": reorder}
-        plain = DeepLabSpace(opts)
-        recal = DeepLabSpace({**opts, "bn_recalibration_batches": 4})
-
-        def inherited(arch: Arch, plain=plain, recal=recal) -> dict[str, Any]:
-            model, t_extract = cpu_timed(plain.extract, arch)
-            conf, t_eval = cpu_timed(plain.confusions, arch, subset, model=model)
-            conf_all = plain.confusions(arch, everything, model=model)
-            model, t_recal = cpu_timed(recal.prepare, recal.extract(arch), arch)
-            conf_r = recal.confusions(arch, everything, model=model)
-            t0 = time.process_time()
-            train_model(model, recal.train.dataset, resolution=int(arch["resolution"]),
-                        epochs=args.finetune_epochs, batch_size=8, lr=5e-4, seed=0)
-            t_ft = time.process_time() - t0
-            conf_f = recal.confusions(arch, everything, model=model)
-            return {"plain": scores(conf_all), "recal": scores(conf_r), "finetuned":
-                    scores(conf_f), "extract_eval_subset_cpu_s": t_extract + t_eval,
-                    "recal_cpu_s": t_recal, "finetune_cpu_s": t_ft}
-
-        rows = [memo.get(f"deeplab/inherited/{sn['checkpoint']}/{a.key()}/"
-                         f"{args.subset_size}/{args.finetune_epochs}",
-                         lambda a=a, f=inherited: f(a)) for a in archs]
+        rows = [deeplab_inherited(memo, base, sn["checkpoint"], a, schedule=recipe["schedule"],
+                                  finetune_epochs=args.finetune_epochs) for a in archs]
         col = {f"{k}_{s}": [r[k][s] for r in rows] for k in ("plain", "recal", "finetuned")
                for s in ("full", "subset")}
         eval_s = median([r["extract_eval_subset_cpu_s"] for r in rows])
