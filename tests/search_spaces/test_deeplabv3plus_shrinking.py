@@ -121,3 +121,24 @@ def test_largest_only_is_a_plain_model_reordered_on_loading(voc, tmp_path, monke
 def test_bad_phase_epochs_are_refused_before_training(voc, tmp_path):
     with pytest.raises(SpaceError, match="phase_epochs"):
         _train(voc, tmp_path / "x.pt", epochs=4, schedule="progressive", phase_epochs=[1, 1])
+
+
+def test_cli_schedule_and_phase_epochs(voc, tmp_path, capsys):
+    import argparse
+
+    from search_spaces.deeplabv3plus import train as train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    common = ["--data", str(voc), "--num-classes", "4", "--width-mult", "0.25",
+              "--aspp-channels", "16", "--low-level-channels", "8", "--decoder-channels", "16",
+              "--resolutions", "32", "--batch-size", "4", "--no-progress"]
+    bad = parser.parse_args([*common, "--out", str(tmp_path / "b.pt"), "--epochs", "4",
+                             "--schedule", "progressive", "--phase-epochs", "1", "1", "1", "2"])
+    assert train_cli.main(bad) == 2
+    assert "phase_epochs must be 4 non-negative integers summing to the epochs (4)" in (
+        capsys.readouterr().out)
+    good = parser.parse_args([*common, "--out", str(tmp_path / "g.pt"), "--epochs", "1",
+                              "--schedule", "largest"])
+    assert train_cli.main(good) == 0
+    assert read_checkpoint(tmp_path / "g.pt")["train_config"]["schedule"] == "largest"
