@@ -12,12 +12,33 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 TERMINAL = ("completed", "failed", "cancelled")
+
+
+class StudyWarning(UserWarning):
+    """The server found a problem with a study that does not stop it (``extra.warnings``: a
+    constraint nothing meets, an accuracy mode that cannot screen...) or a finished study has
+    no feasible trial (``extra.no_feasible``)."""
+
+
+def study_notes(study: dict[str, Any]) -> list[str]:
+    """The study's warnings and, when it has no feasible trial, why: one line each."""
+    extra = study.get("extra") or {}
+    lines = [f"{w.get('field', '')}: {w.get('message', '')}" for w in extra.get("warnings", [])]
+    if extra.get("no_feasible"):
+        lines.append(f"no feasible trial: {extra['no_feasible']['message']}")
+    return lines
+
+
+def _warn(study: dict[str, Any]) -> None:
+    for line in study_notes(study):
+        warnings.warn(f"study {study['id']}: {line}", StudyWarning, stacklevel=3)
 
 
 class ClientError(RuntimeError):
@@ -78,7 +99,9 @@ class Client:
     def submit(self, spec: dict[str, Any] | str | Path) -> dict[str, Any]:
         if not isinstance(spec, dict):
             spec = json.loads(Path(spec).read_text())
-        return self._request("POST", "/studies", json=spec)
+        study = self._request("POST", "/studies", json=spec)
+        _warn(study)  # e.g. a constraint no arch meets: the study runs, the user should know
+        return study
 
     def get(self, study_id: int) -> dict[str, Any]:
         return self._request("GET", f"/studies/{study_id}")
@@ -109,6 +132,9 @@ class Client:
                 hv = study["best_hypervolume"]
                 bar.set_postfix_str(f"{study['status']} hv={hv:.4g}" if hv else study["status"])
                 if study["status"] in TERMINAL:
+                    if study["extra"].get("no_feasible"):
+                        _warn({"id": study_id, "extra": {"no_feasible":
+                                                         study["extra"]["no_feasible"]}})
                     return study
                 if deadline and time.monotonic() > deadline:
                     raise TimeoutError(f"study {study_id} still {study['status']}")

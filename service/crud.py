@@ -15,12 +15,17 @@ from service.resolve import ResolvedStudy
 from service.schemas import ObjectivePublic, StudyPublic, TrialPublic
 
 
-def create_study(session: Session, *, resolved: ResolvedStudy) -> Study:
+def create_study(
+    session: Session, *, resolved: ResolvedStudy, warnings: list[dict[str, str]] | None = None
+) -> Study:
     spec = resolved.spec
+    extra: dict = {"units": {k: s.unit for k, s in resolved.sources.items()}}
+    if warnings:
+        extra["warnings"] = warnings
     study = Study(
         name=spec.name, search_space=spec.search_space.name,
         spec=spec.model_dump(mode="json"), status="queued", n_trials=spec.budget.trials,
-        extra={"units": {k: s.unit for k, s in resolved.sources.items()}},
+        extra=extra,
     )
     session.add(study)
     session.commit()

@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from service import crud
 from service.api.deps import MAX_DB_INT, SessionDep, SettingsDep, StudyId, get_study_or_404
+from service.checks import study_warnings
 from service.models import STUDY_STATUSES
 from service.resolve import SpecError, resolve_spec
 from service.schemas import (
@@ -44,7 +45,8 @@ def submit_study(spec: StudySpec, session: SessionDep, settings: SettingsDep,
     """Validate a study against the registries and queue it."""
     _check_limits(spec, settings)
     resolved = resolve_spec(spec, devices=request.app.state.device_catalog())
-    return crud.study_public(crud.create_study(session, resolved=resolved))
+    warnings = study_warnings(resolved)
+    return crud.study_public(crud.create_study(session, resolved=resolved, warnings=warnings))
 
 
 @router.get("", response_model=StudyListPublic)

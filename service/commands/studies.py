@@ -9,9 +9,22 @@ from service.commands import CliError
 
 
 def _client(args: argparse.Namespace):
-    from service.client import Client
+    import warnings
 
+    from service.client import Client, StudyWarning
+
+    warnings.simplefilter("ignore", StudyWarning)  # the commands print them as plain lines
     return Client(args.url)
+
+
+def _print_notes(study: dict) -> None:
+    """The study's warnings and why it has no feasible trial, if so (stderr: not data)."""
+    import sys
+
+    from service.client import study_notes
+
+    for line in study_notes(study):
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def _call(fn, *a, **kw):
@@ -45,9 +58,12 @@ def _submit(args):
     client = _client(args)
     study = _call(client.submit, spec)
     print(f"submitted study {study['id']} ({study['name']})")
+    _print_notes(study)
     if args.wait:
         study = _call(client.wait, study["id"])
         print(f"study {study['id']} {study['status']}")
+        if study["extra"].get("no_feasible"):
+            _print_notes({"extra": {"no_feasible": study["extra"]["no_feasible"]}})
         _print_front(_call(client.pareto, study["id"]))
         print(f"viewer: {client.base_url}/studies/{study['id']}")
         return 0 if study["status"] == "completed" else 1
@@ -65,6 +81,7 @@ def _status(args):
     print(json.dumps({k: s[k] for k in ("id", "name", "status", "n_trials", "n_complete",
                                          "n_failed", "progress", "best_hypervolume", "error")},
                      indent=2))
+    _print_notes(s)
     return 0
 
 
@@ -75,7 +92,10 @@ def _pareto(args):
     elif args.json:
         print(json.dumps(_call(client.pareto, args.study), indent=2))
     else:
-        _print_front(_call(client.pareto, args.study))
+        front = _call(client.pareto, args.study)
+        _print_front(front)
+        if not front:
+            _print_notes(_call(client.get, args.study))
     return 0
 
 

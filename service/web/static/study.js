@@ -93,17 +93,54 @@ function renderSummary() {
     `<div>best hypervolume <b>${fmt(s.best_hypervolume)}</b></div>`,
     `<div>space <b>${escapeHtml(s.search_space)}</b></div>`,
     `<div>strategy <b>${escapeHtml(s.spec?.strategy?.name ?? "—")}</b></div>`,
-    s.spec?.accuracy?.mode && s.spec.accuracy.mode !== "measured"
-      ? `<div>accuracy <b>${escapeHtml(s.spec.accuracy.mode)}</b> ` +
-        `(${escapeHtml(s.spec.accuracy.predictor ?? "")} screen)</div>` : "",
+    accuracyHtml(s),
     `<div>objectives ${objectives}</div>`,
+    constraintsHtml(s),
     `<div class="muted">created ${escapeHtml(fmtDate(s.created_at))}</div>`,
     `<div class="live ${live ? "on" : ""}" id="live">${live ? "live" : ""}</div>`,
     s.error ? `<div class="error">${escapeHtml(s.error)}</div>` : "",
   ].join("");
+  renderNotes(s);
   const quality = qualityHtml(s.extra?.predictor_quality);
   $("quality").hidden = !quality;
   $("quality-body").innerHTML = quality;
+}
+
+function warningsOf(s) {
+  return Array.isArray(s.extra?.warnings) ? s.extra.warnings : [];
+}
+
+function accuracyHtml(s) {
+  const mode = s.spec?.accuracy?.mode;
+  if (!mode || mode === "measured") return "";
+  // The server says when the mode cannot screen (every trial is measured then).
+  const idle = warningsOf(s).some((w) => w.code === "accuracy_not_screened");
+  return `<div>accuracy <b>${escapeHtml(mode)}</b> ` + (idle
+    ? `<span class="warn">(not screening: every trial measured)</span></div>`
+    : `(${escapeHtml(s.spec.accuracy.predictor ?? "")} screen)</div>`);
+}
+
+function constraintsHtml(s) {
+  const cons = s.spec?.constraints || [];
+  if (!cons.length) return "";
+  const text = cons.map((c) => {
+    const key = c.device ? `${c.metric}@${c.device}` : c.metric;
+    const parts = [];
+    if (c.min !== null && c.min !== undefined) parts.push(`≥ ${fmt(c.min)}`);
+    if (c.max !== null && c.max !== undefined) parts.push(`≤ ${fmt(c.max)}`);
+    return `${escapeHtml(key)} ${parts.join(" and ")}`;
+  }).join("; ");
+  return `<div id="constraints">constraints <b>${text}</b></div>`;
+}
+
+/** Warnings the server recorded (extra.warnings) and why a study has no feasible trial. */
+function renderNotes(s) {
+  const items = warningsOf(s).map((w) =>
+    `<li><code>${escapeHtml(w.field ?? "")}</code> ${escapeHtml(w.message ?? "")}</li>`);
+  const why = s.extra?.no_feasible;
+  if (why) items.unshift(`<li class="why"><b>No feasible trial:</b> ${escapeHtml(why.message)}</li>`);
+  $("notes").hidden = !items.length;
+  $("notes-list").innerHTML = items.join("");
 }
 
 function renderAxes() {
@@ -147,6 +184,11 @@ async function renderHypervolume() {
   const fig = hypervolumeFigure(state.hv);
   const empty = fig.data[0].x.length === 0;
   $("hv-empty").hidden = !empty;
+  if (empty && state.study && TERMINAL.has(state.study.status)) {
+    $("hv-empty").textContent = state.study.extra?.no_feasible
+      ? "No hypervolume: the study ended without a feasible trial (see Warnings above)."
+      : "No hypervolume: the study ended before its reference point was fixed.";
+  }
   $("hypervolume").hidden = empty; // no empty axes: drawn once there is a point (then sized)
   if (empty) return;
   await Plotly.react($("hypervolume"), fig.data, fig.layout, fig.config);
