@@ -96,10 +96,14 @@ class Client:
         return response.text
 
     # --- studies --------------------------------------------------------------------------------
-    def submit(self, spec: dict[str, Any] | str | Path) -> dict[str, Any]:
+    def submit(self, spec: dict[str, Any] | str | Path, *,
+               idempotency_key: str | None = None) -> dict[str, Any]:
+        """Queue a study. With ``idempotency_key``, submitting again (a retry after a timeout)
+        returns the study the key created instead of a second one."""
         if not isinstance(spec, dict):
             spec = json.loads(Path(spec).read_text())
-        study = self._request("POST", "/studies", json=spec)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        study = self._request("POST", "/studies", json=spec, headers=headers)
         _warn(study)  # e.g. a constraint no arch meets: the study runs, the user should know
         return study
 
@@ -114,6 +118,26 @@ class Client:
 
     def cancel(self, study_id: int) -> dict[str, Any]:
         return self._request("POST", f"/studies/{study_id}/cancel")
+
+    def update(self, study_id: int, *, name: str | None = None, tags: list[str] | None = None,
+               notes: str | None = None) -> dict[str, Any]:
+        """Rename a study, replace its tags and/or its notes (what is not given is kept)."""
+        body = {k: v for k, v in (("name", name), ("tags", tags), ("notes", notes))
+                if v is not None}
+        return self._request("PATCH", f"/studies/{study_id}", json=body)
+
+    def resume(self, study_id: int, *, trials: int, seconds: float | None = None
+               ) -> dict[str, Any]:
+        """Queue a finished study again with a new total budget of ``trials`` (and
+        ``seconds``): extends a completed study, resumes a cancelled or failed one."""
+        budget: dict[str, Any] = {"trials": trials}
+        if seconds is not None:
+            budget["seconds"] = seconds
+        return self._request("POST", f"/studies/{study_id}/resume", json={"budget": budget})
+
+    def delete(self, study_id: int) -> None:
+        """Delete a study and its trials (a running study must be cancelled first)."""
+        self._request("DELETE", f"/studies/{study_id}")
 
     def wait(
         self, study_id: int, *, progress: bool = True, poll_s: float = 1.0,

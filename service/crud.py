@@ -6,17 +6,19 @@ import csv
 import io
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from service.db import utcnow
+from service.lifecycle import FINISHED
 from service.models import HypervolumePoint, Study, Trial
 from service.resolve import ResolvedStudy
 from service.schemas import ObjectivePublic, StudyPublic, TrialPublic
 
 
 def create_study(
-    session: Session, *, resolved: ResolvedStudy, warnings: list[dict[str, str]] | None = None
+    session: Session, *, resolved: ResolvedStudy, warnings: list[dict[str, str]] | None = None,
+    idempotency_key: str | None = None, spec_hash: str | None = None,
 ) -> Study:
     spec = resolved.spec
     extra: dict = {"units": {k: s.unit for k, s in resolved.sources.items()}}
@@ -25,12 +27,63 @@ def create_study(
     study = Study(
         name=spec.name, search_space=spec.search_space.name,
         spec=spec.model_dump(mode="json"), status="queued", n_trials=spec.budget.trials,
-        extra=extra,
+        extra=extra, idempotency_key=idempotency_key, spec_hash=spec_hash, tags=[], notes="",
     )
     session.add(study)
     session.commit()
     session.refresh(study)
     return study
+
+
+def study_by_idempotency_key(session: Session, key: str) -> Study | None:
+    return session.scalar(select(Study).where(Study.idempotency_key == key))
+
+
+def same_spec_studies(session: Session, spec_hash: str, *, limit: int = 5) -> list[Study]:
+    """Earlier studies of the same search (spec without name and budget), newest first."""
+    return list(session.scalars(select(Study).where(Study.spec_hash == spec_hash)
+                                .order_by(Study.id.desc()).limit(limit)).all())
+
+
+def update_study(session: Session, *, study: Study, changes: dict) -> Study:
+    """Rename, re-tag or annotate; ``changes`` holds only the fields to set."""
+    for field, value in changes.items():
+        setattr(study, field, value)
+    session.commit()
+    session.refresh(study)
+    return study
+
+
+def delete_study(session: Session, *, study_id: int) -> bool:
+    """Delete a study that no worker is running, with its trials and hypervolume history, in
+    one transaction; False if it is running (the check and the delete are one statement, so a
+    worker claiming it at the same moment cannot lose its rows underneath)."""
+    gone = session.execute(
+        delete(Study).where(Study.id == study_id, Study.status != "running")
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if gone:  # the foreign keys cascade too; explicit, so no backend setting is relied on
+        session.execute(delete(Trial).where(Trial.study_id == study_id))
+        session.execute(delete(HypervolumePoint).where(HypervolumePoint.study_id == study_id))
+    session.commit()
+    return gone
+
+
+def resume_study(session: Session, *, study: Study, spec: dict) -> bool:
+    """Queue a finished study again under ``spec`` (its new budget); False if it is not
+    finished any more (a concurrent resume won)."""
+    now = utcnow()
+    extra = {k: v for k, v in (study.extra or {}).items() if k != "no_feasible"}
+    done = session.execute(
+        update(Study).where(Study.id == study.id, Study.status.in_(FINISHED))
+        .values(spec=spec, n_trials=spec["budget"]["trials"], status="queued", error=None,
+                cancel_requested=False, finished_at=None, updated_at=now, extra=extra)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    session.commit()
+    if done:
+        session.refresh(study)
+    return done
 
 
 def list_studies(
@@ -99,6 +152,7 @@ def study_public(study: Study) -> StudyPublic:
         n_complete=study.n_complete, n_failed=study.n_failed, progress=study.progress,
         best_hypervolume=study.best_hypervolume, reference_point=study.reference_point,
         error=study.error, extra=study.extra or {}, cancel_requested=study.cancel_requested,
+        tags=study.tags or [], notes=study.notes or "",
         worker=study.lease_owner, created_at=study.created_at, started_at=study.started_at,
         finished_at=study.finished_at, updated_at=study.updated_at,
     )

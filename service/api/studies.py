@@ -1,15 +1,18 @@
-"""Study routes: submit, list, get, cancel, trials, Pareto front, hypervolume history."""
+"""Study routes: submit, list, get, rename/tag/annotate, cancel, resume, delete, trials, Pareto
+front, hypervolume history."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy.exc import IntegrityError
 
 from service import crud
 from service.api.deps import MAX_DB_INT, SessionDep, SettingsDep, StudyId, get_study_or_404
-from service.checks import study_warnings
+from service.checks import study_warnings, warning
+from service.lifecycle import FINISHED, resumed_spec, spec_hash, stage1_length
 from service.models import STUDY_STATUSES
 from service.resolve import SpecError, resolve_spec
 from service.schemas import (
@@ -18,6 +21,8 @@ from service.schemas import (
     ParetoPublic,
     StudyListPublic,
     StudyPublic,
+    StudyResume,
+    StudyUpdate,
     TrialListPublic,
 )
 from service.spec import StudySpec
@@ -39,14 +44,52 @@ def _check_limits(spec: StudySpec, settings) -> None:
                            f"{settings.max_seconds} seconds")
 
 
-@router.post("", status_code=201, response_model=StudyPublic)
-def submit_study(spec: StudySpec, session: SessionDep, settings: SettingsDep,
-                 request: Request) -> StudyPublic:
-    """Validate a study against the registries and queue it."""
+@router.post("", status_code=201, response_model=StudyPublic,
+             responses={200: {"description": "the study this Idempotency-Key created before"},
+                        409: {"description": "the Idempotency-Key was used for another spec"}})
+def submit_study(
+    spec: StudySpec, session: SessionDep, settings: SettingsDep, request: Request,
+    response: Response,
+    idempotency_key: str | None = Header(
+        None, min_length=1, max_length=200,
+        description="a client-chosen key: submitting again with it returns the study it "
+        "created (200) instead of a second study"),
+) -> StudyPublic:
+    """Validate a study against the registries and queue it. Warnings (a constraint nothing
+    meets, an earlier study of the same search...) are in ``extra.warnings``."""
     _check_limits(spec, settings)
+    if idempotency_key is not None and (
+            earlier := crud.study_by_idempotency_key(session, idempotency_key)) is not None:
+        return _replay(earlier, spec, idempotency_key, response)
     resolved = resolve_spec(spec, devices=request.app.state.device_catalog())
+    digest = spec_hash(spec)
     warnings = study_warnings(resolved)
-    return crud.study_public(crud.create_study(session, resolved=resolved, warnings=warnings))
+    same = crud.same_spec_studies(session, digest)
+    if same:
+        listed = ", ".join(f"{s.id} ({s.status}, {s.n_complete + s.n_failed} trials)"
+                           for s in same)
+        warnings.append(warning(
+            "same_spec", "", f"the same search (spec without name and budget) exists as study "
+            f"{listed}; to run it further, resume it with a larger budget "
+            f"(paretonas resume {same[0].id} --trials N) instead of starting over"))
+    try:
+        study = crud.create_study(session, resolved=resolved, warnings=warnings,
+                                  idempotency_key=idempotency_key, spec_hash=digest)
+    except IntegrityError:  # the same key submitted concurrently: the other request won
+        session.rollback()
+        earlier = crud.study_by_idempotency_key(session, idempotency_key or "")
+        if earlier is None:
+            raise
+        return _replay(earlier, spec, idempotency_key or "", response)
+    return crud.study_public(study)
+
+
+def _replay(earlier, spec: StudySpec, key: str, response: Response) -> StudyPublic:
+    if earlier.spec != spec.model_dump(mode="json"):
+        raise HTTPException(409, f"Idempotency-Key {key!r} was used for study {earlier.id} "
+                                 "with a different spec; use a new key for a new study")
+    response.status_code = 200
+    return crud.study_public(earlier)
 
 
 @router.get("", response_model=StudyListPublic)
@@ -70,6 +113,52 @@ def cancel_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
     """Stop the study after its current trial (at once if still queued)."""
     study = get_study_or_404(session, study_id)
     return crud.study_public(crud.cancel_study(session, study=study))
+
+
+@router.patch("/{study_id}", response_model=StudyPublic)
+def update_study(study_id: StudyId, body: StudyUpdate, session: SessionDep) -> StudyPublic:
+    """Rename a study, replace its tags or its notes (only the fields given change)."""
+    study = get_study_or_404(session, study_id)
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise SpecError.at(("body",), "nothing to change: give 'name', 'tags' and/or 'notes'")
+    if "name" in changes and changes["name"] is None:
+        raise SpecError.at(("body", "name"), "a study needs a name (1 to 200 characters)")
+    changes = {k: ([] if k == "tags" else "") if v is None else v for k, v in changes.items()}
+    return crud.study_public(crud.update_study(session, study=study, changes=changes))
+
+
+@router.delete("/{study_id}", status_code=204, response_class=Response,
+               responses={409: {"description": "the study is running: cancel it first"}})
+def delete_study(study_id: StudyId, session: SessionDep) -> Response:
+    """Delete a study with its trials. A running study is refused: cancel it first."""
+    get_study_or_404(session, study_id)
+    if not crud.delete_study(session, study_id=study_id):
+        raise HTTPException(409, f"study {study_id} is running; cancel it first (POST "
+                                 f"/api/v1/studies/{study_id}/cancel) and delete it once its "
+                                 "status is 'cancelled'")
+    return Response(status_code=204)
+
+
+@router.post("/{study_id}/resume", response_model=StudyPublic,
+             responses={409: {"description": "the study is queued or running"}})
+def resume_study(study_id: StudyId, body: StudyResume, session: SessionDep,
+                 settings: SettingsDep, request: Request) -> StudyPublic:
+    """Queue a finished study again with a larger budget (the new total): extend a completed
+    study, resume a cancelled or failed one. Its trials are kept; the search continues from
+    them (nothing already evaluated is evaluated again)."""
+    study = get_study_or_404(session, study_id)
+    if study.status not in FINISHED:
+        raise HTTPException(409, f"study {study_id} is {study.status}; only a "
+                                 f"{'/'.join(FINISHED)} study can be resumed")
+    old = StudySpec.model_validate(study.spec)
+    resolved = resolve_spec(old, devices=request.app.state.device_catalog())
+    spec = resumed_spec(old, body.budget, n_finished=study.n_complete + study.n_failed,
+                        stage1_trials=stage1_length(old, resolved.space))
+    _check_limits(spec, settings)
+    if not crud.resume_study(session, study=study, spec=spec.model_dump(mode="json")):
+        raise HTTPException(409, f"study {study_id} was resumed by another request")
+    return crud.study_public(study)
 
 
 @router.get("/{study_id}/trials", response_model=TrialListPublic)

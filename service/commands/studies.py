@@ -1,4 +1,5 @@
-"""``paretonas submit|status|pareto|cancel``: the Python client on the command line."""
+"""``paretonas submit|status|pareto|trials|cancel|resume|update|delete``: the Python client on
+the command line."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def _submit(args):
 
     spec = load_spec_file(args.spec).model_dump(mode="json")
     client = _client(args)
-    study = _call(client.submit, spec)
+    study = _call(client.submit, spec, idempotency_key=args.idempotency_key)
     print(f"submitted study {study['id']} ({study['name']})")
     _print_notes(study)
     if args.wait:
@@ -106,6 +107,29 @@ def _cancel(args):
     return 0
 
 
+def _resume(args):
+    s = _call(_client(args).resume, args.study, trials=args.trials, seconds=args.seconds)
+    print(f"study {s['id']}: {s['status']} again, budget {s['n_trials']} trials "
+          f"({s['n_complete'] + s['n_failed']} already run)")
+    return 0
+
+
+def _update(args):
+    tags = None if args.tags is None else [t for t in args.tags.split(",") if t.strip()]
+    if args.name is None and tags is None and args.notes is None:
+        raise CliError("nothing to change: give --name, --tags and/or --notes")
+    s = _call(_client(args).update, args.study, name=args.name, tags=tags, notes=args.notes)
+    print(f"study {s['id']}: {s['name']}" + (f"  tags: {', '.join(s['tags'])}"
+                                            if s["tags"] else ""))
+    return 0
+
+
+def _delete(args):
+    _call(_client(args).delete, args.study)
+    print(f"study {args.study} deleted")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     def add(name: str, help_: str, func):
         p = sub.add_parser(name, help=help_)
@@ -117,6 +141,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add("submit", "submit a study spec to the server", _submit)
     p.add_argument("spec", help="study spec JSON file")
     p.add_argument("--wait", action="store_true", help="follow it and print the front")
+    p.add_argument("--idempotency-key", default=None, metavar="KEY",
+                   help="submitting again with the same KEY returns the study it created")
     p = add("status", "list studies, or show one", _status)
     p.add_argument("study", nargs="?", type=int)
     p.add_argument("--limit", type=int, default=20)
@@ -125,4 +151,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", action="store_true")
     p.add_argument("--json", action="store_true")
     p = add("cancel", "cancel a study (after its current trial)", _cancel)
+    p.add_argument("study", type=int)
+    p = add("resume", "extend a finished study or resume a cancelled one (its trials are kept)",
+            _resume)
+    p.add_argument("study", type=int)
+    p.add_argument("--trials", type=int, required=True,
+                   help="the new total number of trials (more than those already run)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="the new total wall-clock limit (default: none)")
+    p = add("update", "rename a study, set its tags or its notes", _update)
+    p.add_argument("study", type=int)
+    p.add_argument("--name", default=None)
+    p.add_argument("--tags", default=None, help="comma-separated; replaces the tags ('' clears)")
+    p.add_argument("--notes", default=None, help="free text; replaces the notes")
+    p = add("delete", "delete a study and its trials (cancel a running one first)", _delete)
     p.add_argument("study", type=int)
