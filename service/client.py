@@ -41,6 +41,28 @@ def _warn(study: dict[str, Any]) -> None:
         warnings.warn(f"study {study['id']}: {line}", StudyWarning, stacklevel=3)
 
 
+def flat_trial(t: dict[str, Any]) -> dict[str, Any]:
+    """One trial as one flat row (what ``as_frame=True`` puts in a DataFrame)."""
+    info = t.get("info") or {}
+    row = {k: t.get(k) for k in ("number", "state", "stage", "on_front", "duration_s", "error")}
+    row["accuracy"] = info.get("accuracy")
+    row["duplicate_of"] = info.get("duplicate_of")
+    row.update(t["arch"])
+    row.update(t["values"])
+    row.update({f"source:{k}": v for k, v in info.get("sources", {}).items()})
+    return row
+
+
+def _frame(trials: list[dict[str, Any]], flatten) -> Any:
+    try:
+        import pandas as pd  # optional: the client itself needs httpx only
+    except ImportError as exc:
+        raise ImportError("as_frame=True needs pandas, which is not installed: "
+                          "pip install pandas (or leave as_frame out for a list of dicts)"
+                          ) from exc
+    return pd.DataFrame([flatten(t) for t in trials])
+
+
 class ClientError(RuntimeError):
     """The server refused a request; ``detail`` is its explanation."""
 
@@ -165,25 +187,28 @@ class Client:
                 time.sleep(poll_s)
                 study = self.get(study_id)
 
-    def trials(self, study_id: int, *, page_size: int = 1000) -> list[dict[str, Any]]:
+    def trials(self, study_id: int, *, page_size: int = 1000, as_frame: bool = False):
+        """Every trial as a list of dicts, or (``as_frame=True``) a pandas DataFrame with one
+        row per trial: number, state, stage, on_front, accuracy (measured/predicted),
+        duplicate_of, duration_s, error, the arch's dimensions, every metric and each metric's
+        source as ``source:KEY``."""
         out: list[dict[str, Any]] = []
         while True:
             page = self._request("GET", f"/studies/{study_id}/trials",
                                  params={"offset": len(out), "limit": page_size})
             out.extend(page["data"])
             if len(out) >= page["count"] or not page["data"]:
-                return out
+                break
+        return _frame(out, flat_trial) if as_frame else out
+
+    def trials_csv(self, study_id: int) -> str:
+        """Every trial as the server's CSV (constraint values, feasibility, sources...)."""
+        return self._request("GET", f"/studies/{study_id}/trials.csv")
 
     def pareto(self, study_id: int, *, as_frame: bool = False):
         """The front as a list of dicts (number, arch, values...), or a pandas DataFrame."""
         front = self._request("GET", f"/studies/{study_id}/pareto")["data"]
-        if not as_frame:
-            return front
-        import pandas as pd  # optional dependency
-
-        return pd.DataFrame(
-            [{"number": t["number"], **t["arch"], **t["values"]} for t in front]
-        )
+        return _frame(front, flat_trial) if as_frame else front
 
     def pareto_csv(self, study_id: int) -> str:
         return self._request("GET", f"/studies/{study_id}/pareto.csv")

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
-
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -164,14 +160,3 @@ def trial_public(t: Trial) -> TrialPublic:
         on_front=t.on_front, stage=t.stage, worker=t.worker, duration_s=t.duration_s,
         error=t.error, info=t.info, started_at=t.started_at, finished_at=t.finished_at,
     )
-
-
-def trials_csv(trials: Sequence[Trial], objective_keys: list[str]) -> str:
-    dims = sorted({k for t in trials for k in t.arch})
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["number", "state", "on_front", *dims, *objective_keys])
-    for t in trials:
-        writer.writerow([t.number, t.state, t.on_front, *(t.arch.get(d) for d in dims),
-                         *(t.values.get(k) for k in objective_keys)])
-    return buf.getvalue()

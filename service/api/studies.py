@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from service import crud
 from service.api.deps import MAX_DB_INT, SessionDep, SettingsDep, StudyId, get_study_or_404
 from service.checks import study_warnings, warning
+from service.export import trials_csv
 from service.lifecycle import FINISHED, resumed_spec, spec_hash, stage1_length
 from service.models import STUDY_STATUSES
 from service.resolve import SpecError, resolve_spec
@@ -196,14 +197,28 @@ def pareto(study_id: StudyId, session: SessionDep) -> ParetoPublic:
                         data=[crud.trial_public(t) for t in rows])
 
 
+def _csv(study_id: int, study, rows, name: str) -> PlainTextResponse:
+    return PlainTextResponse(
+        trials_csv(StudySpec.model_validate(study.spec), rows), media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="study-{study_id}-{name}.csv"'},
+    )
+
+
 @router.get("/{study_id}/pareto.csv", response_class=PlainTextResponse)
 def pareto_csv(study_id: StudyId, session: SessionDep) -> PlainTextResponse:
+    """The front as CSV, in the layout of ``trials.csv``."""
     study, rows = _front(session, study_id)
-    keys = [o.key for o in crud.objectives_of(study)]
-    return PlainTextResponse(
-        crud.trials_csv(rows, keys), media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="study-{study_id}-pareto.csv"'},
-    )
+    return _csv(study_id, study, rows, "pareto")
+
+
+@router.get("/{study_id}/trials.csv", response_class=PlainTextResponse)
+def trials_csv_route(study_id: StudyId, session: SessionDep) -> PlainTextResponse:
+    """Every trial: state, stage, front and feasibility, arch, every metric (objectives and
+    constraints), each metric's source (measured / cached / computed / predicted), the error."""
+    study = get_study_or_404(session, study_id)
+    rows, _ = crud.list_trials(session, study_id=study_id, offset=0, limit=10_000_000,
+                               after=None, state=None)
+    return _csv(study_id, study, rows, "trials")
 
 
 @router.get("/{study_id}/hypervolume", response_model=HypervolumePublic)

@@ -41,15 +41,37 @@ def _call(fn, *a, **kw):
         raise CliError(f"cannot reach the server: {exc}") from exc
 
 
+def _num(v) -> str:
+    return "" if v is None else f"{v:.5g}"
+
+
+def _print_aligned(header: list[str], rows: list[list[str]]) -> None:
+    """Columns padded to their widest cell (numbers right-aligned); the last column free."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    numeric = [all(_is_number(r[i]) for r in rows) for i in range(len(header) - 1)]
+    for r in [header, *rows]:
+        cells = [c.rjust(w) if num else c.ljust(w)
+                 for c, w, num in zip(r[:-1], widths, numeric, strict=True)]
+        print("  ".join([*cells, r[-1]]).rstrip())
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return cell == ""
+    return True
+
+
 def _print_front(front: list[dict]) -> None:
     if not front:
         print("(no Pareto-optimal trial yet)")
         return
     keys = list(front[0]["values"])
-    print("  ".join(["#", *keys, "arch"]))
-    for t in sorted(front, key=lambda t: t["values"][keys[0]]):
-        vals = "  ".join(f"{t['values'][k]:.5g}" for k in keys)
-        print(f"{t['number']}  {vals}  {json.dumps(t['arch'], sort_keys=True)}")
+    rows = [[str(t["number"]), *(_num(t["values"].get(k)) for k in keys),
+             json.dumps(t["arch"], sort_keys=True)]
+            for t in sorted(front, key=lambda t: t["values"][keys[0]])]
+    _print_aligned(["#", *keys, "arch"], rows)
 
 
 def _submit(args):
@@ -98,6 +120,26 @@ def _pareto(args):
         if not front:
             _print_notes(_call(client.get, args.study))
     return 0
+
+
+def _trials(args):
+    client = _client(args)
+    if args.csv:
+        print(_call(client.trials_csv, args.study), end="")
+    elif args.json:
+        print(json.dumps(_call(client.trials, args.study), indent=2))
+    else:
+        trials = _call(client.trials, args.study)
+        _print_trials(trials, _call(client.get, args.study))
+    return 0
+
+
+def _print_trials(trials: list[dict], study: dict) -> None:
+    keys = [o["key"] for o in study["objectives"]]
+    rows = [[str(t["number"]), t["state"], "*" if t["on_front"] else "",
+             *(_num(t["values"].get(k)) for k in keys),
+             t["error"] or json.dumps(t["arch"], sort_keys=True)] for t in trials]
+    _print_aligned(["#", "state", "front", *keys, "arch / error"], rows)
 
 
 def _cancel(args):
@@ -149,6 +191,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add("pareto", "print a study's Pareto front", _pareto)
     p.add_argument("study", type=int)
     p.add_argument("--csv", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p = add("trials", "print every trial of a study (--csv: all columns, for a spreadsheet)",
+            _trials)
+    p.add_argument("study", type=int)
+    p.add_argument("--csv", action="store_true",
+                   help="every metric, constraint values, sources, stage, errors")
     p.add_argument("--json", action="store_true")
     p = add("cancel", "cancel a study (after its current trial)", _cancel)
     p.add_argument("study", type=int)

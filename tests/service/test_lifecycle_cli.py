@@ -74,3 +74,27 @@ def test_cli_lifecycle_and_warnings(server, tmp_path):
     assert r.returncode == 0 and "study 1 deleted" in r.stdout
     r = cli("status", "1", url=server)
     assert r.returncode == 2 and "study 1 not found" in r.stderr
+
+
+def test_export_from_cli_and_client(server, tmp_path):
+    with Client(server) as c:
+        study = c.submit(table_spec(constraints=[{"metric": "acc", "min": 0.6}],
+                                    budget={"trials": 9}))
+        c.wait(study["id"], progress=False, poll_s=0.05, timeout_s=60)
+        frame = c.trials(study["id"], as_frame=True)
+        assert list(frame["number"]) == list(range(9))
+        assert {"acc", "latency_ms", "source:acc", "state", "stage"} <= set(frame.columns)
+        assert c.trials_csv(study["id"]).startswith("number,state,on_front,feasible")
+    r = cli("trials", str(study["id"]), "--csv", url=server)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 10
+    assert "source:acc" in r.stdout.splitlines()[0]
+    r = cli("trials", str(study["id"]), url=server)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and len(lines) == 10 and lines[0].split()[:3] == ["#", "state",
+                                                                              "front"]
+    # aligned: every row's arch column starts where the header's does
+    start = lines[0].index("arch / error")
+    assert all(line[start] in "{n" and line[start - 2:start] == "  " for line in lines[1:])
+    r = cli("pareto", str(study["id"]), url=server)
+    head, *rows = r.stdout.splitlines()
+    assert rows and all(row.index("{") == head.index("arch") for row in rows)
