@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from service import problem_hv
 from service.db import utcnow
+from service.front import FrontTracker
 from service.lifecycle import FINISHED
 from service.models import HypervolumePoint, Study, Trial
 from service.resolve import ResolvedStudy
 from service.schemas import ObjectivePublic, StudyPublic, TrialPublic
+from service.spec import StudySpec
 
 
 def create_study(
     session: Session, *, resolved: ResolvedStudy, warnings: list[dict[str, str]] | None = None,
     idempotency_key: str | None = None, spec_hash: str | None = None,
+    problem_reference: dict | None = None,
 ) -> Study:
     spec = resolved.spec
     extra: dict = {"units": {k: s.unit for k, s in resolved.sources.items()}}
+    if problem_reference is not None:
+        extra["problem_reference"] = problem_reference
     if warnings:
         extra["warnings"] = warnings
     study = Study(
@@ -131,6 +139,29 @@ def hypervolume_history(session: Session, *, study_id: int) -> list[HypervolumeP
     )
 
 
+def last_trial_number(session: Session, *, study_id: int) -> int | None:
+    return session.scalar(select(func.max(Trial.number)).where(Trial.study_id == study_id))
+
+
+def problem_hypervolume_history(session: Session, *, study: Study) -> list[tuple[int, float]]:
+    """The normalised hypervolume curve, recomputed from the trials in order (empty without a
+    problem reference). The trials that may enter the front are those of the study's own
+    front tracker: complete, feasible, first of their arch, measured unless allowed."""
+    ref = (study.extra or {}).get("problem_reference")
+    if not problem_hv.usable(ref):
+        return []
+    spec = StudySpec.model_validate(study.spec)
+    tracker = FrontTracker(spec)
+    rows = session.execute(
+        select(Trial.number, Trial.values, Trial.state, Trial.info)
+        .where(Trial.study_id == study.id, Trial.state == "complete").order_by(Trial.number)
+    ).all()
+    keys = [o.key for o in spec.objectives]
+    feasible = [(r.number, [r.values[k] for k in keys]) for r in rows
+                if tracker.loss(r) is not None]
+    return problem_hv.history(ref, spec.directions, feasible)
+
+
 def objectives_of(study: Study) -> list[ObjectivePublic]:
     units = (study.extra or {}).get("units", {})
     out = []
@@ -141,12 +172,34 @@ def objectives_of(study: Study) -> list[ObjectivePublic]:
     return out
 
 
-def study_public(study: Study) -> StudyPublic:
+def normalised_hypervolumes(session: Session, studies: Sequence[Study]) -> dict[int, float]:
+    """Each study's front hypervolume on its problem's box (one query for all studies)."""
+    refs = {s.id: (s.extra or {}).get("problem_reference") for s in studies}
+    ids = [i for i, ref in refs.items() if problem_hv.usable(ref)]
+    if not ids:
+        return {}
+    fronts: dict[int, list] = {i: [] for i in ids}
+    rows = session.execute(select(Trial.study_id, Trial.values)
+                           .where(Trial.study_id.in_(ids), Trial.on_front.is_(True))).all()
+    for study_id, values in rows:
+        fronts[study_id].append(values)
+    out = {}
+    for s in studies:
+        if s.id in fronts and fronts[s.id]:
+            keys = [o.key for o in objectives_of(s)]
+            directions = [o["direction"] for o in s.spec["objectives"]]
+            out[s.id] = problem_hv.front_hypervolume(
+                refs[s.id], directions, [[v[k] for k in keys] for v in fronts[s.id]])
+    return out
+
+
+def study_public(study: Study, *, hypervolume_normalised: float | None = None) -> StudyPublic:
     return StudyPublic(
         id=study.id, name=study.name, status=study.status, search_space=study.search_space,
         spec=study.spec, objectives=objectives_of(study), n_trials=study.n_trials,
         n_complete=study.n_complete, n_failed=study.n_failed, progress=study.progress,
         best_hypervolume=study.best_hypervolume, reference_point=study.reference_point,
+        hypervolume_normalised=hypervolume_normalised,
         error=study.error, extra=study.extra or {}, cancel_requested=study.cancel_requested,
         tags=study.tags or [], notes=study.notes or "",
         worker=study.lease_owner, created_at=study.created_at, started_at=study.started_at,

@@ -30,6 +30,9 @@ class StudyPublic(BaseModel):
     n_failed: int
     progress: float
     best_hypervolume: float | None
+    #: the front's hypervolume in [0, 1] on the problem's box (``extra.problem_reference``):
+    #: comparable across studies of the same problem; None where the box is unknown
+    hypervolume_normalised: float | None = None
     reference_point: list[float] | None
     error: str | None
     extra: dict[str, Any]
@@ -105,7 +108,13 @@ class HypervolumePointPublic(BaseModel):
 
 
 class HypervolumePublic(BaseModel):
+    #: "study": the study's own reference (fixed from its first feasible trials), in objective
+    #: units; "problem": normalised to [0, 1] on the problem's box (comparable across studies)
+    reference: str = "study"
     reference_point: list[float] | None
+    problem_reference: dict[str, Any] | None = None
+    #: the study's last finished trial: the curve holds its last value up to there
+    last_trial: int | None = None
     data: list[HypervolumePointPublic]
 
 

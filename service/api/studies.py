@@ -15,6 +15,7 @@ from service.checks import study_warnings, warning
 from service.export import trials_csv
 from service.lifecycle import FINISHED, resumed_spec, spec_hash, stage1_length
 from service.models import STUDY_STATUSES
+from service.problem_hv import problem_reference
 from service.resolve import SpecError, resolve_spec
 from service.schemas import (
     HypervolumePointPublic,
@@ -75,7 +76,8 @@ def submit_study(
             f"(paretonas resume {same[0].id} --trials N) instead of starting over"))
     try:
         study = crud.create_study(session, resolved=resolved, warnings=warnings,
-                                  idempotency_key=idempotency_key, spec_hash=digest)
+                                  idempotency_key=idempotency_key, spec_hash=digest,
+                                  problem_reference=problem_reference(resolved))
     except IntegrityError:  # the same key submitted concurrently: the other request won
         session.rollback()
         earlier = crud.study_by_idempotency_key(session, idempotency_key or "")
@@ -101,12 +103,17 @@ def list_studies(
     limit: int = Query(50, ge=1, le=500),
 ) -> StudyListPublic:
     rows, count = crud.list_studies(session, status=status, offset=offset, limit=limit)
-    return StudyListPublic(data=[crud.study_public(s) for s in rows], count=count)
+    hv = crud.normalised_hypervolumes(session, rows)
+    return StudyListPublic(
+        data=[crud.study_public(s, hypervolume_normalised=hv.get(s.id)) for s in rows],
+        count=count)
 
 
 @router.get("/{study_id}", response_model=StudyPublic)
 def get_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
-    return crud.study_public(get_study_or_404(session, study_id))
+    study = get_study_or_404(session, study_id)
+    hv = crud.normalised_hypervolumes(session, [study]).get(study.id)
+    return crud.study_public(study, hypervolume_normalised=hv)
 
 
 @router.post("/{study_id}/cancel", response_model=StudyPublic)
@@ -222,12 +229,23 @@ def trials_csv_route(study_id: StudyId, session: SessionDep) -> PlainTextRespons
 
 
 @router.get("/{study_id}/hypervolume", response_model=HypervolumePublic)
-def hypervolume(study_id: StudyId, session: SessionDep) -> HypervolumePublic:
-    """Hypervolume after each trial that changed the front (reference point included)."""
+def hypervolume(
+    study_id: StudyId, session: SessionDep,
+    reference: Literal["study", "problem"] = Query(
+        "study", description="study: the study's own reference point (objective units); "
+        "problem: normalised to [0, 1] on the problem's box, comparable across studies"),
+) -> HypervolumePublic:
+    """Hypervolume after each trial that changed the front, and the last finished trial."""
     study = get_study_or_404(session, study_id)
-    points = crud.hypervolume_history(session, study_id=study_id)
+    last = crud.last_trial_number(session, study_id=study_id)
+    if reference == "study":
+        points = [(p.trial_number, p.hypervolume)
+                  for p in crud.hypervolume_history(session, study_id=study_id)]
+        ref_point = study.reference_point
+    else:
+        points, ref_point = crud.problem_hypervolume_history(session, study=study), None
     return HypervolumePublic(
-        reference_point=study.reference_point,
-        data=[HypervolumePointPublic(trial_number=p.trial_number, hypervolume=p.hypervolume)
-              for p in points],
+        reference=reference, reference_point=ref_point, last_trial=last,
+        problem_reference=(study.extra or {}).get("problem_reference"),
+        data=[HypervolumePointPublic(trial_number=n, hypervolume=hv) for n, hv in points],
     )

@@ -47,8 +47,12 @@ def test_studies_page_lists_filters_and_links(live, page):
         assert s["name"] in text
     assert "completed" in text and "queued" in text
     api = {s["id"]: s for s in live.get("/studies")["data"]}
-    best = page.locator(f"#studies tbody tr[data-id='{a['id']}'] td").nth(6).inner_text()
-    assert float(best) == pytest.approx(api[a["id"]]["best_hypervolume"], rel=1e-3)
+    cell = page.locator(f"#studies tbody tr[data-id='{a['id']}'] td").nth(6)
+    # the list compares studies: the problem-normalised value, the own-reference one on hover
+    assert 0 < api[a["id"]]["hypervolume_normalised"] <= 1
+    assert float(cell.inner_text()) == pytest.approx(api[a["id"]]["hypervolume_normalised"],
+                                                     rel=1e-3)
+    assert cell.get_attribute("title").startswith("own reference: ")
     screenshot(page, "studies")
 
     page.select_option("#status-filter", "completed")
@@ -213,6 +217,9 @@ def test_compare_shows_two_fronts(live, page):
     for s in (a, b):
         shown = page.locator(f"#fronts tr[data-id='{s['id']}'] .shared-hv").inner_text()
         assert float(shown) == pytest.approx(hypervolume(loss[s["id"]], reference), rel=1e-3)
+        problem = page.locator(f"#fronts tr[data-id='{s['id']}'] .problem-hv").inner_text()
+        expect = live.get(f"/studies/{s['id']}")["hypervolume_normalised"]
+        assert 0 < expect <= 1 and float(problem) == pytest.approx(expect, rel=1e-3)
     screenshot(page, "compare")
     page.goto(f"{live.url}/compare?ids={a['id']},x7,{b['id']}")
     wait_ready(page)

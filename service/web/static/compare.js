@@ -95,7 +95,8 @@ export function sharedHypervolume(fronts, x, y, catalog) {
     }
     return hv;
   });
-  return { reference: [sx * ref[0], sy * ref[1]], volumes };
+  // a study with no point on these axes is not drawn: it has no hypervolume here (not 0)
+  return { reference: [sx * ref[0], sy * ref[1]], volumes, drawn: loss.map((pts) => pts.length > 0) };
 }
 
 function hover(study, t, catalog) {
@@ -151,7 +152,8 @@ async function render() {
     return `<tr data-id="${id}"><td><a href="/studies/${id}">#${id} ${escapeHtml(s.name)}</a></td>
       <td>${statusBadge(s.status)}</td><td class="num">${fmt(state.fronts.get(id)?.length)}</td>
       <td class="num">${fmt(s.n_complete)} / ${fmt(s.n_trials)}</td>
-      <td class="num shared-hv">${common ? fmt(common.volumes[i]) : "—"}</td>
+      <td class="num shared-hv">${common && common.drawn[i] ? fmt(common.volumes[i]) : "—"}</td>
+      <td class="num problem-hv">${fmt(s.hypervolume_normalised)}</td>
       <td class="num">${fmt(s.best_hypervolume)}</td>
       <td>${escapeHtml((s.objectives || []).map((o) => o.key).join(", "))}</td></tr>`;
   }).join("");
