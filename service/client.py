@@ -92,6 +92,7 @@ class Client:
         base_url = base_url or os.environ.get("PARETONAS_URL", "http://127.0.0.1:8000")
         api_key = api_key or os.environ.get("PARETONAS_API_KEY")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._has_key = bool(api_key)
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url + "/api/v1", headers=headers,
                                   timeout=timeout, transport=transport)
@@ -112,6 +113,10 @@ class Client:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text
+            if response.status_code == 401:  # the server names its own setting; say ours
+                detail = (f"{detail} - this client sends the key from $PARETONAS_API_KEY "
+                          "(or Client(api_key=...)); it is "
+                          f"{'set' if self._has_key else 'not set'}")
             raise ClientError(response.status_code, detail)
         if response.headers.get("content-type", "").startswith("application/json"):
             return response.json()

@@ -12,6 +12,14 @@ from pathlib import Path
 
 from search_spaces.base import SpaceError
 
+#: what ``paretonas ... --help`` shows (the docstring is for developers)
+CLI_HELP = (
+    "Train a DeepLabV3+ supernet on a VOC-format dataset (sandwich rule, optional "
+    "in-place distillation), saving a checkpoint every epoch; --resume continues an "
+    "interrupted run."
+)
+
+
 log = logging.getLogger(__name__)
 
 STRUCTURE_ARGS = ("num_classes", "width_mult", "output_stride", "expand_ratios", "aspp_channels",

@@ -38,7 +38,10 @@ def _call(fn, *a, **kw):
     except ClientError as exc:
         raise CliError(str(exc)) from exc
     except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach the server: {exc}") from exc
+        url = getattr(getattr(fn, "__self__", None), "base_url", None)
+        where = f" at {url}" if url else ""
+        raise CliError(f"cannot reach the server{where}: {exc} (is `paretonas serve` running "
+                       "there? --url or $PARETONAS_URL choose another)") from exc
 
 
 def _num(v) -> str:
@@ -93,17 +96,26 @@ def _submit(args):
     return 0
 
 
+def _hv(s: dict) -> str:
+    return _num(s.get("hypervolume_normalised"))
+
+
 def _status(args):
     client = _client(args)
     if args.study is None:
-        for s in _call(client.list, limit=args.limit)["data"]:
-            print(f"{s['id']:>5}  {s['status']:<9}  {s['n_complete'] + s['n_failed']:>6}/"
-                  f"{s['n_trials']:<6}  {s['search_space']:<14}  {s['name']}")
+        rows = [[str(s["id"]), s["status"], f"{s['n_complete'] + s['n_failed']}/{s['n_trials']}",
+                 _hv(s), _num(s["best_hypervolume"]), s["search_space"], s["name"]]
+                for s in _call(client.list, limit=args.limit)["data"]]
+        if not rows:
+            print("(no studies)")
+            return 0
+        _print_aligned(["id", "status", "trials", "hv (0-1)", "hv (own ref)", "space", "name"],
+                       rows)
         return 0
     s = _call(client.get, args.study)
-    print(json.dumps({k: s[k] for k in ("id", "name", "status", "n_trials", "n_complete",
-                                         "n_failed", "progress", "best_hypervolume", "error")},
-                     indent=2))
+    print(json.dumps({k: s.get(k) for k in (
+        "id", "name", "status", "n_trials", "n_complete", "n_failed", "progress",
+        "hypervolume_normalised", "best_hypervolume", "tags", "notes", "error")}, indent=2))
     _print_notes(s)
     return 0
 
