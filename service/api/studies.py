@@ -3,6 +3,7 @@ front, hypervolume history."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
@@ -13,6 +14,7 @@ from service import crud
 from service.api.deps import MAX_DB_INT, SessionDep, SettingsDep, StudyId, get_study_or_404
 from service.checks import study_warnings, warning
 from service.export import trials_csv
+from service.importance import dimension_importance
 from service.lifecycle import FINISHED, resumed_spec, spec_hash, stage1_length
 from service.models import STUDY_STATUSES
 from service.problem_hv import problem_reference
@@ -226,6 +228,24 @@ def trials_csv_route(study_id: StudyId, session: SessionDep) -> PlainTextRespons
     rows, _ = crud.list_trials(session, study_id=study_id, offset=0, limit=10_000_000,
                                after=None, state=None)
     return _csv(study_id, study, rows, "trials")
+
+
+_IMPORTANCE: OrderedDict[tuple, dict] = OrderedDict()  # (study, created, trials) -> answer
+
+
+@router.get("/{study_id}/importance")
+def importance(study_id: StudyId, session: SessionDep) -> dict:
+    """How much each architecture dimension explains of each objective over the study's
+    measured trials (Optuna's fANOVA importance evaluator; shares sum to 1 per objective)."""
+    study = get_study_or_404(session, study_id)
+    key = (study.id, study.created_at, study.n_complete, study.n_failed)
+    if key not in _IMPORTANCE:
+        rows, _ = crud.list_trials(session, study_id=study_id, offset=0, limit=10_000_000,
+                                   after=None, state="complete")
+        _IMPORTANCE[key] = dimension_importance(StudySpec.model_validate(study.spec), rows)
+        while len(_IMPORTANCE) > 32:  # a few recent answers: the viewer asks once per change
+            _IMPORTANCE.popitem(last=False)
+    return _IMPORTANCE[key]
 
 
 @router.get("/{study_id}/hypervolume", response_model=HypervolumePublic)

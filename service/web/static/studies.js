@@ -36,13 +36,14 @@ function row(s) {
     <td><input type="checkbox" class="pick" value="${s.id}" ${checked}
       aria-label="Pick study ${s.id} to compare"></td>
     <td class="num">${s.id}</td>
-    <td><a href="/studies/${s.id}">${escapeHtml(s.name)}</a></td>
+    <td class="wrap"><a href="/studies/${s.id}">${escapeHtml(s.name)}</a>${
+  (s.tags || []).map((t) => ` <span class="tag">${escapeHtml(t)}</span>`).join("")}</td>
     <td>${statusBadge(s.status)}</td>
     <td>${progressBar(s.progress)}</td>
     <td class="num">${fmt(s.n_complete)} ✓ / ${fmt(s.n_failed)} ✗ of ${fmt(s.n_trials)}</td>
     <td class="num hv" title="${hvTitle(s)}">${fmt(s.hypervolume_normalised)}</td>
     <td>${escapeHtml(s.search_space)}</td>
-    <td>${escapeHtml(objectivesText(s))}</td>
+    <td class="wrap">${escapeHtml(objectivesText(s))}</td>
     <td>${escapeHtml(fmtDate(s.created_at))}</td>
   </tr>`;
 }

@@ -1,9 +1,11 @@
 // Study page: loads a study and all its trials, draws them, and polls for new trials while the
 // study runs (no reload: new trials are merged and the charts redrawn with Plotly.react).
 import {
-  API, PLOT_CONFIG, TERMINAL, escapeHtml, fillSelect, fmt, fmtDate, getJSON, markReady,
-  metricCatalog, metricShort, plotlyReady, progressBar, readJSON, showError, statusBadge,
+  API, ARCH, PLOT_CONFIG, TERMINAL, archCatalog, escapeHtml, fieldValue, fillSelect, fmt,
+  fmtDate, getJSON, markReady, metricCatalog, metricShort, plotlyReady, progressBar, readJSON,
+  sendJSON, showError, statusBadge,
 } from "./common.js";
+import { importanceHtml, parcoordsFigure, splomFigure } from "./study_analysis.js";
 import { STAGE, hypervolumeFigure, scatterLayout, scatterTraces } from "./study_plot.js";
 import { detailsHtml, qualityHtml, renderTable, tableColumns } from "./study_table.js";
 
@@ -19,8 +21,10 @@ const state = {
   full: new Map(), // number -> full trial record, fetched when pinned
   sorted: [], // trials by number
   hv: { reference_point: null, data: [] },
-  catalog: new Map(),
-  view: { x: null, y: null, c: "", pinned: null },
+  catalog: new Map(), // metrics
+  arch: new Map(), // architecture dimensions as plot fields ("arch:width")
+  view: { x: null, y: null, c: "", pinned: null, filter: null, logX: false, logY: false },
+  importance: null, // the server's answer, with the trial count it was computed for
   table: { sort: "number", desc: false, filter: "all", page: 0, pageSize: 50, pinned: null },
   watermark: -1, // every trial number <= watermark is loaded
   plotted: false,
@@ -90,20 +94,95 @@ function renderSummary() {
     `<div>${progressBar(s.progress)}</div>`,
     `<div>trials <b>${fmt(s.n_complete)}</b> complete, <b>${fmt(s.n_failed)}</b> failed of ` +
       `<b>${fmt(s.n_trials)}</b></div>`,
-    `<div>best hypervolume <b>${fmt(s.best_hypervolume)}</b></div>`,
+    `<div title="the front's hypervolume on the problem's box (comparable across studies)">` +
+      `hypervolume <b id="hv-normalised">${fmt(s.hypervolume_normalised)}</b> (0–1)</div>`,
+    `<div title="against the study's own reference point (not comparable across studies)">` +
+      `own-reference hypervolume <b>${fmt(s.best_hypervolume)}</b></div>`,
     `<div>space <b>${escapeHtml(s.search_space)}</b></div>`,
     `<div>strategy <b>${escapeHtml(s.spec?.strategy?.name ?? "—")}</b></div>`,
     accuracyHtml(s),
     `<div>objectives ${objectives}</div>`,
     constraintsHtml(s),
     `<div class="muted">created ${escapeHtml(fmtDate(s.created_at))}</div>`,
+    (s.tags || []).length ? `<div class="tags">${s.tags.map((t) =>
+      `<span class="tag">${escapeHtml(t)}</span>`).join(" ")}</div>` : "",
+    s.notes ? `<div class="notes-text" id="notes-text">${escapeHtml(s.notes)}</div>` : "",
     `<div class="live ${live ? "on" : ""}" id="live">${live ? "live" : ""}</div>`,
     s.error ? `<div class="error">${escapeHtml(s.error)}</div>` : "",
   ].join("");
   renderNotes(s);
+  renderManage(s);
   const quality = qualityHtml(s.extra?.predictor_quality);
   $("quality").hidden = !quality;
   $("quality-body").innerHTML = quality;
+}
+
+// ---------------------------------------------------------------- manage: rename, resume, delete
+let editDirty = false; // the user is typing: live updates must not overwrite the form
+
+function renderManage(s) {
+  if (!editDirty) {
+    $("edit-name").value = s.name;
+    $("edit-tags").value = (s.tags || []).join(", ");
+    $("edit-notes").value = s.notes || "";
+  }
+  const done = TERMINAL.has(s.status);
+  $("resume").disabled = !done;
+  $("cancel").disabled = done || s.cancel_requested;
+  $("delete").disabled = s.status === "running";
+  $("delete").title = s.status === "running" ? "cancel it first" : "";
+  const input = $("resume-trials");
+  input.min = String(s.n_complete + s.n_failed + 1);
+  if (!input.value || Number(input.value) < Number(input.min)) {
+    input.value = String(Math.max(s.n_trials * 2, Number(input.min)));
+  }
+}
+
+async function manage(action, okText) {
+  $("manage-msg").textContent = "…";
+  try {
+    await action();
+    $("manage-msg").textContent = okText;
+    showError($("error"), null);
+  } catch (err) {
+    $("manage-msg").textContent = "";
+    showError($("error"), err);
+  }
+}
+
+function wireManage() {
+  const form = $("edit-form");
+  form.addEventListener("input", () => { editDirty = true; });
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const tags = $("edit-tags").value.split(",").map((t) => t.trim()).filter(Boolean);
+    manage(async () => {
+      state.study = await sendJSON("PATCH", `/studies/${studyId}`,
+        { name: $("edit-name").value, tags, notes: $("edit-notes").value });
+      editDirty = false;
+      renderSummary();
+    }, "saved");
+  });
+  $("resume").addEventListener("click", () => manage(async () => {
+    state.study = await sendJSON("POST", `/studies/${studyId}/resume`,
+      { budget: { trials: Number($("resume-trials").value) } });
+    renderSummary();
+    schedule(); // queued again: follow it
+  }, "queued again"));
+  $("cancel").addEventListener("click", () => manage(async () => {
+    state.study = await sendJSON("POST", `/studies/${studyId}/cancel`);
+    renderSummary();
+  }, "cancel requested"));
+  $("delete").addEventListener("click", () => {
+    if (!window.confirm(`Delete study #${studyId} and all its trials? This cannot be undone.`)) {
+      return;
+    }
+    manage(async () => {
+      await sendJSON("DELETE", `/studies/${studyId}`);
+      clearTimeout(state.timer);
+      location.assign("/");
+    }, "deleted");
+  });
 }
 
 function warningsOf(s) {
@@ -143,17 +222,51 @@ function renderNotes(s) {
   $("notes-list").innerHTML = items.join("");
 }
 
+/** Metrics and architecture dimensions: what the axes, colour and filter can use. */
+function fields() {
+  return new Map([...state.catalog, ...state.arch]);
+}
+
 function renderAxes() {
   const keys = [...state.catalog.values()];
-  const opts = keys.map((m) => ({ value: m.key, label: metricShort(m) }));
+  const all = [...fields().values()];
+  const opts = all.map((m) => ({ value: m.key, label: metricShort(m) }));
   const v = state.view;
-  if (!v.x || !state.catalog.has(v.x)) v.x = keys[0]?.key ?? null;
-  if (!v.y || !state.catalog.has(v.y)) v.y = keys[1]?.key ?? keys[0]?.key ?? null;
+  const known = fields();
+  if (!v.x || !known.has(v.x)) v.x = keys[0]?.key ?? null;
+  if (!v.y || !known.has(v.y)) v.y = keys[1]?.key ?? keys[0]?.key ?? null;
   fillSelect($("x-axis"), opts, v.x);
   fillSelect($("y-axis"), opts, v.y);
   const stages = new Set(state.sorted.map((t) => t.stage));
   const extra = stages.size > 1 ? [{ value: STAGE, label: "search stage" }] : [];
   fillSelect($("c-axis"), [{ value: "", label: "none" }, ...opts, ...extra], v.c);
+  const dims = [...state.arch.values()].filter((f) => f.values.length > 1);
+  fillSelect($("f-dim"), [{ value: "", label: "all trials" },
+    ...dims.map((f) => ({ value: f.key, label: `arch: ${f.dim}` }))], v.filter?.dim ?? "");
+  renderFilterValues();
+}
+
+function renderFilterValues() {
+  const f = state.view.filter;
+  const field = f?.dim ? state.arch.get(f.dim) : null;
+  $("f-value").disabled = !field;
+  fillSelect($("f-value"), field ? field.values.map((x) => ({ value: String(x), label: String(x) }))
+    : [], f?.value);
+  if (field && f.value === undefined) f.value = String(field.values[0]);
+}
+
+/** Log scales only for numeric fields whose drawn values are all positive. */
+function renderScaleControls() {
+  for (const [axis, box, flag] of [["x", "log-x", "logX"], ["y", "log-y", "logY"]]) {
+    const key = state.view[axis];
+    const field = fields().get(key);
+    const ok = key && !(field?.dim && !field.numeric) && state.sorted.some((t) => t.state === "complete")
+      && state.sorted.every((t) => t.state !== "complete" || !(fieldValue(t, key) <= 0));
+    $(box).disabled = !ok;
+    if (!ok) state.view[flag] = false;
+    $(box).checked = state.view[flag];
+    $(box).parentElement.title = ok ? "" : "a log scale needs positive numbers on this axis";
+  }
 }
 
 async function renderScatter() {
@@ -163,13 +276,16 @@ async function renderScatter() {
     el.innerHTML = '<p class="muted">No finished trial yet.</p>';
     return;
   }
-  const { traces, counts } = scatterTraces(state.sorted, state.view, state.catalog,
+  renderScaleControls();
+  const { traces, counts } = scatterTraces(state.sorted, state.view, fields(),
     state.study.spec?.constraints || []);
-  $("counts").textContent = `${fmt(counts.plotted)} trials drawn, ${fmt(counts.front)} on the front`;
+  const f = state.view.filter;
+  $("counts").textContent = `${fmt(counts.plotted)} trials drawn, ${fmt(counts.front)} on the front`
+    + (f?.dim ? ` (only ${f.dim.slice(ARCH.length)} = ${f.value})` : "");
   el.dataset.front = counts.front;
   el.dataset.plotted = counts.plotted;
   el.dataset.render = counts.type;
-  await Plotly.react(el, traces, scatterLayout(state.view, state.catalog), PLOT_CONFIG);
+  await Plotly.react(el, traces, scatterLayout(state.view, fields()), PLOT_CONFIG);
   if (!state.plotted) {
     state.plotted = true;
     el.on("plotly_click", (ev) => {
@@ -177,6 +293,42 @@ async function renderScatter() {
       if (p && Array.isArray(p.customdata)) pin(p.customdata[0]);
     });
   }
+}
+
+// ---------------------------------------------------------------- analysis panels
+async function renderAnalysis() {
+  const objectives = (state.study.objectives || []).length;
+  $("splom-panel").hidden = objectives < 3;
+  const Plotly = await plotlyReady();
+  if ($("pc-panel").open) {
+    const fig = parcoordsFigure(state.sorted, state.catalog, state.arch);
+    $("parcoords").dataset.dimensions = fig.count;
+    await Plotly.react($("parcoords"), fig.data, fig.layout, fig.config);
+  }
+  if ($("splom-panel").open && objectives >= 3) {
+    const fig = splomFigure(state.sorted, state.catalog);
+    $("splom").dataset.dimensions = fig.count;
+    $("splom").style.height = `${fig.layout.height}px`; // the matrix grows with the objectives
+    await Plotly.react($("splom"), fig.data, fig.layout, fig.config);
+  }
+  if ($("imp-panel").open) await renderImportance();
+}
+
+async function renderImportance() {
+  const n = state.study.n_complete;
+  if (!state.importance || state.importance.at !== n) {
+    $("imp-note").textContent = "computing…";
+    state.importance = { at: n, body: await getJSON(`/studies/${studyId}/importance`) };
+  }
+  const body = state.importance.body;
+  const table = importanceHtml(body, state.catalog);
+  $("imp-note").textContent = body.message
+    || `${body.method}, over ${fmt(body.subsampled_to ?? body.n_trials)} measured trials`
+      + (body.subsampled_to ? ` (an even sample of ${fmt(body.n_trials)})` : "")
+      + ". A share is the part of the objective's variance a dimension explains.";
+  $("importance").hidden = !table.count;
+  $("importance").dataset.dimensions = table.count;
+  $("importance").innerHTML = table.html;
 }
 
 async function renderHypervolume() {
@@ -230,13 +382,18 @@ async function renderAll() {
   renderSummary();
   const before = state.catalog.size;
   state.catalog = metricCatalog(state.study, state.sorted);
+  const archBefore = [...state.arch.values()].map((f) => f.values.length).join();
+  state.arch = archCatalog(state.sorted);
+  const archNow = [...state.arch.values()].map((f) => f.values.length).join();
   const stages = new Set(state.sorted.map((t) => t.stage)).size;
-  if (state.catalog.size !== before || !state.view.x || stages !== state.stages) renderAxes();
+  if (state.catalog.size !== before || !state.view.x || stages !== state.stages
+      || archBefore !== archNow) renderAxes();
   state.stages = stages;
   renderTrialsTable();
   renderDetails();
   await renderScatter();
   await renderHypervolume();
+  await renderAnalysis();
 }
 
 function pin(number, { focus = false } = {}) {
@@ -287,26 +444,6 @@ function schedule() {
 }
 
 // ---------------------------------------------------------------- downloads
-function csvCell(v) {
-  const s = v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(v)
-    : String(v);
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-function trialsCsv() {
-  const keys = [...state.catalog.keys()];
-  const dims = [...new Set(state.sorted.flatMap((t) => Object.keys(t.arch || {})))];
-  const head = ["number", "state", "on_front", ...dims, ...keys, "stage", "duration_s", "worker",
-    "error"];
-  const lines = [head.map(csvCell).join(",")];
-  for (const t of state.sorted) {
-    lines.push([t.number, t.state, t.on_front, ...dims.map((d) => t.arch?.[d]),
-      ...keys.map((k) => t.values?.[k]), t.stage, t.duration_s, t.worker, t.error]
-      .map(csvCell).join(","));
-  }
-  return lines.join("\n") + "\n";
-}
-
 function download(name, type, text) {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const a = document.createElement("a");
@@ -323,6 +460,26 @@ function wireControls() {
     $(id).addEventListener("change", (ev) => {
       state.view[key] = ev.target.value;
       renderScatter();
+    });
+  }
+  $("f-dim").addEventListener("change", (ev) => {
+    state.view.filter = ev.target.value ? { dim: ev.target.value, value: undefined } : null;
+    renderFilterValues();
+    renderScatter();
+  });
+  $("f-value").addEventListener("change", (ev) => {
+    state.view.filter.value = ev.target.value;
+    renderScatter();
+  });
+  for (const [id, flag] of [["log-x", "logX"], ["log-y", "logY"]]) {
+    $(id).addEventListener("change", (ev) => {
+      state.view[flag] = ev.target.checked;
+      renderScatter();
+    });
+  }
+  for (const id of ["pc-panel", "splom-panel", "imp-panel"]) {
+    $(id).addEventListener("toggle", () => {
+      if ($(id).open) renderAnalysis().catch((err) => showError($("error"), err));
     });
   }
   $("trials").tHead.addEventListener("click", (ev) => {
@@ -364,10 +521,9 @@ function wireControls() {
   $("dl-front-csv").download = `study-${studyId}-front.csv`;
   $("dl-front-json").href = `${base}/pareto`;
   $("dl-front-json").download = `study-${studyId}-front.json`;
-  $("dl-trials-csv").addEventListener("click", (ev) => {
-    ev.preventDefault();
-    download(`study-${studyId}-trials.csv`, "text/csv", trialsCsv());
-  });
+  // the server's export: every metric, constraint values, sources, stage, errors
+  $("dl-trials-csv").href = `${base}/trials.csv`;
+  $("dl-trials-csv").download = `study-${studyId}-trials.csv`;
   $("dl-trials-json").addEventListener("click", (ev) => {
     ev.preventDefault();
     allFull().then((trials) => download(`study-${studyId}-trials.json`, "application/json",
@@ -383,6 +539,7 @@ async function start() {
     return;
   }
   wireControls();
+  wireManage();
   try {
     const early = window.__prefetch || {}; // started by the inline script in study.html
     delete window.__prefetch;
@@ -401,7 +558,11 @@ async function start() {
     markReady();
   } catch (err) {
     showError($("error"), err);
+    // no study (a 404) or no server: the message only, not an empty page skeleton under it
+    for (const el of document.querySelectorAll("main > :not(h1):not(#error)")) el.hidden = true;
+    if (!state.study) $("title").textContent = `Study ${studyId ?? ""}`.trim();
     markReady();
+    return;
   }
   schedule();
 }
