@@ -141,6 +141,7 @@ def explain_no_feasible(spec: StudySpec, records: Sequence[TrialRecord]) -> dict
     and predicted-only trials, and the constraint that excluded the most."""
     complete = [r for r in records if r.state == "complete" and "duplicate_of" not in r.info]
     failed = sum(r.state == "failed" for r in records)
+    repeats = sum(r.state == "complete" and "duplicate_of" in r.info for r in records)
     violations = [0] * len(spec.constraints)
     infeasible = feasible = predicted_only = 0
     best: list[float | None] = [None] * len(spec.constraints)  # closest value to each bound
@@ -163,12 +164,15 @@ def explain_no_feasible(spec: StudySpec, records: Sequence[TrialRecord]) -> dict
     if feasible:
         return None
     out: dict[str, Any] = {"trials": len(records), "failed": failed, "infeasible": infeasible,
-                           "predicted_only": predicted_only}
+                           "predicted_only": predicted_only, "repeats": repeats}
     parts = [f"none of {len(records)} trials is feasible"]
     if failed:
         parts.append(f"{failed} failed")
     if infeasible:
         parts.append(f"{infeasible} violate a constraint")
+    if repeats:  # so that the counts add up to the trials
+        parts.append(f"{repeats} repeats an arch already tried" if repeats == 1
+                     else f"{repeats} repeat archs already tried")
     if predicted_only:
         parts.append(f"{predicted_only} have predicted accuracy only "
                      "(accuracy.front_includes_predicted is false)")

@@ -95,13 +95,15 @@ def test_explain_no_feasible_counts_and_names_the_constraint():
     spec = StudySpec.model_validate(table_spec(constraints=[
         {"metric": "latency_ms", "max": 1.0}, {"metric": "acc", "min": 0.2}]))
     records = [_rec(0, {"acc": 0.5, "latency_ms": 3.0}), _rec(1, {"acc": 0.1, "latency_ms": 2}),
-               _rec(2, {}, state="failed"), _rec(3, {"acc": 0.9, "latency_ms": 1.5})]
+               _rec(2, {}, state="failed"), _rec(3, {"acc": 0.9, "latency_ms": 1.5}),
+               _rec(4, {"acc": 0.5, "latency_ms": 3.0}, duplicate_of=0)]
     why = explain_no_feasible(spec, records)
-    assert why["failed"] == 1 and why["infeasible"] == 3 and why["trials"] == 4
+    assert why["failed"] == 1 and why["infeasible"] == 3 and why["trials"] == 5
+    assert why["repeats"] == 1 and "1 repeats an arch already tried" in why["message"]
     assert why["most_excluding"] == {"field": "constraints.0", "constraint": "latency_ms <= 1",
                                      "violated_by": 3, "closest": 1.5}
     assert "constraints.0 (latency_ms <= 1) excluded 3, the closest came to 1.5" in why["message"]
-    records.append(_rec(4, {"acc": 0.9, "latency_ms": 0.5}))
+    records.append(_rec(5, {"acc": 0.9, "latency_ms": 0.5}))
     assert explain_no_feasible(spec, records) is None
 
 
