@@ -3,9 +3,11 @@
 import {
   API, ARCH, PLOT_CONFIG, TERMINAL, archCatalog, escapeHtml, fieldValue, fillSelect, fmt,
   fmtDate, getJSON, markReady, metricCatalog, metricShort, plotlyReady, progressBar, readJSON,
-  sendJSON, showError, statusBadge,
+  showError, statusBadge,
 } from "./common.js";
 import { importanceHtml, parcoordsFigure, splomFigure } from "./study_analysis.js";
+import { renderManage, wireManage } from "./study_manage.js";
+import { accuracyHtml, constraintsHtml, renderNotes } from "./study_notes.js";
 import { STAGE, hypervolumeFigure, scatterLayout, scatterTraces } from "./study_plot.js";
 import { detailsHtml, qualityHtml, renderTable, tableColumns } from "./study_table.js";
 
@@ -115,111 +117,6 @@ function renderSummary() {
   const quality = qualityHtml(s.extra?.predictor_quality);
   $("quality").hidden = !quality;
   $("quality-body").innerHTML = quality;
-}
-
-// ---------------------------------------------------------------- manage: rename, resume, delete
-let editDirty = false; // the user is typing: live updates must not overwrite the form
-
-function renderManage(s) {
-  if (!editDirty) {
-    $("edit-name").value = s.name;
-    $("edit-tags").value = (s.tags || []).join(", ");
-    $("edit-notes").value = s.notes || "";
-  }
-  const done = TERMINAL.has(s.status);
-  $("resume").disabled = !done;
-  $("cancel").disabled = done || s.cancel_requested;
-  $("delete").disabled = s.status === "running";
-  $("delete").title = s.status === "running" ? "cancel it first" : "";
-  const input = $("resume-trials");
-  input.min = String(s.n_complete + s.n_failed + 1);
-  if (!input.value || Number(input.value) < Number(input.min)) {
-    input.value = String(Math.max(s.n_trials * 2, Number(input.min)));
-  }
-}
-
-async function manage(action, okText) {
-  $("manage-msg").textContent = "…";
-  try {
-    await action();
-    $("manage-msg").textContent = okText;
-    showError($("error"), null);
-  } catch (err) {
-    $("manage-msg").textContent = "";
-    showError($("error"), err);
-  }
-}
-
-function wireManage() {
-  const form = $("edit-form");
-  form.addEventListener("input", () => { editDirty = true; });
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const tags = $("edit-tags").value.split(",").map((t) => t.trim()).filter(Boolean);
-    manage(async () => {
-      state.study = await sendJSON("PATCH", `/studies/${studyId}`,
-        { name: $("edit-name").value, tags, notes: $("edit-notes").value });
-      editDirty = false;
-      renderSummary();
-    }, "saved");
-  });
-  $("resume").addEventListener("click", () => manage(async () => {
-    state.study = await sendJSON("POST", `/studies/${studyId}/resume`,
-      { budget: { trials: Number($("resume-trials").value) } });
-    renderSummary();
-    schedule(); // queued again: follow it
-  }, "queued again"));
-  $("cancel").addEventListener("click", () => manage(async () => {
-    state.study = await sendJSON("POST", `/studies/${studyId}/cancel`);
-    renderSummary();
-  }, "cancel requested"));
-  $("delete").addEventListener("click", () => {
-    if (!window.confirm(`Delete study #${studyId} and all its trials? This cannot be undone.`)) {
-      return;
-    }
-    manage(async () => {
-      await sendJSON("DELETE", `/studies/${studyId}`);
-      clearTimeout(state.timer);
-      location.assign("/");
-    }, "deleted");
-  });
-}
-
-function warningsOf(s) {
-  return Array.isArray(s.extra?.warnings) ? s.extra.warnings : [];
-}
-
-function accuracyHtml(s) {
-  const mode = s.spec?.accuracy?.mode;
-  if (!mode || mode === "measured") return "";
-  // The server says when the mode cannot screen (every trial is measured then).
-  const idle = warningsOf(s).some((w) => w.code === "accuracy_not_screened");
-  return `<div>accuracy <b>${escapeHtml(mode)}</b> ` + (idle
-    ? `<span class="warn">(not screening: every trial measured)</span></div>`
-    : `(${escapeHtml(s.spec.accuracy.predictor ?? "")} screen)</div>`);
-}
-
-function constraintsHtml(s) {
-  const cons = s.spec?.constraints || [];
-  if (!cons.length) return "";
-  const text = cons.map((c) => {
-    const key = c.device ? `${c.metric}@${c.device}` : c.metric;
-    const parts = [];
-    if (c.min !== null && c.min !== undefined) parts.push(`≥ ${fmt(c.min)}`);
-    if (c.max !== null && c.max !== undefined) parts.push(`≤ ${fmt(c.max)}`);
-    return `${escapeHtml(key)} ${parts.join(" and ")}`;
-  }).join("; ");
-  return `<div id="constraints">constraints <b>${text}</b></div>`;
-}
-
-/** Warnings the server recorded (extra.warnings) and why a study has no feasible trial. */
-function renderNotes(s) {
-  const items = warningsOf(s).map((w) =>
-    `<li><code>${escapeHtml(w.field ?? "")}</code> ${escapeHtml(w.message ?? "")}</li>`);
-  const why = s.extra?.no_feasible;
-  if (why) items.unshift(`<li class="why"><b>No feasible trial:</b> ${escapeHtml(why.message)}</li>`);
-  $("notes").hidden = !items.length;
-  $("notes-list").innerHTML = items.join("");
 }
 
 /** Metrics and architecture dimensions: what the axes, colour and filter can use. */
@@ -539,7 +436,11 @@ async function start() {
     return;
   }
   wireControls();
-  wireManage();
+  wireManage(studyId, {
+    changed: (study) => { state.study = study; renderSummary(); },
+    follow: () => schedule(),
+    stop: () => clearTimeout(state.timer),
+  });
   try {
     const early = window.__prefetch || {}; // started by the inline script in study.html
     delete window.__prefetch;
