@@ -29,7 +29,8 @@ def test_axes_colour_filter_by_dimension_log_scale_and_staircase(live, page):
     by_number = {t["number"]: t for t in trials}
     ops = sorted({t["arch"]["op"] for t in trials})
     for n, x, colour in zip(dominated["ids"], dominated["x"], dominated["color"], strict=True):
-        assert x == by_number[n]["arch"]["width"] and colour == ops.index(by_number[n]["arch"]["op"])
+        arch = by_number[n]["arch"]
+        assert x == arch["width"] and colour == ops.index(arch["op"])
     assert page.evaluate("document.getElementById('scatter').data"
                          ".find(d => d.uid === 'front').marker.colorbar.ticktext") == ops
     assert page.evaluate(TRACE, ["scatter", "line"])["x"] == []  # no curve against a dimension
@@ -105,6 +106,21 @@ def test_warnings_constraints_and_no_feasible_explanation(live, page):
     assert "latency_ms ≤ 0.01" in page.locator("#constraints").inner_text()
     assert "ended without a feasible trial" in page.locator("#hv-empty").inner_text()
     screenshot(page, "warnings")
+    # an accuracy mode that cannot screen says so instead of "accuracy surrogate"
+    spec = live.spec("cannot screen", trials=12, seed=5)
+    spec["constraints"] = [{"metric": "params", "max": 10**9}]  # measured for every trial
+    spec["accuracy"] = {"mode": "surrogate", "initial": 4}
+    study = live.submit(spec)
+    assert [w["code"] for w in study["extra"]["warnings"]] == ["accuracy_not_screened"]
+    live.run_queue()
+    page.goto(f"{live.url}/studies/{study['id']}")
+    wait_ready(page)
+    assert "accuracy surrogate (not screening: every trial measured)" in \
+        page.locator("#summary").inner_text()
+    assert "cannot screen" in page.locator("#notes").inner_text()
+    trials = live.get(f"/studies/{study['id']}/trials", state="complete")["data"]
+    assert {t["info"]["accuracy"] for t in trials if "duplicate_of" not in t["info"]} == \
+        {"measured"}
 
 
 def test_rename_tag_resume_and_delete_from_the_page(live, page):
@@ -127,8 +143,9 @@ def test_rename_tag_resume_and_delete_from_the_page(live, page):
     page.wait_for_function("document.getElementById('manage-msg').textContent === 'queued again'")
     assert live.get(f"/studies/{study['id']}")["n_trials"] == 16
     live.run_queue()
-    page.wait_for_function("document.getElementById('summary').textContent.includes('completed')"
-                           " && document.getElementById('scatter').dataset.plotted", timeout=30_000)
+    page.wait_for_function(
+        "document.getElementById('summary').textContent.includes('completed')"
+        " && document.getElementById('scatter').dataset.plotted", timeout=30_000)
     assert live.get(f"/studies/{study['id']}")["n_complete"] + \
         live.get(f"/studies/{study['id']}")["n_failed"] == 16
     screenshot(page, "manage")

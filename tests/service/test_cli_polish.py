@@ -99,8 +99,9 @@ def test_measure_on_a_device_registered_on_the_server(tmp_path, capsys):
         assert rc == 0, out.err
         assert json.loads(out.out)["kind"] == "gap8"
         assert main(["devices", "measure", "tiny-cnn", "--device", "nope", "--url", url]) == 2
-        assert "neither here (cpu, gap8, ort-cpu) nor on the server (cpu, gap8, gap8-fast, ort-cpu)" in \
-            capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "neither here (cpu, gap8, ort-cpu) nor on the server (cpu, gap8, gap8-fast, " \
+            "ort-cpu)" in err
 
 
 def test_plugin_help_is_for_users(capsys):
