@@ -139,3 +139,19 @@ def test_readme_first_example_can_be_feasible(monkeypatch):
     assert study_warnings(resolve_spec(StudySpec.model_validate(spec))) == []
     spec["constraints"] = [{"metric": "params_M", "max": 0.2}]  # the example as it was
     assert codes(spec) == {"constraints.0": "constraint_unsatisfiable"}
+
+
+def test_run_in_process_records_and_prints_them(tmp_path, data_dir):
+    from tests.service.test_client_cli import cli
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(table_spec(constraints=[{"metric": "latency_ms", "max": 1.5}],
+                                          budget={"trials": 5})))
+    out = tmp_path / "result.json"
+    r = cli("run", str(spec), "-o", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "warning: constraints.0: no row of the table meets latency_ms <= 1.5" in r.stderr
+    assert "warning: no feasible trial: none of 5 trials is feasible" in r.stderr
+    extra = json.loads(out.read_text())["study"]["extra"]
+    assert [w["code"] for w in extra["warnings"]] == ["constraint_unsatisfiable"]
+    assert extra["no_feasible"]["trials"] == 5
