@@ -210,3 +210,18 @@ def test_nothing_cut_off_at_1400px(live, browser):
         screenshot(page, "studies-1400")
     finally:
         context.close()
+
+
+def test_hypervolume_curve_on_the_problem_box(live, page):
+    study = live.submit(live.spec("box", trials=25, seed=12))
+    live.run_queue()
+    page.goto(f"{live.url}/studies/{study['id']}")
+    wait_ready(page)
+    page.select_option("#hv-ref", "problem")
+    api = live.get(f"/studies/{study['id']}/hypervolume", reference="problem")
+    page.wait_for_function("document.getElementById('hypervolume').layout.annotations[0].text"
+                           ".startsWith(\"the problem's box\")")
+    y = page.evaluate("document.getElementById('hypervolume').data[0].y")
+    assert y[: len(api["data"])] == [p["hypervolume"] for p in api["data"]]
+    assert max(y) <= 1 and y[-1] == pytest.approx(
+        live.get(f"/studies/{study['id']}")["hypervolume_normalised"])

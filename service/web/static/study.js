@@ -23,6 +23,7 @@ const state = {
   full: new Map(), // number -> full trial record, fetched when pinned
   sorted: [], // trials by number
   hv: { reference_point: null, data: [] },
+  hvRef: "study", // the curve's reference: the study's own, or the problem's box (0-1)
   catalog: new Map(), // metrics
   arch: new Map(), // architecture dimensions as plot fields ("arch:width")
   view: { x: null, y: null, c: "", pinned: null, filter: null, logX: false, logY: false },
@@ -228,12 +229,19 @@ async function renderImportance() {
   $("importance").innerHTML = table.html;
 }
 
+function hvPath() {
+  return `/studies/${studyId}/hypervolume` + (state.hvRef === "problem" ? "?reference=problem" : "");
+}
+
 async function renderHypervolume() {
   const Plotly = await plotlyReady();
   const fig = hypervolumeFigure(state.hv);
   const empty = fig.data[0].x.length === 0;
   $("hv-empty").hidden = !empty;
-  if (empty && state.study && TERMINAL.has(state.study.status)) {
+  if (empty && state.hvRef === "problem") {
+    $("hv-empty").textContent = state.hv.problem_reference?.message
+      || "No hypervolume on the problem's box yet (no feasible trial).";
+  } else if (empty && state.study && TERMINAL.has(state.study.status)) {
     $("hv-empty").textContent = state.study.extra?.no_feasible
       ? "No hypervolume: the study ended without a feasible trial (see Warnings above)."
       : "No hypervolume: the study ended before its reference point was fixed.";
@@ -312,7 +320,7 @@ async function poll() {
     state.study = study;
     if (changed) {
       const [front, hv] = await Promise.all([
-        getJSON(`/studies/${studyId}/pareto`), getJSON(`/studies/${studyId}/hypervolume`)]);
+        getJSON(`/studies/${studyId}/pareto`), getJSON(hvPath())]);
       merge(fresh);
       // A new trial can push older ones off the front: take membership from the API's front.
       const onFront = new Set(front.data.map((t) => t.number));
@@ -374,6 +382,15 @@ function wireControls() {
       renderScatter();
     });
   }
+  $("hv-ref").addEventListener("change", async (ev) => {
+    state.hvRef = ev.target.value;
+    try {
+      state.hv = await getJSON(hvPath());
+      await renderHypervolume();
+    } catch (err) {
+      showError($("error"), err);
+    }
+  });
   for (const id of ["pc-panel", "splom-panel", "imp-panel"]) {
     $(id).addEventListener("toggle", () => {
       if ($(id).open) renderAnalysis().catch((err) => showError($("error"), err));

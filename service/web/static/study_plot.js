@@ -205,7 +205,10 @@ export function hypervolumeSteps(hv) {
 export function hypervolumeFigure(hv) {
   const data = hypervolumeSteps(hv);
   const improved = (hv.data || []).length;
-  const ref = hv.reference_point ? hv.reference_point.map(fmt).join(", ") : "not fixed yet";
+  const ref = hv.reference === "problem"
+    ? "the problem's box (each objective scaled to 0-1; comparable across studies)"
+    : `reference point: ${hv.reference_point ? hv.reference_point.map(fmt).join(", ")
+      : "not fixed yet"}`;
   return {
     data: [{ type: "scatter", mode: "lines+markers", line: { shape: "hv", color: ACCENT },
       x: data.map((p) => p[0]), y: data.map((p) => p[1]),
@@ -216,7 +219,7 @@ export function hypervolumeFigure(hv) {
       margin: { l: 70, r: 20, t: 30, b: 50 },
       xaxis: { title: { text: "trial number" }, rangemode: "tozero" },
       yaxis: { title: { text: "hypervolume" }, automargin: true },
-      annotations: [{ text: `reference point: ${ref}`, xref: "paper", yref: "paper", x: 0,
+      annotations: [{ text: ref, xref: "paper", yref: "paper", x: 0,
         y: 1.08, showarrow: false, xanchor: "left", font: { size: 12, color: "#5b6576" } }],
       uirevision: "hv",
       font: { family: "system-ui, DejaVu Sans, sans-serif", size: 13 },
