@@ -68,7 +68,16 @@ def metric_samples(study: ResolvedStudy) -> tuple[list[dict[str, float]], str]:
 
 
 def study_warnings(study: ResolvedStudy) -> list[dict[str, str]]:
-    """What this study will run into, found before it runs."""
+    """What this study will run into, found before it runs. A check that breaks (a plug-in
+    space's cost model, say) is logged and skipped: warnings never stop a study."""
+    try:
+        return _study_warnings(study)
+    except Exception:
+        log.warning("study checks failed for %r", study.spec.name, exc_info=True)
+        return []
+
+
+def _study_warnings(study: ResolvedStudy) -> list[dict[str, str]]:
     spec = study.spec
     out: list[dict[str, str]] = []
     samples, what = metric_samples(study)
