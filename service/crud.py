@@ -2,31 +2,92 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from service import problem_hv
 from service.db import utcnow
+from service.front import FrontTracker
+from service.lifecycle import FINISHED
 from service.models import HypervolumePoint, Study, Trial
 from service.resolve import ResolvedStudy
 from service.schemas import ObjectivePublic, StudyPublic, TrialPublic
+from service.spec import StudySpec
 
 
-def create_study(session: Session, *, resolved: ResolvedStudy) -> Study:
+def create_study(
+    session: Session, *, resolved: ResolvedStudy, warnings: list[dict[str, str]] | None = None,
+    idempotency_key: str | None = None, spec_hash: str | None = None,
+    problem_reference: dict | None = None,
+) -> Study:
     spec = resolved.spec
+    extra: dict = {"units": {k: s.unit for k, s in resolved.sources.items()}}
+    if problem_reference is not None:
+        extra["problem_reference"] = problem_reference
+    if warnings:
+        extra["warnings"] = warnings
     study = Study(
         name=spec.name, search_space=spec.search_space.name,
         spec=spec.model_dump(mode="json"), status="queued", n_trials=spec.budget.trials,
-        extra={"units": {k: s.unit for k, s in resolved.sources.items()}},
+        extra=extra, idempotency_key=idempotency_key, spec_hash=spec_hash, tags=[], notes="",
     )
     session.add(study)
     session.commit()
     session.refresh(study)
     return study
+
+
+def study_by_idempotency_key(session: Session, key: str) -> Study | None:
+    return session.scalar(select(Study).where(Study.idempotency_key == key))
+
+
+def same_spec_studies(session: Session, spec_hash: str, *, limit: int = 5) -> list[Study]:
+    """Earlier studies of the same search (spec without name and budget), newest first."""
+    return list(session.scalars(select(Study).where(Study.spec_hash == spec_hash)
+                                .order_by(Study.id.desc()).limit(limit)).all())
+
+
+def update_study(session: Session, *, study: Study, changes: dict) -> Study:
+    """Rename, re-tag or annotate; ``changes`` holds only the fields to set."""
+    for field, value in changes.items():
+        setattr(study, field, value)
+    session.commit()
+    session.refresh(study)
+    return study
+
+
+def delete_study(session: Session, *, study_id: int) -> bool:
+    """Delete a study that no worker is running, with its trials and hypervolume history, in
+    one transaction; False if it is running (the check and the delete are one statement, so a
+    worker claiming it at the same moment cannot lose its rows underneath)."""
+    gone = session.execute(
+        delete(Study).where(Study.id == study_id, Study.status != "running")
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if gone:  # the foreign keys cascade too; explicit, so no backend setting is relied on
+        session.execute(delete(Trial).where(Trial.study_id == study_id))
+        session.execute(delete(HypervolumePoint).where(HypervolumePoint.study_id == study_id))
+    session.commit()
+    return gone
+
+
+def resume_study(session: Session, *, study: Study, spec: dict) -> bool:
+    """Queue a finished study again under ``spec`` (its new budget); False if it is not
+    finished any more (a concurrent resume won)."""
+    now = utcnow()
+    extra = {k: v for k, v in (study.extra or {}).items() if k != "no_feasible"}
+    done = session.execute(
+        update(Study).where(Study.id == study.id, Study.status.in_(FINISHED))
+        .values(spec=spec, n_trials=spec["budget"]["trials"], status="queued", error=None,
+                cancel_requested=False, finished_at=None, updated_at=now, extra=extra)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    session.commit()
+    if done:
+        session.refresh(study)
+    return done
 
 
 def list_studies(
@@ -78,6 +139,29 @@ def hypervolume_history(session: Session, *, study_id: int) -> list[HypervolumeP
     )
 
 
+def last_trial_number(session: Session, *, study_id: int) -> int | None:
+    return session.scalar(select(func.max(Trial.number)).where(Trial.study_id == study_id))
+
+
+def problem_hypervolume_history(session: Session, *, study: Study) -> list[tuple[int, float]]:
+    """The normalised hypervolume curve, recomputed from the trials in order (empty without a
+    problem reference). The trials that may enter the front are those of the study's own
+    front tracker: complete, feasible, first of their arch, measured unless allowed."""
+    ref = (study.extra or {}).get("problem_reference")
+    if not problem_hv.usable(ref):
+        return []
+    spec = StudySpec.model_validate(study.spec)
+    tracker = FrontTracker(spec)
+    rows = session.execute(
+        select(Trial.number, Trial.values, Trial.state, Trial.info)
+        .where(Trial.study_id == study.id, Trial.state == "complete").order_by(Trial.number)
+    ).all()
+    keys = [o.key for o in spec.objectives]
+    feasible = [(r.number, [r.values[k] for k in keys]) for r in rows
+                if tracker.loss(r) is not None]
+    return problem_hv.history(ref, spec.directions, feasible)
+
+
 def objectives_of(study: Study) -> list[ObjectivePublic]:
     units = (study.extra or {}).get("units", {})
     out = []
@@ -88,13 +172,36 @@ def objectives_of(study: Study) -> list[ObjectivePublic]:
     return out
 
 
-def study_public(study: Study) -> StudyPublic:
+def normalised_hypervolumes(session: Session, studies: Sequence[Study]) -> dict[int, float]:
+    """Each study's front hypervolume on its problem's box (one query for all studies)."""
+    refs = {s.id: (s.extra or {}).get("problem_reference") for s in studies}
+    ids = [i for i, ref in refs.items() if problem_hv.usable(ref)]
+    if not ids:
+        return {}
+    fronts: dict[int, list] = {i: [] for i in ids}
+    rows = session.execute(select(Trial.study_id, Trial.values)
+                           .where(Trial.study_id.in_(ids), Trial.on_front.is_(True))).all()
+    for study_id, values in rows:
+        fronts[study_id].append(values)
+    out = {}
+    for s in studies:
+        if s.id in fronts and fronts[s.id]:
+            keys = [o.key for o in objectives_of(s)]
+            directions = [o["direction"] for o in s.spec["objectives"]]
+            out[s.id] = problem_hv.front_hypervolume(
+                refs[s.id], directions, [[v[k] for k in keys] for v in fronts[s.id]])
+    return out
+
+
+def study_public(study: Study, *, hypervolume_normalised: float | None = None) -> StudyPublic:
     return StudyPublic(
         id=study.id, name=study.name, status=study.status, search_space=study.search_space,
         spec=study.spec, objectives=objectives_of(study), n_trials=study.n_trials,
         n_complete=study.n_complete, n_failed=study.n_failed, progress=study.progress,
         best_hypervolume=study.best_hypervolume, reference_point=study.reference_point,
+        hypervolume_normalised=hypervolume_normalised,
         error=study.error, extra=study.extra or {}, cancel_requested=study.cancel_requested,
+        tags=study.tags or [], notes=study.notes or "",
         worker=study.lease_owner, created_at=study.created_at, started_at=study.started_at,
         finished_at=study.finished_at, updated_at=study.updated_at,
     )
@@ -106,26 +213,3 @@ def trial_public(t: Trial) -> TrialPublic:
         on_front=t.on_front, stage=t.stage, worker=t.worker, duration_s=t.duration_s,
         error=t.error, info=t.info, started_at=t.started_at, finished_at=t.finished_at,
     )
-
-
-def _device_metric(t: Trial, device: str, metric: str) -> Any:
-    return (((t.info or {}).get("devices") or {}).get(device) or {}).get("metrics", {}).get(metric)
-
-
-def trials_csv(trials: Sequence[Trial], objective_keys: list[str]) -> str:
-    """One row per trial: arch, objectives, and each device's latency uncertainty band
-    (``latency_err_pct@<device>``, e.g. the GAP8 model's out-of-sample error) where it has one."""
-    dims = sorted({k for t in trials for k in t.arch})
-    banded = sorted({
-        device for t in trials for device in ((t.info or {}).get("devices") or {})
-        if _device_metric(t, device, "latency_err_pct") is not None
-    })
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["number", "state", "on_front", *dims, *objective_keys,
-                     *(f"latency_err_pct@{d}" for d in banded)])
-    for t in trials:
-        writer.writerow([t.number, t.state, t.on_front, *(t.arch.get(d) for d in dims),
-                         *(t.values.get(k) for k in objective_keys),
-                         *(_device_metric(t, d, "latency_err_pct") for d in banded)])
-    return buf.getvalue()

@@ -41,6 +41,14 @@ class Study(Base):
     #: free-form per-study figures that plug-ins report (e.g. predictor quality)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: what users attach (``PATCH``); the search never reads them
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    #: the client's ``Idempotency-Key`` of the submit that created the study (unique)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True,
+                                                        index=True)
+    #: sha256 of the spec without name and budget: "the same study" for duplicate warnings
+    spec_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

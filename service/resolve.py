@@ -33,13 +33,24 @@ class SpecError(ValueError):
         return cls([{"loc": list(loc), "msg": msg, "type": "value_error"}])
 
     @classmethod
-    def from_validation(cls, loc: tuple, exc: ValidationError) -> SpecError:
-        return cls(
-            [
-                {"loc": [*loc, *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False, include_context=False, include_input=False)
-            ]
-        )
+    def from_validation(cls, loc: tuple, exc: ValidationError,
+                        allowed: list[str] | None = None) -> SpecError:
+        """Pydantic's errors under ``loc``; an unknown option (``extra_forbidden``) lists the
+        ``allowed`` ones instead of pydantic's bare "Extra inputs are not permitted"."""
+        errors = []
+        for e in exc.errors(include_url=False, include_context=False, include_input=False):
+            msg = e["msg"]
+            if e["type"] == "extra_forbidden" and allowed is not None and e["loc"]:
+                msg = (f"unknown option {e['loc'][-1]!r}; allowed: "
+                       f"{', '.join(allowed) or '(none)'}")
+            errors.append({"loc": [*loc, *e["loc"]], "msg": msg, "type": e["type"]})
+        return cls(errors)
+
+
+def _fields(model: Any) -> list[str] | None:
+    """The option names of a pydantic options model (for "unknown option" messages)."""
+    fields = getattr(model, "model_fields", None)
+    return sorted(fields) if isinstance(fields, dict) else None
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,8 @@ def build_space(name: str, options: dict[str, Any]) -> SearchSpace:
     try:
         return cls(options)
     except ValidationError as exc:
-        raise SpecError.from_validation(("search_space", "options"), exc) from exc
+        raise SpecError.from_validation(("search_space", "options"), exc,
+                                        _fields(getattr(cls, "Options", None))) from exc
     except SpaceError as exc:
         raise SpecError.at(("search_space", "options"), str(exc)) from exc
 
@@ -127,7 +139,8 @@ def resolve_spec(spec: StudySpec, *, devices: DeviceCatalog | None = None) -> Re
     try:
         strategy = strategy_cls(spec.strategy.options)
     except ValidationError as exc:
-        raise SpecError.from_validation(("strategy", "options"), exc) from exc
+        raise SpecError.from_validation(("strategy", "options"), exc,
+                                        _fields(getattr(strategy_cls, "Options", None))) from exc
     sources: dict[str, MetricSource] = {}
     for i, obj in enumerate(spec.objectives):
         sources[obj.key] = _resolve_metric(obj, ("objectives", i), space, devices)
@@ -148,10 +161,12 @@ def check_accuracy_mode(spec: StudySpec, sources: dict[str, MetricSource]) -> No
     if acc.predictor not in PREDICTORS:
         raise SpecError.at(("accuracy", "predictor"), f"unknown predictor {acc.predictor!r}; "
                            f"allowed: {', '.join(PREDICTORS.names())}")
+    predictor_cls = PREDICTORS.get(acc.predictor)
     try:
-        PREDICTORS.get(acc.predictor)(acc.predictor_options)
+        predictor_cls(acc.predictor_options)
     except ValidationError as exc:
-        raise SpecError.from_validation(("accuracy", "predictor_options"), exc) from exc
+        raise SpecError.from_validation(("accuracy", "predictor_options"), exc,
+                                        _fields(getattr(predictor_cls, "Options", None))) from exc
     objectives = {o.key for o in spec.objectives}
     if acc.mode != "measured" and not any(
         src.kind == "accuracy" for key, src in sources.items() if key in objectives

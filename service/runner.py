@@ -147,7 +147,9 @@ class StudyRunner:
     def _load_history(self) -> None:
         """Persisted trials -> records, the arch index, the front and the accuracy screen."""
         self.records = sorted(self.store.load_trials(), key=lambda r: r.number)
-        self.by_key = {r.arch_key: r for r in self.records}
+        self.by_key = {}
+        for r in self.records:  # the first trial of each arch: repeats point to it
+            self.by_key.setdefault(r.arch_key, r)
         self.tracker.restore(self.records, self.store.reference_point)
         self.evaluator.restore(self.records)
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from evaluators.profilers.devices import DeviceCatalog
+from service.checks import record_outcome, record_start_warnings
 from service.db import Database
 from service.devices import load_catalog
 from service.measurement_cache import DbMeasurementCache
@@ -105,7 +106,8 @@ class Worker:
 
     def run_study(self, study_id: int) -> None:
         with self.db.session() as s:
-            raw_spec = s.get(Study, study_id).spec
+            row = s.get(Study, study_id)
+            raw_spec, submitted = row.spec, (row.extra or {}).get("warnings", [])
         store = DbStore(
             self.db, study_id, self.worker_id, lease_seconds=self.settings.lease_seconds
         )
@@ -115,8 +117,10 @@ class Worker:
         try:
             spec = StudySpec.model_validate(raw_spec)
             resolved = resolve_spec(spec, devices=self.device_catalog())
+            record_start_warnings(store, resolved, submitted)
             outcome = self.make_runner(resolved, store).run()
             status = "cancelled" if outcome == "stopped" else "completed"
+            record_outcome(store, spec)
         except LeaseLost as exc:
             log.warning("worker %s: %s; leaving the study to its new owner", self.worker_id, exc)
             return

@@ -31,6 +31,13 @@ from search_spaces.randlanet.data import Scene, features, load_split, sample_poi
 from search_spaces.randlanet.model import RandLANet, SubnetConfig
 from search_spaces.randlanet.space import RandLANetSpace
 
+#: what ``paretonas ... --help`` shows (the docstring is for developers)
+CLI_HELP = (
+    "Train a RandLA-Net supernet with weight sharing (sandwich rule: largest, smallest "
+    "and random subnets each step), or one subnet from scratch."
+)
+
+
 log = logging.getLogger(__name__)
 
 Plan = Callable[[int, np.random.Generator], list[tuple[SubnetConfig, int]]]

@@ -29,7 +29,7 @@ def get_settings(request: Request) -> Settings:
 SessionDep = Annotated[Session, Depends(get_session)]
 #: Database integers are 64-bit: a larger id or offset is a 422, not an overflow in the driver.
 MAX_DB_INT = 2**63 - 1
-StudyId = Annotated[int, Path(le=MAX_DB_INT, description="study id")]
+StudyId = Annotated[int, Path(ge=-MAX_DB_INT - 1, le=MAX_DB_INT, description="study id")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

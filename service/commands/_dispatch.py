@@ -1,6 +1,7 @@
 """Shared plumbing for command groups whose subcommands live in plug-in modules.
 
-Plug-in modules expose ``add_arguments(parser)`` and ``main(args) -> int``. They are imported
+Plug-in modules expose ``add_arguments(parser)``, ``main(args) -> int`` and ``CLI_HELP`` (the
+user-facing description; the module docstring is for developers). They are imported
 only when their subcommand runs, so ``paretonas --help`` and the client commands never pay for
 torch.
 """
@@ -20,7 +21,7 @@ def register_plugins(group: argparse.ArgumentParser, plugins: dict[str, str], he
     def run(args: argparse.Namespace) -> int:
         module = importlib.import_module(plugins[args.plugin])
         parser = argparse.ArgumentParser(prog=f"{group.prog} {args.plugin}",
-                                         description=module.__doc__)
+                                         description=getattr(module, "CLI_HELP", None))
         module.add_arguments(parser)
         return int(module.main(parser.parse_args(args.plugin_args)) or 0)
 

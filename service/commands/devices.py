@@ -1,14 +1,16 @@
 """``paretonas devices list|add|measure|calibrate-gap8``: devices and their profilers.
 
 ``list``/``add`` talk to a server (``--url``); ``measure`` profiles one subnet of a search space
-on a device in this process (default and config-file devices); ``calibrate-gap8`` re-fits the
-GAP8 analytic model to the published latencies and prints the fit and its errors.
+on a device in this process (default and config-file devices, and with ``--url`` the devices
+registered on that server); ``calibrate-gap8`` re-fits the GAP8 analytic model to the published
+latencies and prints the fit and its errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from service.commands import CliError
@@ -64,6 +66,8 @@ def _measure(args: argparse.Namespace) -> int:
         raise CliError("--options must be a JSON object")
     try:
         catalog = DeviceCatalog.from_config(get_settings().config_file)
+        if args.device not in catalog and (args.url or os.environ.get("PARETONAS_URL")):
+            _add_server_device(args, catalog)
         profiler = catalog.profiler(args.device)
         if args.layers and "layer_details" in type(profiler).Settings.model_fields:
             profiler = type(profiler)({**profiler.settings.model_dump(), "layer_details": True})
@@ -71,10 +75,7 @@ def _measure(args: argparse.Namespace) -> int:
         if args.arch in ("largest", "smallest"):
             arch = getattr(space, args.arch)()
         else:
-            raw = _parse_value(args.arch)
-            if not isinstance(raw, dict):
-                raise CliError("--arch must be 'largest', 'smallest' or a JSON object")
-            arch = space.validate(raw)
+            arch = _partial_arch(space, _parse_value(args.arch))
         result = profiler.measure(space.extract(arch).eval(), space.example_input(arch))
     except KeyError as exc:
         raise CliError(str(exc.args[0])) from exc
@@ -85,6 +86,39 @@ def _measure(args: argparse.Namespace) -> int:
                       "metrics": result.all_metrics(), "samples_ms": result.samples_ms,
                       "details": details}, indent=2, default=str))
     return 0
+
+
+def _partial_arch(space, raw: Any):
+    """A JSON arch; dimensions it leaves out take the largest arch's values (said on stderr)."""
+    import sys
+
+    if not isinstance(raw, dict):
+        raise CliError("--arch must be 'largest', 'smallest' or a JSON object")
+    largest = space.largest().to_dict()
+    unknown = sorted(set(raw) - set(largest))
+    if unknown:
+        raise CliError(f"--arch: unknown dimension(s) {unknown}; allowed: {sorted(largest)}")
+    filled = sorted(set(largest) - set(raw))
+    if filled:
+        print(f"--arch: {len(filled)} dimension(s) not given take the largest arch's values: "
+              + ", ".join(f"{d}={largest[d]}" for d in filled), file=sys.stderr)
+    return space.validate({**largest, **raw})
+
+
+def _add_server_device(args: argparse.Namespace, catalog) -> None:
+    """Measure on a device registered on the server: its kind and settings, checked as the
+    server checks API devices (no config-only settings such as a simulator command)."""
+    from evaluators.profilers.devices import DeviceSpec
+    from service.commands.studies import _call, _client
+
+    listed = {d["name"]: d for d in _call(_client(args).devices)}
+    if args.device not in listed:
+        here, there = ", ".join(catalog.names()), ", ".join(sorted(listed)) or "none"
+        raise CliError(f"unknown device {args.device!r}: neither here ({here}) nor on the "
+                       f"server ({there})")
+    d = listed[args.device]
+    spec = DeviceSpec(name=d["name"], kind=d["kind"], settings=d["settings"])
+    catalog.add(spec.validated(source="api"), source="api")
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -117,8 +151,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = dsub.add_parser("measure", help="profile one subnet on a device, here")
     q.add_argument("space", help="search space name")
     q.add_argument("--device", default="cpu", help="device name (default cpu)")
+    q.add_argument("--url", default=None,
+                   help="also look the device up among those registered on this server")
     q.add_argument("--options", default="{}", help="search space options (JSON)")
-    q.add_argument("--arch", default="largest", help="largest, smallest or a JSON arch")
+    q.add_argument("--arch", default="largest",
+                   help="largest, smallest or a JSON arch; dimensions left out take the "
+                   "largest arch's values")
     q.add_argument("--layers", action="store_true", help="include per-layer details")
     q.set_defaults(func=_measure)
 

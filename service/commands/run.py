@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ def run_in_process(spec, *, progress: bool = True) -> dict[str, Any]:
     from tqdm import tqdm
 
     from evaluators.profilers.devices import DeviceCatalog
+    from service.checks import record_outcome, record_start_warnings
     from service.records import MemoryStore
     from service.resolve import resolve_spec
     from service.runner import StudyRunner
@@ -41,6 +43,7 @@ def run_in_process(spec, *, progress: bool = True) -> dict[str, Any]:
     # the config file's devices (e.g. a GVSOC flow) are usable without a server too
     resolved = resolve_spec(spec, devices=DeviceCatalog.from_config(get_settings().config_file))
     store = MemoryStore()
+    record_start_warnings(store, resolved)  # into extra.warnings, as a worker does
     bar = tqdm(total=spec.budget.trials, unit="trial", disable=not progress)
     original = store.save_trial
 
@@ -51,6 +54,7 @@ def run_in_process(spec, *, progress: bool = True) -> dict[str, Any]:
     store.save_trial = save_and_tick  # type: ignore[method-assign]
     status = StudyRunner(resolved, store).run()
     bar.close()
+    record_outcome(store, spec)  # extra.no_feasible: why, if no trial is feasible
     trials = store.trials
     return {
         "study": {**spec.model_dump(mode="json"), "status": status,
@@ -74,6 +78,10 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"{args.spec}: {exc}") from exc
     except DeviceError as exc:
         raise CliError(str(exc)) from exc
+    from service.client import study_notes
+
+    for line in study_notes(result["study"]):  # not data: stderr, like the client commands
+        print(f"warning: {line}", file=sys.stderr)
     text = json.dumps(result, indent=2)
     if args.output:
         Path(args.output).write_text(text)

@@ -103,7 +103,7 @@ BAD_SPECS = [
     ({"search_space": {"name": "nope"}}, ["search_space", "name"], "table"),
     ({"strategy": {"name": "annealing"}}, ["strategy", "name"], "nsga2"),
     ({"strategy": {"name": "nsga2", "options": {"pop": 3}}}, ["strategy", "options", "pop"],
-     "Extra inputs"),
+     "unknown option 'pop'; allowed: "),
     ({"objectives": [{"metric": "acc", "direction": "maximize"},
                      {"metric": "energy", "direction": "minimize"}]},
      ["objectives", 1, "metric"], "allowed: acc, latency_ms"),

@@ -8,6 +8,16 @@ export async function getJSON(path, { signal } = {}) {
   return readJSON(fetch(API + path, { headers: { Accept: "application/json" }, signal }));
 }
 
+/** Send JSON (POST/PATCH/DELETE); resolves with the answer's JSON, or null for a 204. */
+export async function sendJSON(method, path, body) {
+  const res = await fetch(API + path, {
+    method, headers: { Accept: "application/json", "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status === 204) return null;
+  return readJSON(Promise.resolve(res));
+}
+
 /** JSON of a pending fetch (e.g. one started early by the page's inline script). */
 export async function readJSON(pending) {
   let res;
@@ -101,18 +111,84 @@ export function unitFromName(metric) {
   return "";
 }
 
-/** Readable axis label: "latency ms on cpu [ms] ↓ better". */
+/** ``metric`` without the unit suffix its unit repeats ("latency_ms", "ms" -> "latency"). */
+function withoutUnitSuffix(metric, unit) {
+  if (!unit) return metric;
+  const hit = SUFFIX_UNITS.find(([suffix, u]) => u === unit
+    && String(metric).toLowerCase().endsWith(suffix));
+  return hit ? metric.slice(0, -hit[0].length) : metric;
+}
+
+/** Readable axis label: "latency on cpu [ms] ↓ better" (the unit once, not "latency ms [ms]");
+ * an architecture dimension: "arch: width". */
 export function metricLabel(m, { arrow = true } = {}) {
   if (!m) return "";
-  let s = m.metric.replace(/_/g, " ");
+  if (m.dim) return `arch: ${m.dim}`;
+  let s = withoutUnitSuffix(m.metric, m.unit).replace(/_/g, " ");
   if (m.device) s += ` on ${m.device}`;
   if (m.unit) s += ` [${m.unit}]`;
   if (arrow && m.direction) s += m.direction === "maximize" ? " ↑ better" : " ↓ better";
   return s;
 }
 
+/** Short name for menus and legends: the key, with its unit unless the key already says it. */
 export function metricShort(m) {
-  return m.unit ? `${m.key} [${m.unit}]` : m.key;
+  if (m.dim) return `arch: ${m.dim}`;
+  const base = withoutUnitSuffix(m.metric, m.unit);
+  return m.unit && base === m.metric ? `${m.key} [${m.unit}]` : m.key;
+}
+
+/** Durations people read: "0.2 ms", "35 ms", "1.9 s", "2 min 05 s", "1 h 02 min". */
+export function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "—";
+  if (seconds < 1) {
+    const ms = seconds * 1000;
+    return `${ms < 10 ? Number(ms.toPrecision(2)) : Math.round(ms)} ms`;
+  }
+  if (seconds < 60) return `${Number(seconds.toPrecision(3))} s`;
+  if (seconds < 3600) {
+    const m = Math.floor(seconds / 60);
+    return `${m} min ${String(Math.round(seconds - 60 * m)).padStart(2, "0")} s`;
+  }
+  const h = Math.floor(seconds / 3600);
+  return `${h} h ${String(Math.round((seconds - 3600 * h) / 60)).padStart(2, "0")} min`;
+}
+
+/** Prefix of architecture dimensions among plot fields (metrics have no prefix). */
+export const ARCH = "arch:";
+
+/** A plot field of a trial: a metric value, or an arch dimension's value ("arch:width"). */
+export function fieldValue(t, key) {
+  if (key.startsWith(ARCH)) {
+    const v = t.arch?.[key.slice(ARCH.length)];
+    return Array.isArray(v) ? `[${v.join(",")}]` : v;
+  }
+  return t.values?.[key];
+}
+
+export function hasValue(v) {
+  return v !== undefined && v !== null && (typeof v !== "number" || Number.isFinite(v));
+}
+
+/** Architecture dimensions seen in the trials, as plot fields: numeric ones and categorical. */
+export function archCatalog(trials) {
+  const seen = new Map();
+  for (const t of trials) {
+    for (const [d, v] of Object.entries(t.arch || {})) {
+      if (!seen.has(d)) seen.set(d, { numeric: true, values: new Set() });
+      const e = seen.get(d);
+      const shown = Array.isArray(v) ? `[${v.join(",")}]` : v;
+      e.values.add(shown);
+      if (typeof shown !== "number") e.numeric = false;
+    }
+  }
+  const out = new Map();
+  for (const [d, e] of [...seen.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
+    const values = [...e.values].sort((a, b) => (e.numeric ? a - b : String(a).localeCompare(b)));
+    out.set(ARCH + d, { key: ARCH + d, dim: d, metric: d, unit: "", direction: null,
+      numeric: e.numeric, values });
+  }
+  return out;
 }
 
 /** Compact one-line rendering of an arch for hover labels, wrapped every few dims. */
@@ -127,8 +203,9 @@ export function archText(arch, perLine = 4) {
 /** Points of a front ordered along the x axis, so the joining line reads as a trade-off curve. */
 export function orderAlong(points, xKey, yKey) {
   return points
-    .filter((t) => Number.isFinite(t.values?.[xKey]) && Number.isFinite(t.values?.[yKey]))
-    .sort((a, b) => a.values[xKey] - b.values[xKey] || a.values[yKey] - b.values[yKey]);
+    .filter((t) => Number.isFinite(fieldValue(t, xKey)) && Number.isFinite(fieldValue(t, yKey)))
+    .sort((a, b) => fieldValue(a, xKey) - fieldValue(b, xKey)
+      || fieldValue(a, yKey) - fieldValue(b, yKey));
 }
 
 let webglOk = null;

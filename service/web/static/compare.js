@@ -18,6 +18,7 @@ const state = {
   ids: [...new Set(rawIds.filter((s) => !badIds.includes(s)).map(Number))],
   studies: new Map(), // id -> StudyPublic
   fronts: new Map(), // id -> [TrialPublic]
+  curves: new Map(), // id -> normalised hypervolume history (reference=problem)
   x: null,
   y: null,
   timer: null,
@@ -61,10 +62,11 @@ async function loadFronts() {
   const ids = state.ids.filter((id) => !state.fronts.has(id)
     || !TERMINAL.has(state.studies.get(id)?.status));
   await Promise.all(ids.map(async (id) => {
-    const [study, front] = await Promise.all([getJSON(`/studies/${id}`),
-      getJSON(`/studies/${id}/pareto`)]);
+    const [study, front, curve] = await Promise.all([getJSON(`/studies/${id}`),
+      getJSON(`/studies/${id}/pareto`), getJSON(`/studies/${id}/hypervolume?reference=problem`)]);
     state.studies.set(id, study);
     state.fronts.set(id, front.data);
+    state.curves.set(id, curve);
   }));
 }
 
@@ -95,7 +97,8 @@ export function sharedHypervolume(fronts, x, y, catalog) {
     }
     return hv;
   });
-  return { reference: [sx * ref[0], sy * ref[1]], volumes };
+  // a study with no point on these axes is not drawn: it has no hypervolume here (not 0)
+  return { reference: [sx * ref[0], sy * ref[1]], volumes, drawn: loss.map((pts) => pts.length > 0) };
 }
 
 function hover(study, t, catalog) {
@@ -151,10 +154,46 @@ async function render() {
     return `<tr data-id="${id}"><td><a href="/studies/${id}">#${id} ${escapeHtml(s.name)}</a></td>
       <td>${statusBadge(s.status)}</td><td class="num">${fmt(state.fronts.get(id)?.length)}</td>
       <td class="num">${fmt(s.n_complete)} / ${fmt(s.n_trials)}</td>
-      <td class="num shared-hv">${common ? fmt(common.volumes[i]) : "—"}</td>
+      <td class="num shared-hv">${common && common.drawn[i] ? fmt(common.volumes[i]) : "—"}</td>
+      <td class="num problem-hv">${fmt(s.hypervolume_normalised)}</td>
       <td class="num">${fmt(s.best_hypervolume)}</td>
       <td>${escapeHtml((s.objectives || []).map((o) => o.key).join(", "))}</td></tr>`;
   }).join("");
+}
+
+/** Every picked study's normalised hypervolume curve on one chart (one scale: the problem's
+ * box), each held at its last value up to the study's last trial. */
+async function renderCurves() {
+  const traces = [], missing = [];
+  state.ids.forEach((id, i) => {
+    const curve = state.curves.get(id);
+    const study = state.studies.get(id);
+    if (!curve || !study) return;
+    const pts = curve.data.map((p) => [p.trial_number, p.hypervolume]);
+    if (pts.length && Number.isInteger(curve.last_trial) && curve.last_trial > pts.at(-1)[0]) {
+      pts.push([curve.last_trial, pts.at(-1)[1]]);
+    }
+    if (!pts.length) {
+      const why = curve.problem_reference?.message || "no feasible trial yet";
+      missing.push(`#${id}: ${why}`);
+      return;
+    }
+    traces.push({ type: "scatter", mode: "lines", name: `#${id} ${study.name}`, uid: `hv-${id}`,
+      x: pts.map((p) => p[0]), y: pts.map((p) => p[1]),
+      line: { shape: "hv", color: PALETTE[i % PALETTE.length], width: 2 },
+      hovertemplate: `#${id} after trial %{x}: %{y:.4f}<extra></extra>` });
+  });
+  const el = $("hv-compare");
+  el.dataset.curves = traces.length;
+  $("hv-compare-note").textContent = missing.length ? `Not drawn: ${missing.join("; ")}` : "";
+  const Plotly = await plotlyReady();
+  await Plotly.react(el, traces, {
+    margin: { l: 70, r: 20, t: 30, b: 50 },
+    xaxis: { title: { text: "trial number" }, rangemode: "tozero" },
+    yaxis: { title: { text: "hypervolume (problem box)" }, rangemode: "tozero" },
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+    font: { family: "system-ui, DejaVu Sans, sans-serif", size: 13 }, uirevision: "hv",
+  }, PLOT_CONFIG);
 }
 
 async function refresh() {
@@ -165,6 +204,7 @@ async function refresh() {
     showError($("error"), err);
   }
   await render();
+  await renderCurves();
   clearTimeout(state.timer);
   const live = state.ids.some((id) => !TERMINAL.has(state.studies.get(id)?.status));
   if (live) state.timer = setTimeout(refresh, REFRESH_MS);

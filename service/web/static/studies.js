@@ -22,19 +22,28 @@ function objectivesText(study) {
     .map((o) => `${o.direction === "maximize" ? "↑" : "↓"} ${o.key}`).join(", ");
 }
 
+/** The list compares studies: the problem-normalised hypervolume (0..1, same box for every
+ * study of a problem); the study's own-reference value is in the tooltip. */
+function hvTitle(s) {
+  const own = `own reference: ${fmt(s.best_hypervolume)}`;
+  const ref = s.extra?.problem_reference;
+  return escapeHtml(ref && ref.missing ? `${ref.message} (${own})` : own);
+}
+
 function row(s) {
   const checked = state.picked.has(s.id) ? "checked" : "";
   return `<tr data-id="${s.id}">
     <td><input type="checkbox" class="pick" value="${s.id}" ${checked}
       aria-label="Pick study ${s.id} to compare"></td>
     <td class="num">${s.id}</td>
-    <td><a href="/studies/${s.id}">${escapeHtml(s.name)}</a></td>
+    <td class="wrap"><a href="/studies/${s.id}">${escapeHtml(s.name)}</a>${
+  (s.tags || []).map((t) => ` <span class="tag">${escapeHtml(t)}</span>`).join("")}</td>
     <td>${statusBadge(s.status)}</td>
     <td>${progressBar(s.progress)}</td>
     <td class="num">${fmt(s.n_complete)} ✓ / ${fmt(s.n_failed)} ✗ of ${fmt(s.n_trials)}</td>
-    <td class="num">${fmt(s.best_hypervolume)}</td>
+    <td class="num hv" title="${hvTitle(s)}">${fmt(s.hypervolume_normalised)}</td>
     <td>${escapeHtml(s.search_space)}</td>
-    <td>${escapeHtml(objectivesText(s))}</td>
+    <td class="wrap">${escapeHtml(objectivesText(s))}</td>
     <td>${escapeHtml(fmtDate(s.created_at))}</td>
   </tr>`;
 }

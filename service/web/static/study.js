@@ -1,9 +1,13 @@
 // Study page: loads a study and all its trials, draws them, and polls for new trials while the
 // study runs (no reload: new trials are merged and the charts redrawn with Plotly.react).
 import {
-  API, PLOT_CONFIG, TERMINAL, escapeHtml, fillSelect, fmt, fmtDate, getJSON, markReady,
-  metricCatalog, metricShort, plotlyReady, progressBar, readJSON, showError, statusBadge,
+  API, ARCH, PLOT_CONFIG, TERMINAL, archCatalog, escapeHtml, fieldValue, fillSelect, fmt,
+  fmtDate, getJSON, markReady, metricCatalog, metricShort, plotlyReady, progressBar, readJSON,
+  showError, statusBadge,
 } from "./common.js";
+import { importanceHtml, parcoordsFigure, splomFigure } from "./study_analysis.js";
+import { renderManage, wireManage } from "./study_manage.js";
+import { accuracyHtml, constraintsHtml, renderNotes } from "./study_notes.js";
 import { STAGE, hypervolumeFigure, scatterLayout, scatterTraces } from "./study_plot.js";
 import { detailsHtml, qualityHtml, renderTable, tableColumns } from "./study_table.js";
 
@@ -19,8 +23,11 @@ const state = {
   full: new Map(), // number -> full trial record, fetched when pinned
   sorted: [], // trials by number
   hv: { reference_point: null, data: [] },
-  catalog: new Map(),
-  view: { x: null, y: null, c: "", pinned: null },
+  hvRef: "study", // the curve's reference: the study's own, or the problem's box (0-1)
+  catalog: new Map(), // metrics
+  arch: new Map(), // architecture dimensions as plot fields ("arch:width")
+  view: { x: null, y: null, c: "", pinned: null, filter: null, logX: false, logY: false },
+  importance: null, // the server's answer, with the trial count it was computed for
   table: { sort: "number", desc: false, filter: "all", page: 0, pageSize: 50, pinned: null },
   watermark: -1, // every trial number <= watermark is loaded
   plotted: false,
@@ -90,33 +97,74 @@ function renderSummary() {
     `<div>${progressBar(s.progress)}</div>`,
     `<div>trials <b>${fmt(s.n_complete)}</b> complete, <b>${fmt(s.n_failed)}</b> failed of ` +
       `<b>${fmt(s.n_trials)}</b></div>`,
-    `<div>best hypervolume <b>${fmt(s.best_hypervolume)}</b></div>`,
+    `<div title="the front's hypervolume on the problem's box (comparable across studies)">` +
+      `hypervolume <b id="hv-normalised">${fmt(s.hypervolume_normalised)}</b> (0–1)</div>`,
+    `<div title="against the study's own reference point (not comparable across studies)">` +
+      `own-reference hypervolume <b>${fmt(s.best_hypervolume)}</b></div>`,
     `<div>space <b>${escapeHtml(s.search_space)}</b></div>`,
     `<div>strategy <b>${escapeHtml(s.spec?.strategy?.name ?? "—")}</b></div>`,
-    s.spec?.accuracy?.mode && s.spec.accuracy.mode !== "measured"
-      ? `<div>accuracy <b>${escapeHtml(s.spec.accuracy.mode)}</b> ` +
-        `(${escapeHtml(s.spec.accuracy.predictor ?? "")} screen)</div>` : "",
+    accuracyHtml(s),
     `<div>objectives ${objectives}</div>`,
+    constraintsHtml(s),
     `<div class="muted">created ${escapeHtml(fmtDate(s.created_at))}</div>`,
+    (s.tags || []).length ? `<div class="tags">${s.tags.map((t) =>
+      `<span class="tag">${escapeHtml(t)}</span>`).join(" ")}</div>` : "",
+    s.notes ? `<div class="notes-text" id="notes-text">${escapeHtml(s.notes)}</div>` : "",
     `<div class="live ${live ? "on" : ""}" id="live">${live ? "live" : ""}</div>`,
     s.error ? `<div class="error">${escapeHtml(s.error)}</div>` : "",
   ].join("");
+  renderNotes(s);
+  renderManage(s);
   const quality = qualityHtml(s.extra?.predictor_quality);
   $("quality").hidden = !quality;
   $("quality-body").innerHTML = quality;
 }
 
+/** Metrics and architecture dimensions: what the axes, colour and filter can use. */
+function fields() {
+  return new Map([...state.catalog, ...state.arch]);
+}
+
 function renderAxes() {
   const keys = [...state.catalog.values()];
-  const opts = keys.map((m) => ({ value: m.key, label: metricShort(m) }));
+  const all = [...fields().values()];
+  const opts = all.map((m) => ({ value: m.key, label: metricShort(m) }));
   const v = state.view;
-  if (!v.x || !state.catalog.has(v.x)) v.x = keys[0]?.key ?? null;
-  if (!v.y || !state.catalog.has(v.y)) v.y = keys[1]?.key ?? keys[0]?.key ?? null;
+  const known = fields();
+  if (!v.x || !known.has(v.x)) v.x = keys[0]?.key ?? null;
+  if (!v.y || !known.has(v.y)) v.y = keys[1]?.key ?? keys[0]?.key ?? null;
   fillSelect($("x-axis"), opts, v.x);
   fillSelect($("y-axis"), opts, v.y);
   const stages = new Set(state.sorted.map((t) => t.stage));
   const extra = stages.size > 1 ? [{ value: STAGE, label: "search stage" }] : [];
   fillSelect($("c-axis"), [{ value: "", label: "none" }, ...opts, ...extra], v.c);
+  const dims = [...state.arch.values()].filter((f) => f.values.length > 1);
+  fillSelect($("f-dim"), [{ value: "", label: "all trials" },
+    ...dims.map((f) => ({ value: f.key, label: `arch: ${f.dim}` }))], v.filter?.dim ?? "");
+  renderFilterValues();
+}
+
+function renderFilterValues() {
+  const f = state.view.filter;
+  const field = f?.dim ? state.arch.get(f.dim) : null;
+  $("f-value").disabled = !field;
+  fillSelect($("f-value"), field ? field.values.map((x) => ({ value: String(x), label: String(x) }))
+    : [], f?.value);
+  if (field && f.value === undefined) f.value = String(field.values[0]);
+}
+
+/** Log scales only for numeric fields whose drawn values are all positive. */
+function renderScaleControls() {
+  for (const [axis, box, flag] of [["x", "log-x", "logX"], ["y", "log-y", "logY"]]) {
+    const key = state.view[axis];
+    const field = fields().get(key);
+    const ok = key && !(field?.dim && !field.numeric) && state.sorted.some((t) => t.state === "complete")
+      && state.sorted.every((t) => t.state !== "complete" || !(fieldValue(t, key) <= 0));
+    $(box).disabled = !ok;
+    if (!ok) state.view[flag] = false;
+    $(box).checked = state.view[flag];
+    $(box).parentElement.title = ok ? "" : "a log scale needs positive numbers on this axis";
+  }
 }
 
 async function renderScatter() {
@@ -126,13 +174,16 @@ async function renderScatter() {
     el.innerHTML = '<p class="muted">No finished trial yet.</p>';
     return;
   }
-  const { traces, counts } = scatterTraces(state.sorted, state.view, state.catalog,
+  renderScaleControls();
+  const { traces, counts } = scatterTraces(state.sorted, state.view, fields(),
     state.study.spec?.constraints || []);
-  $("counts").textContent = `${fmt(counts.plotted)} trials drawn, ${fmt(counts.front)} on the front`;
+  const f = state.view.filter;
+  $("counts").textContent = `${fmt(counts.plotted)} trials drawn, ${fmt(counts.front)} on the front`
+    + (f?.dim ? ` (only ${f.dim.slice(ARCH.length)} = ${f.value})` : "");
   el.dataset.front = counts.front;
   el.dataset.plotted = counts.plotted;
   el.dataset.render = counts.type;
-  await Plotly.react(el, traces, scatterLayout(state.view, state.catalog), PLOT_CONFIG);
+  await Plotly.react(el, traces, scatterLayout(state.view, fields()), PLOT_CONFIG);
   if (!state.plotted) {
     state.plotted = true;
     el.on("plotly_click", (ev) => {
@@ -142,11 +193,59 @@ async function renderScatter() {
   }
 }
 
+// ---------------------------------------------------------------- analysis panels
+async function renderAnalysis() {
+  const objectives = (state.study.objectives || []).length;
+  $("splom-panel").hidden = objectives < 3;
+  const Plotly = await plotlyReady();
+  if ($("pc-panel").open) {
+    const fig = parcoordsFigure(state.sorted, state.catalog, state.arch);
+    $("parcoords").dataset.dimensions = fig.count;
+    await Plotly.react($("parcoords"), fig.data, fig.layout, fig.config);
+  }
+  if ($("splom-panel").open && objectives >= 3) {
+    const fig = splomFigure(state.sorted, state.catalog);
+    $("splom").dataset.dimensions = fig.count;
+    $("splom").style.height = `${fig.layout.height}px`; // the matrix grows with the objectives
+    await Plotly.react($("splom"), fig.data, fig.layout, fig.config);
+  }
+  if ($("imp-panel").open) await renderImportance();
+}
+
+async function renderImportance() {
+  const n = state.study.n_complete;
+  if (!state.importance || state.importance.at !== n) {
+    $("imp-note").textContent = "computing…";
+    state.importance = { at: n, body: await getJSON(`/studies/${studyId}/importance`) };
+  }
+  const body = state.importance.body;
+  const table = importanceHtml(body, state.catalog);
+  $("imp-note").textContent = body.message
+    || `${body.method}, over ${fmt(body.subsampled_to ?? body.n_trials)} measured trials`
+      + (body.subsampled_to ? ` (an even sample of ${fmt(body.n_trials)})` : "")
+      + ". A share is the part of the objective's variance a dimension explains.";
+  $("importance").hidden = !table.count;
+  $("importance").dataset.dimensions = table.count;
+  $("importance").innerHTML = table.html;
+}
+
+function hvPath() {
+  return `/studies/${studyId}/hypervolume` + (state.hvRef === "problem" ? "?reference=problem" : "");
+}
+
 async function renderHypervolume() {
   const Plotly = await plotlyReady();
   const fig = hypervolumeFigure(state.hv);
   const empty = fig.data[0].x.length === 0;
   $("hv-empty").hidden = !empty;
+  if (empty && state.hvRef === "problem") {
+    $("hv-empty").textContent = state.hv.problem_reference?.message
+      || "No hypervolume on the problem's box yet (no feasible trial).";
+  } else if (empty && state.study && TERMINAL.has(state.study.status)) {
+    $("hv-empty").textContent = state.study.extra?.no_feasible
+      ? "No hypervolume: the study ended without a feasible trial (see Warnings above)."
+      : "No hypervolume: the study ended before its reference point was fixed.";
+  }
   $("hypervolume").hidden = empty; // no empty axes: drawn once there is a point (then sized)
   if (empty) return;
   await Plotly.react($("hypervolume"), fig.data, fig.layout, fig.config);
@@ -188,13 +287,18 @@ async function renderAll() {
   renderSummary();
   const before = state.catalog.size;
   state.catalog = metricCatalog(state.study, state.sorted);
+  const archBefore = [...state.arch.values()].map((f) => f.values.length).join();
+  state.arch = archCatalog(state.sorted);
+  const archNow = [...state.arch.values()].map((f) => f.values.length).join();
   const stages = new Set(state.sorted.map((t) => t.stage)).size;
-  if (state.catalog.size !== before || !state.view.x || stages !== state.stages) renderAxes();
+  if (state.catalog.size !== before || !state.view.x || stages !== state.stages
+      || archBefore !== archNow) renderAxes();
   state.stages = stages;
   renderTrialsTable();
   renderDetails();
   await renderScatter();
   await renderHypervolume();
+  await renderAnalysis();
 }
 
 function pin(number, { focus = false } = {}) {
@@ -216,7 +320,7 @@ async function poll() {
     state.study = study;
     if (changed) {
       const [front, hv] = await Promise.all([
-        getJSON(`/studies/${studyId}/pareto`), getJSON(`/studies/${studyId}/hypervolume`)]);
+        getJSON(`/studies/${studyId}/pareto`), getJSON(hvPath())]);
       merge(fresh);
       // A new trial can push older ones off the front: take membership from the API's front.
       const onFront = new Set(front.data.map((t) => t.number));
@@ -245,26 +349,6 @@ function schedule() {
 }
 
 // ---------------------------------------------------------------- downloads
-function csvCell(v) {
-  const s = v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(v)
-    : String(v);
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-function trialsCsv() {
-  const keys = [...state.catalog.keys()];
-  const dims = [...new Set(state.sorted.flatMap((t) => Object.keys(t.arch || {})))];
-  const head = ["number", "state", "on_front", ...dims, ...keys, "stage", "duration_s", "worker",
-    "error"];
-  const lines = [head.map(csvCell).join(",")];
-  for (const t of state.sorted) {
-    lines.push([t.number, t.state, t.on_front, ...dims.map((d) => t.arch?.[d]),
-      ...keys.map((k) => t.values?.[k]), t.stage, t.duration_s, t.worker, t.error]
-      .map(csvCell).join(","));
-  }
-  return lines.join("\n") + "\n";
-}
-
 function download(name, type, text) {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const a = document.createElement("a");
@@ -281,6 +365,35 @@ function wireControls() {
     $(id).addEventListener("change", (ev) => {
       state.view[key] = ev.target.value;
       renderScatter();
+    });
+  }
+  $("f-dim").addEventListener("change", (ev) => {
+    state.view.filter = ev.target.value ? { dim: ev.target.value, value: undefined } : null;
+    renderFilterValues();
+    renderScatter();
+  });
+  $("f-value").addEventListener("change", (ev) => {
+    state.view.filter.value = ev.target.value;
+    renderScatter();
+  });
+  for (const [id, flag] of [["log-x", "logX"], ["log-y", "logY"]]) {
+    $(id).addEventListener("change", (ev) => {
+      state.view[flag] = ev.target.checked;
+      renderScatter();
+    });
+  }
+  $("hv-ref").addEventListener("change", async (ev) => {
+    state.hvRef = ev.target.value;
+    try {
+      state.hv = await getJSON(hvPath());
+      await renderHypervolume();
+    } catch (err) {
+      showError($("error"), err);
+    }
+  });
+  for (const id of ["pc-panel", "splom-panel", "imp-panel"]) {
+    $(id).addEventListener("toggle", () => {
+      if ($(id).open) renderAnalysis().catch((err) => showError($("error"), err));
     });
   }
   $("trials").tHead.addEventListener("click", (ev) => {
@@ -322,10 +435,9 @@ function wireControls() {
   $("dl-front-csv").download = `study-${studyId}-front.csv`;
   $("dl-front-json").href = `${base}/pareto`;
   $("dl-front-json").download = `study-${studyId}-front.json`;
-  $("dl-trials-csv").addEventListener("click", (ev) => {
-    ev.preventDefault();
-    download(`study-${studyId}-trials.csv`, "text/csv", trialsCsv());
-  });
+  // the server's export: every metric, constraint values, sources, stage, errors
+  $("dl-trials-csv").href = `${base}/trials.csv`;
+  $("dl-trials-csv").download = `study-${studyId}-trials.csv`;
   $("dl-trials-json").addEventListener("click", (ev) => {
     ev.preventDefault();
     allFull().then((trials) => download(`study-${studyId}-trials.json`, "application/json",
@@ -341,6 +453,11 @@ async function start() {
     return;
   }
   wireControls();
+  wireManage(studyId, {
+    changed: (study) => { state.study = study; renderSummary(); },
+    follow: () => schedule(),
+    stop: () => clearTimeout(state.timer),
+  });
   try {
     const early = window.__prefetch || {}; // started by the inline script in study.html
     delete window.__prefetch;
@@ -359,7 +476,11 @@ async function start() {
     markReady();
   } catch (err) {
     showError($("error"), err);
+    // no study (a 404) or no server: the message only, not an empty page skeleton under it
+    for (const el of document.querySelectorAll("main > :not(h1):not(#error)")) el.hidden = true;
+    if (!state.study) $("title").textContent = `Study ${studyId ?? ""}`.trim();
     markReady();
+    return;
   }
   schedule();
 }

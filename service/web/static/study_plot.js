@@ -1,6 +1,6 @@
 // Study page charts: the trials scatter (front highlighted) and the hypervolume history.
 import {
-  PLOT_CONFIG, fmt, metricLabel, metricShort, orderAlong, scatterType,
+  PLOT_CONFIG, fieldValue, fmt, hasValue, metricLabel, metricShort, orderAlong, scatterType,
 } from "./common.js";
 
 const ACCENT = "#c2410c";
@@ -63,13 +63,31 @@ function hoverData(t, dims, keys) {
 /** Colour-by option for the search stage of two-stage studies (not a metric). */
 export const STAGE = "@stage";
 
-function colourValue(t, cKey) {
-  return cKey === STAGE ? t.stage : t.values[cKey] ?? null;
+function colourValue(t, cKey, categories) {
+  if (cKey === STAGE) return t.stage;
+  const v = fieldValue(t, cKey);
+  if (categories) return hasValue(v) ? categories.indexOf(v) : null; // a category's index
+  return v ?? null;
 }
 
-function markerColour(points, cKey, base) {
+function markerColour(points, cKey, base, categories) {
   if (!cKey) return { color: base };
-  return { color: points.map((t) => colourValue(t, cKey)) };
+  return { color: points.map((t) => colourValue(t, cKey, categories)) };
+}
+
+/** Trials kept by the view's architecture filter (``{dim, value}``; value compared as text). */
+export function applyFilter(trials, filter) {
+  if (!filter || !filter.dim) return trials;
+  return trials.filter((t) => String(fieldValue(t, filter.dim)) === filter.value);
+}
+
+/**
+ * The 2-D front drawn as a staircase (attainment curve): between two front points sorted by x,
+ * the line holds the first point's y until the second's x when x is minimised ("hv"), and
+ * moves in y first when x is maximised ("vh"), so it bounds the region the front dominates.
+ */
+export function staircaseShape(catalog, x) {
+  return catalog.get(x)?.direction === "maximize" ? "vh" : "hv";
 }
 
 /**
@@ -79,8 +97,8 @@ function markerColour(points, cKey, base) {
  */
 export function scatterTraces(trials, view, catalog, constraints) {
   const { x, y, c } = view;
-  const plotted = trials.filter((t) => t.state === "complete"
-    && Number.isFinite(t.values?.[x]) && Number.isFinite(t.values?.[y]));
+  const plotted = applyFilter(trials, view.filter).filter((t) => t.state === "complete"
+    && hasValue(fieldValue(t, x)) && hasValue(fieldValue(t, y)));
   const front = [], dominated = [], infeasible = [], predicted = [];
   for (const t of plotted) {
     if (t.on_front) front.push(t);
@@ -89,9 +107,11 @@ export function scatterTraces(trials, view, catalog, constraints) {
     else dominated.push(t);
   }
   const type = scatterType(plotted.length);
+  const cField = c && c !== STAGE ? catalog.get(c) : null;
+  const categories = cField && cField.dim && !cField.numeric ? cField.values : null;
   let cmin, cmax;
   if (c) {
-    const cv = plotted.map((t) => colourValue(t, c)).filter(Number.isFinite);
+    const cv = plotted.map((t) => colourValue(t, c, categories)).filter(Number.isFinite);
     cmin = Math.min(...cv);
     cmax = Math.max(...cv);
   }
@@ -100,74 +120,106 @@ export function scatterTraces(trials, view, catalog, constraints) {
     reversescale: catalog.get(c)?.direction === "minimize" } : {};
   const outline = c ? { line: { color: "#374151", width: 0.5 } } : {};
   const dims = [...new Set(plotted.slice(0, 50).flatMap((t) => Object.keys(t.arch || {})))];
-  const keys = [...catalog.keys()];
-  const hovertemplate = hoverTemplate(dims, catalog);
+  const keys = [...catalog.keys()].filter((k) => !catalog.get(k).dim);
+  const hovertemplate = hoverTemplate(dims, new Map(keys.map((k) => [k, catalog.get(k)])));
   // uid: a stable name per trace (Plotly matches traces across redraws by it; tests find them)
   const points = (uid, pts, name, marker, extra = {}) => ({
-    uid, type, mode: "markers", name, x: pts.map((t) => t.values[x]),
-    y: pts.map((t) => t.values[y]), customdata: pts.map((t) => hoverData(t, dims, keys)),
+    uid, type, mode: "markers", name, x: pts.map((t) => fieldValue(t, x)),
+    y: pts.map((t) => fieldValue(t, y)), customdata: pts.map((t) => hoverData(t, dims, keys)),
     hovertemplate, marker, ...extra,
   });
+  // a trade-off curve only between two objectives (an arch dimension has no direction)
+  const curveOk = catalog.get(x)?.direction && catalog.get(y)?.direction;
   const ordered = orderAlong(front, x, y);
-  const curve = orderAlong(front2d(front, x, y, catalog), x, y);
+  const curve = curveOk ? orderAlong(front2d(front, x, y, catalog), x, y) : [];
+  const colourbar = c ? { colorbar: {
+    ...(c === STAGE ? { dtick: 1 } : {}),
+    ...(categories ? { tickvals: categories.map((_, i) => i), ticktext: categories.map(String) }
+      : {}),
+    title: { side: "right", text: c === STAGE ? "search stage" : metricShort(catalog.get(c)) },
+  } } : {};
   const traces = [
     points("dominated", dominated, `dominated (${dominated.length})`,
-      { size: 7, opacity: 0.45, ...markerColour(dominated, c, FADED), ...scale, ...outline }),
+      { size: 7, opacity: 0.45, ...markerColour(dominated, c, FADED, categories), ...scale,
+        ...outline }),
     points("infeasible", infeasible, `infeasible (${infeasible.length})`,
-      { size: 8, opacity: 0.45, symbol: "x", ...markerColour(infeasible, c, FADED), ...scale,
-        ...outline }, { showlegend: infeasible.length > 0 }),
+      { size: 8, opacity: 0.45, symbol: "x", ...markerColour(infeasible, c, FADED, categories),
+        ...scale, ...outline }, { showlegend: infeasible.length > 0 }),
     points("predicted", predicted, `accuracy predicted, not measured (${predicted.length})`,
-      { size: 8, opacity: 0.6, symbol: "diamond-open", ...markerColour(predicted, c, FADED),
-        ...scale }, { showlegend: predicted.length > 0 }),
-    { uid: "line", type, mode: "lines", name: "front line", x: curve.map((t) => t.values[x]),
-      y: curve.map((t) => t.values[y]), line: { color: ACCENT, width: 2 },
+      { size: 8, opacity: 0.6, symbol: "diamond-open",
+        ...markerColour(predicted, c, FADED, categories), ...scale },
+      { showlegend: predicted.length > 0 }),
+    { uid: "line", type, mode: "lines", name: "front (staircase)",
+      x: curve.map((t) => fieldValue(t, x)), y: curve.map((t) => fieldValue(t, y)),
+      line: { color: ACCENT, width: 2, shape: staircaseShape(catalog, x) },
       hoverinfo: "skip", showlegend: false },
     points("front", ordered, `Pareto front (${front.length})`, {
       size: 11, opacity: 1, line: { color: c ? ACCENT : "#7c2d12", width: 2 },
-      ...markerColour(ordered, c, ACCENT), ...scale,
-      ...(c ? { colorbar: { ...(c === STAGE ? { dtick: 1 } : {}), title: { side: "right",
-        text: c === STAGE ? "search stage" : metricShort(catalog.get(c)) } } } : {}),
+      ...markerColour(ordered, c, ACCENT, categories), ...scale, ...colourbar,
     }),
   ];
   const pin = trials.find((t) => t.number === view.pinned);
-  const pinOk = pin && Number.isFinite(pin.values?.[x]) && Number.isFinite(pin.values?.[y]);
+  const pinOk = pin && hasValue(fieldValue(pin, x)) && hasValue(fieldValue(pin, y));
   traces.push({
-    uid: "pinned", type, mode: "markers", name: "pinned", x: pinOk ? [pin.values[x]] : [],
-    y: pinOk ? [pin.values[y]] : [], customdata: pinOk ? [[pin.number]] : [],
+    uid: "pinned", type, mode: "markers", name: "pinned", x: pinOk ? [fieldValue(pin, x)] : [],
+    y: pinOk ? [fieldValue(pin, y)] : [], customdata: pinOk ? [[pin.number]] : [],
     hoverinfo: "skip", showlegend: false,
     marker: { size: 20, symbol: "circle-open", color: "#111827", line: { width: 3 } },
   });
   return { traces, counts: { plotted: plotted.length, front: front.length, type } };
 }
 
+function axisType(field, log) {
+  if (field?.dim && !field.numeric) return "category";
+  return log ? "log" : "linear";
+}
+
 export function scatterLayout(view, catalog) {
+  const fx = catalog.get(view.x), fy = catalog.get(view.y);
   return {
     margin: { l: 70, r: 20, t: 30, b: 60 },
-    xaxis: { title: { text: metricLabel(catalog.get(view.x)) }, zeroline: false,
-      automargin: true },
-    yaxis: { title: { text: metricLabel(catalog.get(view.y)) }, zeroline: false,
-      automargin: true },
+    xaxis: { title: { text: metricLabel(fx) }, zeroline: false, automargin: true,
+      type: axisType(fx, view.logX) },
+    yaxis: { title: { text: metricLabel(fy) }, zeroline: false, automargin: true,
+      type: axisType(fy, view.logY) },
     legend: { orientation: "h", y: 1.08, x: 0 },
     hovermode: "closest",
     hoverlabel: { align: "left" },
-    // keep the user's zoom across live updates; reset when the axes change
-    uirevision: `${view.x}|${view.y}`,
+    // keep the user's zoom across live updates; reset when the axes or scales change
+    uirevision: `${view.x}|${view.y}|${view.logX}|${view.logY}`,
     font: { family: "system-ui, DejaVu Sans, sans-serif", size: 13 },
   };
 }
 
+/** The curve's points, held at its last value up to the study's last finished trial (the
+ * hypervolume did not change after the last improvement; the curve should say so). */
+export function hypervolumeSteps(hv) {
+  const data = (hv.data || []).map((p) => [p.trial_number, p.hypervolume]);
+  const last = hv.last_trial;
+  if (data.length && Number.isInteger(last) && last > data[data.length - 1][0]) {
+    data.push([last, data[data.length - 1][1]]);
+  }
+  return data;
+}
+
 export function hypervolumeFigure(hv) {
-  const data = hv.data || [];
-  const ref = hv.reference_point ? hv.reference_point.map(fmt).join(", ") : "not fixed yet";
+  const data = hypervolumeSteps(hv);
+  const improved = (hv.data || []).length;
+  const ref = hv.reference === "problem"
+    ? "the problem's box (each objective scaled to 0-1; comparable across studies)"
+    : `reference point: ${hv.reference_point ? hv.reference_point.map(fmt).join(", ")
+      : "not fixed yet"}`;
   return {
     data: [{ type: "scatter", mode: "lines+markers", line: { shape: "hv", color: ACCENT },
-      x: data.map((p) => p.trial_number), y: data.map((p) => p.hypervolume),
+      x: data.map((p) => p[0]), y: data.map((p) => p[1]),
+      // no marker on the held end point: it is not an improvement
+      marker: { size: data.map((_, i) => (i < improved ? 6 : 0)) },
       hovertemplate: "after trial #%{x}: %{y:.4g}<extra></extra>", name: "hypervolume" }],
     layout: {
       margin: { l: 70, r: 20, t: 30, b: 50 },
       xaxis: { title: { text: "trial number" }, rangemode: "tozero" },
       yaxis: { title: { text: "hypervolume" }, automargin: true },
-      annotations: [{ text: `reference point: ${ref}`, xref: "paper", yref: "paper", x: 0,
+      annotations: [{ text: ref, xref: "paper", yref: "paper", x: 0,
         y: 1.08, showarrow: false, xanchor: "left", font: { size: 12, color: "#5b6576" } }],
       uirevision: "hv",
       font: { family: "system-ui, DejaVu Sans, sans-serif", size: 13 },

@@ -1,5 +1,5 @@
 // Study page: the sortable, paginated trials table and the pinned-trial details panel.
-import { escapeHtml, fmt, fmtDate, metricShort } from "./common.js";
+import { escapeHtml, fmt, fmtDate, fmtDuration, metricShort } from "./common.js";
 
 /** Columns of the trials table: fixed ones around one column per metric key. */
 export function tableColumns(catalog) {
@@ -15,8 +15,8 @@ export function tableColumns(catalog) {
   }
   cols.push(
     { id: "stage", label: "stage", num: true, get: (t) => t.stage },
-    { id: "duration_s", label: "duration [s]", num: true, get: (t) => t.duration_s,
-      show: (t) => fmt(t.duration_s) },
+    { id: "duration_s", label: "duration", num: true, get: (t) => t.duration_s,
+      show: (t) => fmtDuration(t.duration_s) },
     { id: "worker", label: "worker", get: (t) => t.worker ?? "" },
     { id: "arch", label: "arch", get: (t) => JSON.stringify(t.arch),
       show: (t) => Object.entries(t.arch || {}).map(([k, v]) => `${k}=${v}`).join(" ") },
@@ -96,7 +96,7 @@ export function detailsHtml(t, catalog) {
     ["state", escapeHtml(t.state) + (t.on_front ? " · <b>on the Pareto front</b>" : "")],
     ["stage", escapeHtml(t.stage)],
     ["worker", escapeHtml(t.worker ?? "—")],
-    ["duration", `${fmt(t.duration_s)} s`],
+    ["duration", fmtDuration(t.duration_s)],
     ["finished", escapeHtml(fmtDate(t.finished_at))],
     ...(info.duplicate_of !== undefined ? [["duplicate of", `#${escapeHtml(info.duplicate_of)}`]]
       : []),
