@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import partial
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from search_spaces.registry import UnknownNameError
@@ -13,6 +15,7 @@ from service.api import devices, meta, studies
 from service.db import Database
 from service.devices import load_catalog
 from service.resolve import SpecError
+from service.safe_values import printable
 from service.settings import Settings, get_settings
 
 
@@ -27,6 +30,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     # defaults + config file + API-registered devices, read per request (devices can be added)
     app.state.device_catalog = partial(load_catalog, app.state.db, settings)
     load_catalog(None, settings)  # a broken config file stops the server at start, not later
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each bad input as it came: a NaN or a lone surrogate
+        # there made the 422 itself fail (500); ``printable`` makes any echo encodable
+        return JSONResponse(status_code=422,
+                            content={"detail": printable(jsonable_encoder(exc.errors()))})
 
     @app.exception_handler(SpecError)
     def _spec_error(_request: Request, exc: SpecError) -> JSONResponse:
