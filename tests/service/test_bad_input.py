@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import threading
 
 import pytest
 from fastapi.testclient import TestClient
@@ -109,3 +111,21 @@ def test_printable_always_encodes():
     text = json.dumps(echoed, allow_nan=False, ensure_ascii=False)
     text.encode("utf-8")
     assert echoed == {"a\\ud800": ["NaN", "-Infinity", "\\xff", "\x00", [1, 2], [3]]}
+
+
+@pytest.mark.parametrize("path", ["~nosuchuser_paretonas/x.csv", "a" * 5000, "c" * 600 + "/x",
+                                  "fifo.csv", "sub", "missing.csv"])
+def test_bad_table_paths_are_422_naming_the_path(app, client, data_dir, path):
+    os.mkfifo(data_dir / "fifo.csv")  # a FIFO used to hang the request and a server thread
+    (data_dir / "sub").mkdir()
+    answers: list = []
+    thread = threading.Thread(target=lambda: answers.append(post_raw(client, _with(
+        ("search_space", "options", "path"), path))), daemon=True)
+    thread.start()
+    thread.join(30)
+    assert answers, "the request hung"
+    r = answers[0]
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert detail[0]["loc"] == ["search_space", "options", "path"], detail
+    assert n_studies(app) == 0
