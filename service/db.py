@@ -39,9 +39,16 @@ class Base(DeclarativeBase):
     pass
 
 
-def make_engine(url: str) -> Engine:
+#: How long a statement waits for another writer's lock before failing (seconds). Workers wait
+#: long (a busy moment should not cost a trial); the API waits briefly and retries the request
+#: (service.api.contention), so that a held lock becomes a 503, not a hung or failed request.
+DEFAULT_LOCK_TIMEOUT_S = 30.0
+
+
+def make_engine(url: str, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                  "timeout": lock_timeout_s})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(conn, _record):  # WAL: readers don't block the writing worker
@@ -49,10 +56,15 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(lock_timeout_s * 1000)}")
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args = {}
+    if url.startswith("postgresql"):
+        connect_args["options"] = f"-c lock_timeout={int(lock_timeout_s * 1000)}"
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args=connect_args)
 
 
 _migrate_lock = threading.Lock()
@@ -74,9 +86,10 @@ def migrate(engine: Engine) -> None:
 class Database:
     """An engine + session factory for one URL, migrated on creation."""
 
-    def __init__(self, url: str, *, run_migrations: bool = True):
+    def __init__(self, url: str, *, run_migrations: bool = True,
+                 lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, lock_timeout_s=lock_timeout_s)
         if run_migrations:
             migrate(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     allow_insecure: bool = Field(
         default=False, description="allow listening on a non-loopback host without API keys"
     )
+    db_lock_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=600,
+        description="API: how long one attempt waits for a database lock held by another writer",
+    )
+    write_retry_seconds: float = Field(
+        default=10.0, ge=0, le=600,
+        description="API: how long a request blocked by database locks is retried (with "
+                    "back-off) before it answers 503 with Retry-After",
+    )
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, description="largest request body accepted (bytes)"
     )
