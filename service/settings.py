@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0, description="how long a worker's claim lasts")
     heartbeat_seconds: float = Field(default=5.0, gt=0, description="how often a worker renews it")
     poll_seconds: float = Field(default=1.0, gt=0, description="idle worker's queue poll period")
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="a stopping worker finishes its current trial within this time, else "
+                    "abandons it; either way it gives its study back to the queue",
+    )
     config_file: Path | None = Field(default=None, description="server config (YAML): devices")
     max_trials: int = Field(default=100_000, ge=1, description="largest budget.trials accepted")
     max_seconds: float = Field(default=7 * 24 * 3600, gt=0, description="largest budget.seconds")
