@@ -7,7 +7,8 @@ import logging
 import threading
 from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -103,3 +104,38 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The configured database cannot be opened; the message is one line naming the URL."""
+
+
+URL_HELP = "e.g. sqlite:///paretonas.db or postgresql+psycopg://USER:PASSWORD@HOST/DB"
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password masked (the text as given when it does not parse)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
+
+
+def open_database(url: str, **kwargs) -> Database:
+    """``Database(url)``, or ``DatabaseUnavailable`` saying in one line why not."""
+    try:
+        return Database(url, **kwargs)
+    except NoSuchModuleError:
+        reason = f"unknown kind of database ({URL_HELP})"
+    except ArgumentError:
+        reason = f"not a database URL ({URL_HELP})"
+    except ImportError as exc:
+        reason = f"its driver is not installed ({exc})"
+    except DBAPIError as exc:
+        lines = str(exc.orig).strip().splitlines()
+        reason = lines[0] if lines else type(exc.orig).__name__
+    except (SQLAlchemyError, OSError, ValueError) as exc:
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+    raise DatabaseUnavailable(f"PARETONAS_DATABASE_URL={shown_url(url)!r}: cannot open the "
+                              f"database: {reason}")

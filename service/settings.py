@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -75,6 +75,22 @@ class Settings(BaseSettings):
             value, list) else value
 
 
+class SettingsError(ValueError):
+    """Invalid ``PARETONAS_*`` variables, as one line naming each variable and its value."""
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> SettingsError:
+        parts = []
+        for e in exc.errors(include_url=False):
+            field = str(e["loc"][0]) if e["loc"] else ""
+            name = f"PARETONAS_{field.upper()}" if field else "settings"
+            parts.append(f"{name}={e.get('input')!r}: {e['msg']}")
+        return cls("; ".join(parts))
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:  # a startup error: one line, not a pydantic report
+        raise SettingsError.from_validation(exc) from None

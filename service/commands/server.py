@@ -65,6 +65,17 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
+def _open_database(settings) -> None:
+    """Create/migrate the database now: a bad URL is a one-line error, before anything starts."""
+    from service.commands import CliError
+    from service.db import DatabaseUnavailable, open_database
+
+    try:
+        open_database(settings.database_url).dispose()
+    except DatabaseUnavailable as exc:
+        raise CliError(str(exc)) from None
+
+
 def _check_device_config(settings) -> None:
     """A broken config file (PARETONAS_CONFIG_FILE) is a one-line user error, before start."""
     from evaluators.profilers.devices import DeviceCatalog, DeviceError
@@ -80,13 +91,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.api.app import create_app
-    from service.db import Database
     from service.settings import get_settings
 
     settings = get_settings()
     _check_device_config(settings)
     _check_listen(args.host, settings, insecure=args.insecure)
-    Database(settings.database_url).dispose()  # migrate once before workers start
+    _open_database(settings)  # migrate once before workers start
     _exit_on_sigterm()
     procs = start_workers(args.workers)
     log.info("API on http://%s:%s  (%d embedded workers, database %s)", args.host, args.port,
@@ -129,13 +139,12 @@ def _use_backend(args: argparse.Namespace) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from service.db import Database
     from service.settings import get_settings
 
     _use_backend(args)
     settings = get_settings()
     _check_device_config(settings)
-    Database(settings.database_url).dispose()
+    _open_database(settings)
     if args.concurrency == 1:
         _worker_process(args.exit_when_idle)
         return 0
