@@ -151,7 +151,9 @@ async def load(base: str, server_pid: int, args) -> tuple[dict, dict, list, floa
     stats = {"latency_ms": defaultdict(list), "errors": defaultdict(list)}
     shared: dict = {"ids": [], "cancelled": set()}
     memory: list = []
-    limits = httpx.Limits(max_connections=args.clients)
+    # drop idle connections before the server's 5 s keep-alive does, or a request may be
+    # sent on a connection the server is closing (a ReadError that says nothing about it)
+    limits = httpx.Limits(max_connections=args.clients, keepalive_expiry=3.0)
     stop = asyncio.Event()
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
         sampler = asyncio.create_task(sample_memory(server_pid, memory, stop, 5.0))
