@@ -17,7 +17,7 @@ import time
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service.security import Receive, Scope, Send
 
@@ -55,7 +55,8 @@ def install(app, *, retry_seconds: float) -> None:
             headers[RETRY_MARK.decode()] = "1"
             detail = (f"the database is busy (another writer holds a lock) and stayed busy "
                       f"for {retry_seconds:g} s; try again later")
-        elif getattr(exc, "connection_invalidated", False) or "connect" in str(exc).lower():
+        elif isinstance(exc, OperationalError | InterfaceError) and (
+                exc.connection_invalidated or "connect" in str(exc.orig).lower()):
             detail = "the database is unreachable; try again later"
         else:
             raise exc  # a bug, not the weather: let it be a 500 with its traceback logged

@@ -107,3 +107,25 @@ def test_a_lock_released_within_the_budget_is_waited_out(database_url, data_dir)
     assert answers and answers[0].status_code == 201, answers and answers[0].text
     assert n_studies(app) == 1
     app.state.db.dispose()
+
+
+def test_a_vanished_database_is_503_not_500(data_dir):
+    """PostgreSQL: the database is dropped under a running server; requests answer 503."""
+    from tests.conftest import PG_URL, fresh_postgres_database
+
+    if not PG_URL:
+        pytest.skip("PARETONAS_TEST_DATABASE_URL not set (.ci/run sets it)")
+    with fresh_postgres_database() as url:
+        app = create_app(Settings(database_url=url, write_retry_seconds=0.5))
+        client = TestClient(app, raise_server_exceptions=False)
+        assert client.get("/api/v1/studies").status_code == 200
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            name = make_url(url).database
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+        for method, path in (("GET", "/api/v1/studies"), ("POST", "/api/v1/studies")):
+            r = client.request(method, path, json=table_spec())
+            assert r.status_code == 503, r.text
+            assert "unreachable" in r.json()["detail"] and r.headers["retry-after"]
+        app.state.db.dispose()
