@@ -229,8 +229,15 @@ def database(kind: str, tmp: str):
                  or os.environ.get("PARETONAS_TEST_DATABASE_URL") or LOCAL_PG)
     name = f"paretonas_soak_{uuid.uuid4().hex[:8]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # no PostgreSQL here: say so, as JSON, and stop
+        print(json.dumps({"bench": "soak", "skipped": f"PostgreSQL at "
+                          f"{make_url(admin_url).render_as_string()} unusable "
+                          f"({str(exc).splitlines()[0]}); run with --database sqlite or set "
+                          "PARETONAS_SOAK_PG_URL"}))
+        raise SystemExit(0) from None
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
