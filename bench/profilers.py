@@ -5,8 +5,12 @@
   reference recalibrated before each run (as separate processes would), the raw minimum and the
   method before (wall clock, median); as the host is and with ``--load N`` busy-loop processes
   competing (target < 5%); with the time spent measuring per subnet;
-- gap8: the analytic model's error on each calibration row (with the shipped constants), MAPE
-  (target <= 15%), leave-one-out errors, the time per subnet, and the GVSOC hook's overhead;
+- gap8: the analytic model's error on each calibration row (evaluators/profilers/gap8/
+  calibration.csv, shipped constants), leave-one-out and leave-one-family-out errors (targets:
+  leave-one-out MAPE <= 10%, no row worse than 20%), the constants with their bounds, the time
+  per subnet, and the GVSOC hook's overhead (float and int8 QDQ export);
+- gap8_deeplab: the model's latency of the smallest and largest subnet of the default
+  DeepLabV3+ space, with the shares spent in the backbone, ASPP, decoder and in upsampling;
 - latency_table: the per-layer lookup-table predictor against measured torch-cpu latency on
   held-out random DeepLabV3+ subnets (target: within +-10% for 90% of subnets), raw and
   calibrated by least squares on separate calibration subnets.
@@ -137,7 +141,7 @@ def gap8(space: Any, n: int) -> dict[str, Any]:
         return {"skipped": f"GAP8 calibration data not found at {calibrate.DEFAULT_CSV}"}
     rows = calibrate.load_rows()
     report = calibrate.report(rows, FITTED)
-    report["target_mape_pct"] = 15.0
+    report["targets"] = {"loo_mape_pct": 10.0, "loo_max_abs_pct": 20.0}
     profiler, seconds = Gap8Profiler(), []
     for _, model, x in _subnets(space, n, seed=3):
         t0 = time.perf_counter()
@@ -155,7 +159,62 @@ def gap8(space: Any, n: int) -> dict[str, Any]:
         hook.measure(model, x)
         hook_s.append(time.perf_counter() - t0)
     report["gvsoc_hook_overhead_seconds_median"] = round(statistics.median(hook_s), 3)
+    int8 = Gap8Profiler({"mode": "gvsoc", "command": [sys.executable, str(fake), "{onnx}"],
+                         "onnx_format": "int8_qdq", "calibration_samples": 4})
+    int8_s = []
+    for _, model, x in _subnets(space, n, seed=3):
+        t0 = time.perf_counter()
+        int8.measure(model, x, calibration_inputs=[x + 0.1 * i for i in range(4)])
+        int8_s.append(time.perf_counter() - t0)
+    report["gvsoc_hook_int8_qdq_overhead_seconds_median"] = round(statistics.median(int8_s), 3)
     return report
+
+
+def _part(layer: Any) -> str:
+    """Which part of DeepLabV3+ a walked layer belongs to (by the module it ran in)."""
+    module = layer.detail.get("module", "")
+    if module.startswith("backbone"):
+        return "backbone"
+    if module.startswith("classifier.aspp"):
+        return "aspp"
+    return "decoder"  # low-level projection, ASPP upsampling, concat, classifier, final upsample
+
+
+def gap8_deeplab() -> dict[str, Any]:
+    """The analytic GAP8 latency of the default DeepLabV3+ space's extremes and where it goes."""
+    from evaluators.profilers.gap8.graph import walk
+    from evaluators.profilers.gap8.model import FITTED, OUT_OF_SAMPLE, Gap8Hardware, estimate
+    from search_spaces.deeplabv3plus.space import DeepLabSpace
+
+    space = DeepLabSpace()  # the default options
+    out: dict[str, Any] = {}
+    for which in ("smallest", "largest"):
+        arch = getattr(space, which)()
+        graph = walk(space.build_static(arch).eval(), space.example_input(arch))
+        est = estimate(graph, FITTED, Gap8Hardware())
+        total = est["cycles"]
+        parts: dict[str, float] = {}
+        resize = 0.0
+        for layer, cost in zip(graph.layers, est["per_layer"], strict=True):
+            parts[_part(layer)] = parts.get(_part(layer), 0.0) + cost["cycles"]
+            if layer.kind == "resize":
+                resize += cost["cycles"]
+        out[which] = {
+            "arch": arch.to_dict(),
+            "gmac": round(graph.macs / 1e9, 2),
+            "params_mb_int8": round(graph.params_bytes / 1e6, 2),
+            "peak_activation_mb_int8": round(graph.peak_activation_bytes / 1e6, 2),
+            "latency_ms": round(est["latency_ms"], 1),
+            "latency_err_pct_out_of_sample": OUT_OF_SAMPLE["loo_mape_pct"],
+            "share_pct": {k: round(100 * v / total, 1) for k, v in sorted(parts.items())},
+            "upsampling_share_pct": round(100 * resize / total, 1),
+            "l3_mb": round(est["l3_bytes"] / 1e6, 1),
+            "bound_counts": {b: sum(p["bound"] == b for p in est["per_layer"])
+                             for b in ("compute", "dma", "l3")},
+        }
+    out["note"] = ("model estimate, not a measurement; DeepLabV3+ subnets are 1-2 orders of "
+                   "magnitude larger than the calibration nets, so the band is a lower bound")
+    return out
 
 
 def latency_table(space: Any, n_ref: int, n_eval: int, rounds: int = 3) -> dict[str, Any]:
@@ -233,7 +292,8 @@ def latency_table(space: Any, n_ref: int, n_eval: int, rounds: int = 3) -> dict[
 def main() -> int:
     parser = argparse.ArgumentParser(description="device profiler figures (JSON)")
     parser.add_argument("--quick", action="store_true", help="fewer subnets and runs")
-    parser.add_argument("--only", choices=["repeatability", "gap8", "latency_table"])
+    parser.add_argument("--only",
+                        choices=["repeatability", "gap8", "gap8_deeplab", "latency_table"])
     parser.add_argument("--load", type=int, default=2, metavar="N",
                         help="repeatability is also measured with N busy-loop processes "
                              "competing for the CPUs (default 2; 0: only as the host is)")
@@ -257,6 +317,8 @@ def main() -> int:
         out["repeatability"] = repeatability(space, runs=10, load=args.load)
     if args.only in (None, "gap8"):
         out["gap8"] = gap8(space, n=3 if args.quick else 8)
+    if args.only in (None, "gap8_deeplab"):
+        out["gap8_deeplab"] = gap8_deeplab()
     if args.only in (None, "latency_table"):
         out["latency_table"] = latency_table(space, n_ref=4 if args.quick else 10,
                                              n_eval=8 if args.quick else 30)

@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from evaluators.compute import Compute
+
 ChoiceValue = int | float | str | bool
 
 
@@ -134,9 +136,11 @@ class SpaceOptions(BaseModel):
 
 @dataclass
 class EvalContext:
-    """What the runner hands a space when evaluating: a seed and where to log progress."""
+    """What the runner hands a space when evaluating: a seed, where torch runs (``compute``:
+    None is the CPU, see ``evaluators.compute``) and where to log progress."""
 
     seed: int = 0
+    compute: Compute | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -276,6 +280,11 @@ class SearchSpace(ABC):
     def example_input(self, arch: Arch) -> Any:
         """An input of the shape the subnet takes (for profilers)."""
         raise NotImplementedError(f"search space {self.name!r} has no models to profile")
+
+    def calibration_inputs(self, arch: Arch, n: int) -> list[Any]:
+        """Up to ``n`` real inputs of the subnet's shape from the study's data, for profilers
+        that quantise (e.g. the GAP8 flow's int8 QDQ export); empty when the space has none."""
+        return []
 
     def cost(self, arch: Arch) -> dict[str, float]:
         """macs, params, params_bytes, peak_activation_bytes."""

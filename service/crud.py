@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -107,12 +108,24 @@ def trial_public(t: Trial) -> TrialPublic:
     )
 
 
+def _device_metric(t: Trial, device: str, metric: str) -> Any:
+    return (((t.info or {}).get("devices") or {}).get(device) or {}).get("metrics", {}).get(metric)
+
+
 def trials_csv(trials: Sequence[Trial], objective_keys: list[str]) -> str:
+    """One row per trial: arch, objectives, and each device's latency uncertainty band
+    (``latency_err_pct@<device>``, e.g. the GAP8 model's out-of-sample error) where it has one."""
     dims = sorted({k for t in trials for k in t.arch})
+    banded = sorted({
+        device for t in trials for device in ((t.info or {}).get("devices") or {})
+        if _device_metric(t, device, "latency_err_pct") is not None
+    })
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["number", "state", "on_front", *dims, *objective_keys])
+    writer.writerow(["number", "state", "on_front", *dims, *objective_keys,
+                     *(f"latency_err_pct@{d}" for d in banded)])
     for t in trials:
         writer.writerow([t.number, t.state, t.on_front, *(t.arch.get(d) for d in dims),
-                         *(t.values.get(k) for k in objective_keys)])
+                         *(t.values.get(k) for k in objective_keys),
+                         *(_device_metric(t, d, "latency_err_pct") for d in banded)])
     return buf.getvalue()

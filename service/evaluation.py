@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from evaluators.compute import Compute, choose_device, resolve_compute, worker_device
 from evaluators.profilers.base import settings_hash
 from search_spaces.base import Arch, EvalContext
 from service.resolve import ResolvedStudy
@@ -40,10 +41,15 @@ class ArchEvaluator:
     """Evaluates archs for one resolved study."""
 
     def __init__(
-        self, study: ResolvedStudy, *, cache: MeasurementCache | None = None, seed: int = 0
+        self, study: ResolvedStudy, *, cache: MeasurementCache | None = None, seed: int = 0,
+        compute: Compute | None = None,
     ):
         self.study = study
         self.cache = cache
+        # where accuracy evaluation runs: the study's compute setting at this worker, resolved
+        # on first use (a Ray driver without a GPU never evaluates; a worker asked for a CUDA
+        # device it lacks fails the study at its first measured accuracy, saying so)
+        self._compute = compute
         self.context = EvalContext(seed=seed)
         spec = study.spec.search_space
         self.space_key = settings_hash({"name": spec.name, "options": spec.options})
@@ -115,6 +121,8 @@ class ArchEvaluator:
                 info["sources"][key] = "predicted"
             info["accuracy"] = "predicted"
             return
+        if self.context.compute is None:
+            self.context.compute = self._compute or study_compute(self.study.spec)
         measured = self.study.space.evaluate(arch, metrics, context=self.context)
         for key, src in sources.items():
             if src.kind == "accuracy":
@@ -151,7 +159,12 @@ class ArchEvaluator:
         if cached is not None:
             return cached, "cached"
         model, example = model_and_input()
-        measured = profiler.measure(model, example)
+        if getattr(profiler, "wants_calibration_inputs", False):  # e.g. GAP8's int8 export
+            samples = self.study.space.calibration_inputs(
+                arch, int(profiler.settings.calibration_samples))  # type: ignore[attr-defined]
+            measured = profiler.measure(model, example, calibration_inputs=samples or None)
+        else:
+            measured = profiler.measure(model, example)
         result = {
             "metrics": measured.all_metrics(), "samples_ms": measured.samples_ms,
             "details": measured.details, "profiler": profiler.name,
@@ -160,6 +173,22 @@ class ArchEvaluator:
         if self.cache is not None:
             self.cache.put(key, result)
         return result, "measured"
+
+
+def study_compute(spec: Any) -> Compute:
+    """The resolved ``Compute`` of a study spec at this worker (``PARETONAS_DEVICE``)."""
+    c = spec.compute
+    return resolve_compute(c.device, amp=c.amp, prefetch=c.prefetch)
+
+
+def needs_gpu(study: ResolvedStudy) -> bool:
+    """Whether a trial of ``study`` uses a GPU, at this worker's settings: its compute device is
+    CUDA (``auto`` only when the worker says ``cuda``), or it measures on a ``torch-cuda``
+    device. The Ray backend then asks for one (``num_gpus``), so the cluster places it."""
+    chosen = choose_device(study.spec.compute.device, worker_device())
+    kinds = {study.devices.get(s.ref.device).kind
+             for s in study.sources.values() if s.kind == "device"}
+    return chosen.startswith("cuda") or "torch-cuda" in kinds
 
 
 def make_screen(study: ResolvedStudy) -> Any:

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import update
 
 from search_spaces.base import Arch, EvalContext
+from service.evaluation import study_compute
 from service.records import TrialRecord
 from service.resolve import ResolvedStudy
 from surrogate.pareto import hypervolume, pareto_mask, to_loss
@@ -96,7 +97,7 @@ def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Any,
         try:
             measured, details = study.space.finetune(
                 Arch(rec.arch), accuracy, epochs=spec.finetune.epochs, lr=spec.finetune.lr,
-                context=EvalContext(seed=seed),
+                context=EvalContext(seed=seed, compute=study_compute(spec)),
             )
         except Exception as exc:  # one candidate failing must not lose the others
             log.warning("fine-tuning trial %s failed: %s", rec.number, exc)

@@ -110,6 +110,35 @@ class AccuracySpec(_Strict):
     )
 
 
+class ComputeSpec(_Strict):
+    """Where training and evaluation run (``evaluators/compute.py``); device profilers measure
+    on their own devices whatever this says."""
+
+    device: str = Field(
+        default="auto", max_length=10,
+        description="auto (the worker's device: PARETONAS_DEVICE, else CUDA when torch sees a "
+        "GPU, else CPU), cpu, cuda or cuda:N; a CUDA device fails the study on a worker "
+        "without one",
+    )
+    amp: bool = Field(
+        default=True, description="mixed precision (autocast) on CUDA; never on the CPU"
+    )
+    prefetch: int = Field(
+        default=0, ge=0, le=64,
+        description="training batches prepared ahead by a background thread (fine-tuning)",
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        from evaluators.compute import ComputeError, check_device
+
+        try:
+            return check_device(value, where="device")
+        except ComputeError as exc:
+            raise ValueError(str(exc)) from exc
+
+
 class StudySpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     search_space: SearchSpaceSpec
@@ -150,6 +179,7 @@ class StudySpec(_Strict):
         default=None, description="fine-tune the Pareto candidates after the search"
     )
     accuracy: AccuracySpec = Field(default_factory=AccuracySpec)
+    compute: ComputeSpec = Field(default_factory=ComputeSpec)
 
     @model_validator(mode="after")
     def _distinct_objectives(self) -> StudySpec:

@@ -14,3 +14,4 @@ PROFILERS.register("gap8", "evaluators.profilers.gap8.profiler:Gap8Profiler")
 PROFILERS.register(
     "torch-cpu-table", "evaluators.profilers.torch_cpu_table:TorchCpuTableProfiler"
 )
+PROFILERS.register("torch-cuda", "evaluators.profilers.torch_cuda:TorchCudaProfiler")

@@ -1,6 +1,7 @@
 """Devices: a name + a profiler kind + that kind's validated settings.
 
-The catalog starts from built-in defaults (``cpu``, ``ort-cpu``, ``gap8``), then the server
+The catalog starts from built-in defaults (``cpu``, ``ort-cpu``, ``gap8``, and ``cuda`` where
+torch sees a GPU), then the server
 config file (YAML, path from ``PARETONAS_CONFIG_FILE``), then devices registered over the API.
 A request can only name a known profiler kind and its validated settings, never a command line:
 settings a profiler marks ``config_only_settings`` (the GVSOC command) come from the file only.
@@ -71,6 +72,35 @@ DEFAULT_DEVICES: dict[str, DeviceSpec] = {
 }
 
 
+#: built in where torch sees a GPU (``builtin_devices``): CUDA-event latency on GPU 0
+CUDA_DEVICE = DeviceSpec(name="cuda", kind="torch-cuda", settings={})
+
+
+def cuda_present() -> bool:
+    """Whether torch sees a GPU here (False without torch, or with a CPU-only machine)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def builtin_devices() -> dict[str, DeviceSpec]:
+    """``DEFAULT_DEVICES``, plus ``cuda`` (kind ``torch-cuda``) where there is a GPU, tied to
+    this machine's GPU model (``expect_gpu``): another model elsewhere fails its trials rather
+    than share this one's cached latencies."""
+    out = dict(DEFAULT_DEVICES)
+    if cuda_present():
+        import torch
+
+        out[CUDA_DEVICE.name] = CUDA_DEVICE.model_copy(
+            update={"settings": {"expect_gpu": torch.cuda.get_device_name(0)}}
+        ).validated(source="config")
+    return out
+
+
 def describe_error(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(
@@ -120,7 +150,7 @@ class DeviceCatalog:
     """Known devices by name, with where each came from (default, config file, API)."""
 
     def __init__(self, devices: dict[str, DeviceSpec] | None = None):
-        self._devices = dict(DEFAULT_DEVICES if devices is None else devices)
+        self._devices = dict(builtin_devices() if devices is None else devices)
         self._sources: dict[str, Source] = {name: "default" for name in self._devices}
 
     @classmethod
@@ -149,7 +179,11 @@ class DeviceCatalog:
 
     def get(self, name: str) -> DeviceSpec:
         if name not in self._devices:
-            raise KeyError(f"unknown device {name!r}; known devices: {', '.join(self.names())}")
+            hint = ""
+            if name == CUDA_DEVICE.name:  # built in only where there is a GPU
+                hint = " (the built-in 'cuda' device is there only where torch sees a GPU)"
+            raise KeyError(f"unknown device {name!r}{hint}; known devices: "
+                           f"{', '.join(self.names())}")
         return self._devices[name]
 
     def profiler(self, name: str) -> Profiler:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from evaluators.compute import CPU, Compute
 from search_spaces.base import SpaceError
 from search_spaces.bert.checkpoint import BertConfig
 from search_spaces.bert.data import TaskSplit, label_indices, read_tsv
@@ -71,11 +72,15 @@ class TaskSetup:
 
 
 def batched(
-    fn: Callable[[torch.Tensor], torch.Tensor], batches: list[torch.Tensor]
+    fn: Callable[[torch.Tensor], torch.Tensor], batches: list[torch.Tensor],
+    compute: Compute = CPU,
 ) -> torch.Tensor:
-    """Concatenate ``fn`` over token batches, without autograd."""
-    with torch.inference_mode():
-        return torch.cat([fn(ids) for ids in batches])
+    """Concatenate ``fn`` over token batches, without autograd. With a CUDA ``compute`` the
+    batches are moved there (``fn``'s model is there already) and the result comes back to the
+    CPU in float32, so metrics are computed as on a CPU-only machine."""
+    with torch.inference_mode(), compute.autocast():
+        out = torch.cat([fn(compute.to(ids)) for ids in batches])
+    return out.float().cpu() if compute.is_cuda else out
 
 
 def fit_head(features: torch.Tensor, targets: torch.Tensor, num_labels: int, *, seed: int = 0

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from evaluators.compute import CPU, Compute
 from search_spaces.base import SpaceError
 from search_spaces.bert.corpus import stdlib_sentences
 from search_spaces.bert.data import label_indices
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from search_spaces.bert.runtime import BertRuntime
 
 
-def _training_data(rt: BertRuntime) -> tuple[list, torch.Tensor, str]:
+def _training_data(rt: BertRuntime, compute: Compute = CPU) -> tuple[list, torch.Tensor, str]:
     o, task = rt.space.options, rt.space.task
     if task is not None and task.train is not None:
         targets = label_indices(task.train, task.labels, source="the train split")
@@ -39,15 +40,18 @@ def _training_data(rt: BertRuntime) -> tuple[list, torch.Tensor, str]:
                          "lower num_texts")
     batches = [rt.tok(texts[i:i + o.eval_batch_size])
                for i in range(0, len(texts), o.eval_batch_size)]
-    targets = F.normalize(batched(rt.net.embed, batches), dim=-1)
+    targets = F.normalize(batched(rt.net_on(compute).embed, batches, compute), dim=-1)
     return texts, targets, "cosine distillation from the full model"
 
 
 def finetune_subnet(
-    rt: BertRuntime, model: BertNet, *, epochs: int, lr: float, seed: int
+    rt: BertRuntime, model: BertNet, *, epochs: int, lr: float, seed: int,
+    compute: Compute = CPU,
 ) -> dict[str, Any]:
-    """Train ``model`` in place with AdamW; returns what happened (for the trial's info)."""
-    texts, targets, objective = _training_data(rt)
+    """Train ``model`` (on ``compute``'s device) in place with AdamW; returns what happened
+    (for the trial's info)."""
+    texts, targets, objective = _training_data(rt, compute)
+    targets = compute.to(targets)
     distill = targets.dtype.is_floating_point
     size = rt.space.options.eval_batch_size
     gen = torch.Generator().manual_seed(seed)
@@ -55,21 +59,23 @@ def finetune_subnet(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     epoch_losses: list[float] = []
     steps, t0 = 0, time.perf_counter()
+    scaled = compute.steps()
     with torch.enable_grad():
         for _ in range(epochs):
             order = torch.randperm(len(texts), generator=gen).tolist()
             total = 0.0
             for start in range(0, len(order), size):
                 idx = order[start:start + size]
-                ids = rt.tok([texts[i] for i in idx])
-                if distill:
-                    emb = F.normalize(model.embed(ids), dim=-1)
-                    loss = (1.0 - (emb * targets[idx]).sum(-1)).mean()
-                else:
-                    loss = F.cross_entropy(model(ids), targets[idx])
+                ids = compute.to(rt.tok([texts[i] for i in idx]))
+                with compute.autocast():
+                    if distill:
+                        emb = F.normalize(model.embed(ids), dim=-1)
+                        loss = (1.0 - (emb * targets[idx]).sum(-1)).mean()
+                    else:
+                        loss = F.cross_entropy(model(ids), targets[idx])
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                scaled.backward(loss)
+                scaled.step(opt)
                 total += float(loss.detach()) * len(idx)
                 steps += 1
             epoch_losses.append(total / len(texts))

@@ -4,6 +4,7 @@ reference embeddings."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from evaluators.compute import CPU, Compute
 from search_spaces.base import SpaceError
 from search_spaces.bert.checkpoint import default_cache_dir, load_weights
 from search_spaces.bert.corpus import stdlib_sentences
@@ -94,6 +96,9 @@ class BertRuntime:
         if missing:  # every encoder tensor was checked by load_weights; this is a bug guard
             raise SpaceError(f"checkpoint: {space.files.label} lacks {missing[:3]}")
         self.net.eval().requires_grad_(False)
+        self._references: dict[str, torch.Tensor] = {}  # by device
+        self._device_nets: dict[str, BertNet] = {}  # copies of ``net`` on GPUs
+        self._device_lock = threading.Lock()
         self.fidelity_batches = _batches(self.tok, self._fidelity_texts(), o.eval_batch_size)
         if task is not None and not from_ckpt:
             self._fit_head()
@@ -105,7 +110,6 @@ class BertRuntime:
         self.permutation: Permutation | None = None
         if o.reorder:
             self.reorder()
-        self._reference: torch.Tensor | None = None
         log.info("bert: loaded %s in %.1fs", space.files.label, time.perf_counter() - t0)
 
     # --- data --------------------------------------------------------------------------------
@@ -181,21 +185,45 @@ class BertRuntime:
                 log.warning("bert: cannot cache importance at %s: %s", path, exc)
         apply_permutation(self.net, perm)
         self.permutation, self.reordered = perm, True
+        with self._device_lock:  # copies made before the reordering are stale
+            self._device_nets.clear()
+            self._references.clear()
 
     # --- metrics -----------------------------------------------------------------------------
-    def reference(self) -> torch.Tensor:
-        """The full model's embeddings of the fidelity texts (computed once)."""
-        if self._reference is None:
-            self._reference = batched(self.net.embed, self.fidelity_batches)
-        return self._reference
+    def net_on(self, compute: Compute = CPU) -> BertNet:
+        """The supernet on ``compute``'s device: ``net`` itself on the CPU (extraction and the
+        CPU profilers use it), else a copy moved there once per device."""
+        if not compute.is_cuda:
+            return self.net
+        with self._device_lock:
+            net = self._device_nets.get(compute.device)
+            if net is None:
+                net = compute.module(copy.deepcopy(self.net))
+                self._device_nets[compute.device] = net
+            return net
 
-    def fidelity(self, shape: BertShape | None = None, *, model: BertNet | None = None) -> float:
-        """Of the supernet run at ``shape``, or of a standalone ``model`` (fine-tuned)."""
-        embed = model.embed if model is not None else (lambda ids: self.net.embed(ids, shape))
-        return mean_cosine(batched(embed, self.fidelity_batches), self.reference())
+    def reference(self, compute: Compute = CPU) -> torch.Tensor:
+        """The full model's embeddings of the fidelity texts (computed once per device, so a
+        subnet is compared with the full model run the same way)."""
+        key = compute.device
+        if key not in self._references:
+            self._references[key] = batched(self.net_on(compute).embed, self.fidelity_batches,
+                                            compute)
+        return self._references[key]
 
-    def accuracy(self, shape: BertShape | None = None, *, model: BertNet | None = None) -> float:
+    def fidelity(self, shape: BertShape | None = None, *, model: BertNet | None = None,
+                 compute: Compute = CPU) -> float:
+        """Of the supernet run at ``shape``, or of a standalone ``model`` (fine-tuned; on
+        ``compute``'s device)."""
+        net = self.net_on(compute)
+        embed = model.embed if model is not None else (lambda ids: net.embed(ids, shape))
+        return mean_cosine(batched(embed, self.fidelity_batches, compute),
+                           self.reference(compute))
+
+    def accuracy(self, shape: BertShape | None = None, *, model: BertNet | None = None,
+                 compute: Compute = CPU) -> float:
         task = self.space.task
         assert task is not None
-        run = model if model is not None else (lambda ids: self.net(ids, shape))
-        return accuracy(batched(run, self.dev_batches), task.dev_targets)
+        net = self.net_on(compute)
+        run = model if model is not None else (lambda ids: net(ids, shape))
+        return accuracy(batched(run, self.dev_batches, compute), task.dev_targets)

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from evaluators.compute import compute_of
 from search_spaces.base import (
     Arch,
     ArchError,
@@ -232,11 +233,12 @@ class BertSpace(SearchSpace):
             raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(allowed)}")
         shape = self.shape_of(arch)
         rt = self.runtime
+        compute = compute_of(context)
         out: dict[str, float] = {}
         if "fidelity" in metrics:
-            out["fidelity"] = rt.fidelity(shape)
+            out["fidelity"] = rt.fidelity(shape, compute=compute)
         if "accuracy" in metrics:
-            out["accuracy"] = rt.accuracy(shape)
+            out["accuracy"] = rt.accuracy(shape, compute=compute)
         return out
 
     def finetune(
@@ -266,12 +268,13 @@ class BertSpace(SearchSpace):
             return self.evaluate(arch, metrics, context=context), {
                 "skipped": "the subnet is the full model (the distillation teacher)",
                 "epochs": 0, "lr": lr}
-        model = self.extract(arch)
+        compute = compute_of(context)
+        model = compute.module(self.extract(arch))  # extracted on the CPU, moved once
         stats = finetune_subnet(rt, model, epochs=epochs, lr=lr,
-                                seed=context.seed if context else 0)
+                                seed=context.seed if context else 0, compute=compute)
         values: dict[str, float] = {}
         if "fidelity" in metrics:
-            values["fidelity"] = rt.fidelity(model=model)
+            values["fidelity"] = rt.fidelity(model=model, compute=compute)
         if "accuracy" in metrics:
-            values["accuracy"] = rt.accuracy(model=model)
-        return values, {**stats, "epochs": epochs, "lr": lr}
+            values["accuracy"] = rt.accuracy(model=model, compute=compute)
+        return values, {**stats, "epochs": epochs, "lr": lr, "compute": compute.describe()}

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evaluators.compute import CPU, Compute
 from evaluators.segmentation import confusion_matrix
 from search_spaces.deeplabv3plus.data import VOCSegmentation, to_tensor
 
@@ -70,30 +71,36 @@ def per_image_confusion(
     resolution: int,
     num_classes: int,
     batch_size: int = 8,
+    compute: Compute = CPU,
 ) -> np.ndarray:
     """``[len(indices), C, C]``: the model's prediction on each image (input resized to
-    ``resolution``, logits resized back to the label's own size) against its labels."""
+    ``resolution``, logits resized back to the label's own size) against its labels. ``model``
+    must already be on ``compute``'s device."""
     model.eval()
     indices = [int(i) for i in indices]
     out = np.zeros((len(indices), num_classes, num_classes), dtype=np.int64)
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
-        logits = model(cache.batch(chunk, resolution))
+        with compute.autocast():
+            logits = model(compute.to(cache.batch(chunk, resolution)))
         for j, i in enumerate(chunk):
             mask = cache.raw(i)[1]
             up = F.interpolate(logits[j : j + 1], size=mask.shape, mode="bilinear",
                                align_corners=False)
-            pred = up[0].max(dim=0).indices.numpy()  # 10x faster than argmax(0) on CPU here
+            # max(dim=0): 10x faster than argmax(0) on CPU here; .cpu() is a no-op there
+            pred = up[0].max(dim=0).indices.cpu().numpy()
             out[start + j] = confusion_matrix(pred, mask, num_classes)
     return out
 
 
 @torch.no_grad()
 def recalibrate_bn(
-    model: nn.Module, cache: ImageCache, indices: list[int], *, resolution: int, batch_size: int
+    model: nn.Module, cache: ImageCache, indices: list[int], *, resolution: int, batch_size: int,
+    compute: Compute = CPU,
 ) -> int:
     """Reset every BN's running statistics and re-estimate them (cumulative average) on the
-    given training images; returns the number of batches used. Only ``model`` is touched."""
+    given training images; returns the number of batches used. Only ``model`` is touched (it
+    must be on ``compute``'s device; no autocast: the statistics are kept in float32)."""
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     saved = [m.momentum for m in bns]
     for m in bns:
@@ -107,7 +114,7 @@ def recalibrate_bn(
         chunk = indices[start : start + batch_size]
         if len(chunk) < 2:  # BN in train mode needs more than one value per channel
             break
-        model(cache.batch(chunk, resolution))
+        model(compute.to(cache.batch(chunk, resolution)))
         batches += 1
     for m, momentum in zip(bns, saved, strict=True):
         m.momentum = momentum

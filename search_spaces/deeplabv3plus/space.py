@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
+from evaluators.compute import CPU, Compute, compute_of
 from evaluators.segmentation import (
     mean_iou,
     pixel_accuracy,
@@ -236,6 +237,14 @@ class DeepLabSpace(SearchSpace):
         res = int(self.validate(arch)["resolution"])
         return torch.randn(1, 3, res, res, generator=torch.Generator().manual_seed(0))
 
+    def calibration_inputs(self, arch: Arch, n: int) -> list[torch.Tensor]:
+        """The first ``n`` training images at the arch's resolution (none without a dataset)."""
+        if self.data_path is None:
+            return []
+        res = int(self.validate(arch)["resolution"])
+        count = min(n, len(self.train.dataset))
+        return [self.train.tensor(i, res)[None] for i in range(count)]
+
     def cost(self, arch: Arch) -> dict[str, float]:
         return subnet_costs(self.net_config(arch))
 
@@ -293,28 +302,31 @@ class DeepLabSpace(SearchSpace):
         rng = np.random.default_rng(self.options.seed + 1)  # type: ignore[attr-defined]
         return [self.smallest(), self.largest(), *(self.sample(rng) for _ in range(k - 2))]
 
-    def prepare(self, model: torch.nn.Module, arch: Arch) -> torch.nn.Module:
-        """BN re-calibration on a few fixed training batches when enabled (else a no-op)."""
+    def prepare(self, model: torch.nn.Module, arch: Arch, compute: Compute = CPU
+                ) -> torch.nn.Module:
+        """BN re-calibration on a few fixed training batches when enabled (else a no-op);
+        ``model`` is on ``compute``'s device."""
         opts: DeepLabOptions = self.options  # type: ignore[assignment]
         if opts.bn_recalibration_batches:
             n = len(self.train.dataset)
             count = min(n, opts.bn_recalibration_batches * opts.batch_size)
             idx = list(np.random.default_rng(opts.seed).choice(n, size=count, replace=False))
             recalibrate_bn(model, self.train, idx, resolution=int(arch["resolution"]),
-                           batch_size=opts.batch_size)
+                           batch_size=opts.batch_size, compute=compute)
         return model.eval()
 
     def confusions(self, arch: Arch, indices: np.ndarray, *,
-                   model: torch.nn.Module | None = None) -> np.ndarray:
+                   model: torch.nn.Module | None = None, compute: Compute = CPU) -> np.ndarray:
         """Per-image confusion matrices ``[len(indices), C, C]`` of ``arch`` (weights inherited,
-        BN re-calibrated when enabled)."""
+        BN re-calibrated when enabled), run on ``compute`` (a given ``model`` is on it)."""
         arch = self.validate(arch)
-        if model is None:
-            model = self.prepare(self.extract(arch), arch)
+        if model is None:  # extracted on the CPU (profilers get CPU models), moved once
+            model = self.prepare(compute.module(self.extract(arch)), arch, compute)
         return per_image_confusion(
             model, self.val, indices, resolution=int(arch["resolution"]),
             num_classes=self.structure.num_classes,
             batch_size=self.options.batch_size,  # type: ignore[attr-defined]
+            compute=compute,
         )
 
     def evaluate(
@@ -325,7 +337,8 @@ class DeepLabSpace(SearchSpace):
         if unknown:
             raise SpaceError(f"unknown metric(s) {unknown}; allowed: {sorted(self.metrics())}")
         with self._threads():
-            conf = self.confusions(arch, self.subset(), model=model).sum(axis=0)
+            conf = self.confusions(arch, self.subset(), model=model,
+                                   compute=compute_of(context)).sum(axis=0)
         values = {"miou": float(mean_iou(conf)), "pixel_accuracy": pixel_accuracy(conf)}
         return {m: values[m] for m in metrics}
 
@@ -340,17 +353,20 @@ class DeepLabSpace(SearchSpace):
 
         arch = self.validate(arch)
         opts: DeepLabOptions = self.options  # type: ignore[assignment]
+        compute = compute_of(context)
         with self._threads():
-            model = self.prepare(self.extract(arch), arch)
+            model = self.prepare(compute.module(self.extract(arch)), arch, compute)
             everything = np.arange(len(self.val.dataset))
-            before_full = float(mean_iou(self.confusions(arch, everything, model=model).sum(0)))
+            before_full = float(mean_iou(
+                self.confusions(arch, everything, model=model, compute=compute).sum(0)))
             stats = train_model(
                 model, self.train.dataset, resolution=int(arch["resolution"]), epochs=epochs,
                 batch_size=max(2, opts.batch_size), lr=lr or 5e-4,
-                seed=context.seed if context else opts.seed,
+                seed=context.seed if context else opts.seed, compute=compute,
             )
-            values = self.evaluate(arch, metrics, model=model)
-            after_full = float(mean_iou(self.confusions(arch, everything, model=model).sum(0)))
-        details = {**stats, "epochs": epochs, "lr": lr or 5e-4,
+            values = self.evaluate(arch, metrics, model=model, context=context)
+            after_full = float(mean_iou(
+                self.confusions(arch, everything, model=model, compute=compute).sum(0)))
+        details = {**stats, "epochs": epochs, "lr": lr or 5e-4, "compute": compute.describe(),
                    "miou_full_val_before": before_full, "miou_full_val_after": after_full}
         return values, details

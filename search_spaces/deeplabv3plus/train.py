@@ -10,6 +10,8 @@ import json
 import logging
 from pathlib import Path
 
+from evaluators.compute import ComputeError, from_arguments
+from evaluators.compute import add_arguments as compute_arguments
 from search_spaces.base import SpaceError
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
+    compute_arguments(parser)
     structure = parser.add_argument_group("supernet structure (as the space's options)")
     structure.add_argument("--num-classes", type=int, default=21)
     structure.add_argument("--width-mult", type=float, default=1.0)
@@ -73,6 +76,10 @@ def run(args: argparse.Namespace) -> dict:
     from search_spaces.deeplabv3plus.training import TrainConfig, train_supernet
 
     _positive(args)
+    try:
+        compute = from_arguments(args)
+    except ComputeError as exc:
+        raise SpaceError(str(exc)) from exc
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -114,7 +121,7 @@ def run(args: argparse.Namespace) -> dict:
 
     try:
         summary = train_supernet(space, dataset, out, config, resume=args.resume,
-                                 progress=progress)
+                                 progress=progress, compute=compute)
     finally:
         if bar is not None:
             bar.close()

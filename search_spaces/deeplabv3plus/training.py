@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evaluators.compute import CPU, Compute, Steps
 from search_spaces.base import Arch, SearchSpace, SpaceError
 from search_spaces.deeplabv3plus import checkpoint as ckpt
 from search_spaces.deeplabv3plus.data import (
@@ -96,8 +98,12 @@ def sandwich_step(
     *,
     num_random: int,
     distill: bool,
+    compute: Compute = CPU,
+    steps: Steps | None = None,
 ) -> float:
-    """Accumulate the gradients of largest, smallest and ``num_random`` random subnets."""
+    """Accumulate the gradients of largest, smallest and ``num_random`` random subnets
+    (``net``, ``images`` and ``masks`` on ``compute``'s device)."""
+    steps = steps or Steps()
     archs: list[Arch] = [space.largest(), space.smallest()]
     archs += [space.sample(rng) for _ in range(num_random)]
     structure: Structure = net.structure
@@ -106,25 +112,27 @@ def sandwich_step(
     for j, arch in enumerate(archs):
         cfg = structure.net_config(arch)
         x = images
-        if cfg.resolution != images.shape[-1]:
-            x = F.interpolate(images, size=(cfg.resolution,) * 2, mode="bilinear",
-                              align_corners=False)
-        logits = net(x, cfg)
-        if logits.shape[-2:] != masks.shape[-2:]:
-            logits = F.interpolate(logits, size=masks.shape[-2:], mode="bilinear",
-                                   align_corners=False)
-        loss = F.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX)
-        if distill and teacher is not None:
-            loss = 0.5 * loss + 0.5 * _soft_loss(logits, teacher, masks)
-        if distill and j == 0:
-            teacher = F.softmax(logits.detach(), dim=1)
-        loss.backward()
+        with compute.autocast():
+            if cfg.resolution != images.shape[-1]:
+                x = F.interpolate(images, size=(cfg.resolution,) * 2, mode="bilinear",
+                                  align_corners=False)
+            logits = net(x, cfg)
+            if logits.shape[-2:] != masks.shape[-2:]:
+                logits = F.interpolate(logits, size=masks.shape[-2:], mode="bilinear",
+                                       align_corners=False)
+            loss = F.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX)
+            if distill and teacher is not None:
+                loss = 0.5 * loss + 0.5 * _soft_loss(logits, teacher, masks)
+            if distill and j == 0:
+                teacher = F.softmax(logits.detach(), dim=1)
+        steps.backward(loss)
         total += float(loss.detach())
     return total / len(archs)
 
 
 @torch.no_grad()
-def calibrate_bn_for_largest(net: DeepLabSupernet, batches: list[torch.Tensor]) -> None:
+def calibrate_bn_for_largest(net: DeepLabSupernet, batches: list[torch.Tensor],
+                             compute: Compute = CPU) -> None:
     """Re-estimate running statistics with the full network (training mixes subnets' stats)."""
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     saved = [m.momentum for m in bns]
@@ -135,7 +143,7 @@ def calibrate_bn_for_largest(net: DeepLabSupernet, batches: list[torch.Tensor]) 
     for m in bns:  # only BN in training mode: dropout stays off, so the result is deterministic
         m.train()
     for x in batches:
-        net(x)
+        net(compute.to(x))
     for m, momentum in zip(bns, saved, strict=True):
         m.momentum = momentum
 
@@ -157,10 +165,13 @@ def train_supernet(
     *,
     resume: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
+    compute: Compute = CPU,
 ) -> dict[str, Any]:
     """Train ``space.supernet`` (a DeepLabSpace) on ``dataset``; checkpoint to ``out`` after
-    every epoch. Returns a summary (epochs, steps, seconds, last loss)."""
-    net: DeepLabSupernet = space.supernet  # type: ignore[attr-defined]
+    every epoch. Returns a summary (epochs, steps, seconds, last loss). On CUDA the supernet is
+    moved there once (and stays); batches are moved per step. No prefetching here: the batches
+    and the sampled subnets draw from one random stream, in order."""
+    net: DeepLabSupernet = compute.module(space.supernet)  # type: ignore[attr-defined]
     structure: Structure = net.structure
     crop = cfg.crop or max(structure.resolutions)
     batches = AugmentedBatches(dataset, crop)
@@ -189,6 +200,7 @@ def train_supernet(
         log.info("resuming from %s at epoch %d", out, start_epoch)
     t0 = time.perf_counter()
     loss = float("nan")
+    scaled = compute.steps()
     for epoch in range(start_epoch, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
         net.train()
@@ -199,9 +211,10 @@ def train_supernet(
                 if k >= steps:
                     break
                 opt.zero_grad(set_to_none=True)
-                loss = sandwich_step(net, space, images, masks, rng,
-                                     num_random=cfg.num_random, distill=cfg.distill)
-                opt.step()
+                loss = sandwich_step(net, space, compute.to(images), compute.to(masks), rng,
+                                     num_random=cfg.num_random, distill=cfg.distill,
+                                     compute=compute, steps=scaled)
+                scaled.step(opt)
                 sched.step()
                 step += 1
                 if progress:
@@ -209,7 +222,7 @@ def train_supernet(
         calib_rng = np.random.default_rng([cfg.seed, epoch, 1])
         calib = [images for (images, _m), _ in
                  zip(batches.epoch(cfg.batch_size, calib_rng), range(4), strict=False)]
-        calibrate_bn_for_largest(net, calib)
+        calibrate_bn_for_largest(net, calib, compute)
         net.eval()
         ckpt.save_checkpoint(out, {
             "model_state": net.state_dict(),
@@ -223,7 +236,7 @@ def train_supernet(
             "last_loss": loss,
         })
     return {"epochs": cfg.epochs, "steps": step, "seconds": time.perf_counter() - t0,
-            "last_loss": loss, "checkpoint": str(out)}
+            "last_loss": loss, "checkpoint": str(out), "compute": compute.describe()}
 
 
 def train_model(
@@ -238,9 +251,12 @@ def train_model(
     weight_decay: float = 1e-4,
     seed: int = 0,
     max_steps_per_epoch: int | None = None,
+    compute: Compute = CPU,
 ) -> dict[str, Any]:
     """Train one static model (a subnet from scratch, or a finalist's fine-tuning from its
-    inherited weights) with the supernet's recipe; returns steps, seconds and the last loss."""
+    inherited weights) with the supernet's recipe; returns steps, seconds and the last loss.
+    ``model`` is on ``compute``'s device; with ``compute.prefetch`` the augmented batches are
+    prepared ahead in a thread (the same batches: only they draw from the epoch's stream)."""
     batches = AugmentedBatches(dataset, resolution)
     steps = batches.steps_per_epoch(batch_size)
     if steps < 1:
@@ -257,18 +273,21 @@ def train_model(
     t0 = time.perf_counter()
     loss = float("nan")
     done = 0
+    scaled = compute.steps()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for epoch in range(epochs):
             rng = np.random.default_rng([seed, epoch])
             model.train()
-            for k, (images, masks) in enumerate(batches.epoch(batch_size, rng)):
+            for k, (images, masks) in enumerate(
+                    compute.batches(islice(batches.epoch(batch_size, rng), steps))):
                 if k >= steps:
                     break
                 opt.zero_grad(set_to_none=True)
-                out = F.cross_entropy(model(images), masks, ignore_index=IGNORE_INDEX)
-                out.backward()
-                opt.step()
+                with compute.autocast():
+                    out = F.cross_entropy(model(images), masks, ignore_index=IGNORE_INDEX)
+                scaled.backward(out)
+                scaled.step(opt)
                 sched.step()
                 loss = float(out.detach())
                 done += 1

@@ -27,7 +27,7 @@ def take(t: torch.Tensor, sel: Sel, dim: int) -> torch.Tensor:
         return t
     if isinstance(sel, int):
         return t.narrow(dim, 0, sel)
-    return t.index_select(dim, sel)
+    return t.index_select(dim, sel.to(t.device))  # selections are built on the CPU
 
 
 def sel_size(sel: Sel, full: int) -> int:

@@ -35,6 +35,7 @@ import torch
 from pydantic import Field, field_validator
 from scipy.spatial import cKDTree
 
+from evaluators.compute import CPU, Compute, compute_of
 from evaluators.segmentation import confusion_matrix, mean_iou, pixel_accuracy
 from search_spaces.base import (
     Arch,
@@ -68,6 +69,20 @@ class SampledScene:
     geometry: PointGeometry
     nearest: np.ndarray | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # sampling, nearest: their cost
+    #: input and neighbourhoods copied to a GPU, per device (made once, kept with the sample)
+    views: dict[str, tuple[torch.Tensor, PointGeometry]] = field(default_factory=dict)
+
+    def on(self, compute: Compute) -> tuple[torch.Tensor, PointGeometry]:
+        """The model's input and its kept neighbourhoods on ``compute``'s device."""
+        if not compute.is_cuda:
+            return self.input, self.geometry
+        view = self.views.get(compute.device)
+        if view is None:
+            x = compute.to(self.input)
+            view = (x, PointGeometry(x[..., :3], backend=self.geometry.backend,
+                                     keep=self.geometry.keep))
+            self.views[compute.device] = view
+        return view
 
 
 def _sorted_unique(values: list[int], *, descending: bool = False) -> tuple[int, ...]:
@@ -311,19 +326,22 @@ class RandLANetSpace(SearchSpace):
         if unknown:
             raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(self.metrics())}")
         arch = self.validate(arch)
+        compute = compute_of(context)
         model = None
         if self.options.calibrate_bn:
-            model = self.calibrated(arch, self.train_scenes(self.options.calibrate_bn))
-        values = self.score(arch, self.val_scenes(), model)
+            model = self.calibrated(arch, self.train_scenes(self.options.calibrate_bn),
+                                    compute=compute)
+        values = self.score(arch, self.val_scenes(), model, compute=compute)
         return {m: values[m] for m in metrics}
 
-    def calibrated(self, arch: Arch, scene_list: list[scenes.Scene]) -> torch.nn.Module:
+    def calibrated(self, arch: Arch, scene_list: list[scenes.Scene], *,
+                   compute: Compute = CPU) -> torch.nn.Module:
         """The extracted subnet with its BatchNorm statistics re-estimated on ``scene_list``
         (cumulative averages over one seeded sample of each scene). Weight sharing leaves every
         subnet with statistics accumulated over all the subnets trained; Once-for-All
-        recalibrates them per subnet in the same way."""
+        recalibrates them per subnet in the same way. The model is on ``compute``'s device."""
         _, num_points = self.subnet(arch)
-        model = self.extract(arch)
+        model = compute.module(self.extract(arch))
         bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
         for bn in bns:
             bn.reset_running_stats()
@@ -332,24 +350,30 @@ class RandLANetSpace(SearchSpace):
         with torch.no_grad():
             for i, scene in enumerate(scene_list):
                 sample = self.sampled(scene, num_points, self.options.eval_seed + 10_000 + i)
-                model(sample.input, geometry=sample.geometry)
+                x, geometry = sample.on(compute)
+                model(x, geometry=geometry)
         for bn in bns:
             bn.momentum = 0.01
         return model.eval()
 
     def score(self, arch: Arch, scene_list: list[scenes.Scene],
-              model: torch.nn.Module | None = None) -> dict[str, float]:
+              model: torch.nn.Module | None = None, *, compute: Compute = CPU
+              ) -> dict[str, float]:
         """miou and oa on ``scene_list`` of ``model`` (default: the extracted subnet of
-        ``arch``; another model of the same arch, e.g. one trained from scratch, for baselines)."""
+        ``arch``; another model of the same arch, e.g. one trained from scratch, for baselines),
+        run on ``compute`` (a given model is moved there)."""
         _, num_points = self.subnet(arch)
-        model = (self.extract(arch) if model is None else model).eval()
+        model = compute.module(self.extract(arch) if model is None else model).eval()
         c = self.net_config.num_classes
         conf = np.zeros((c, c), dtype=np.int64)
         with torch.inference_mode():
             for i, scene in enumerate(scene_list):
                 sample = self.sampled(scene, num_points, self.options.eval_seed + i,
                                       nearest=True)
-                pred = model(sample.input, geometry=sample.geometry)[0].argmax(-1).numpy()
+                x, geometry = sample.on(compute)
+                with compute.autocast():
+                    logits = model(x, geometry=geometry)
+                pred = logits[0].argmax(-1).cpu().numpy()
                 # carry the predictions to every point of the scene (nearest sampled point)
                 conf += confusion_matrix(pred[sample.nearest], scene.labels, c)
         return {"miou": float(mean_iou(conf)), "oa": pixel_accuracy(conf)}

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from evaluators.compute import CPU, Compute, from_arguments
+from evaluators.compute import add_arguments as compute_arguments
 from search_spaces.base import Arch, ArchError, SpaceError
 from search_spaces.randlanet.checkpoint import save_supernet
 from search_spaces.randlanet.data import Scene, features, load_split, sample_points
@@ -64,29 +66,33 @@ def class_weights(scenes: list[Scene], num_classes: int) -> torch.Tensor:
 
 
 def train_steps(net: RandLANet, scenes: list[Scene], plan: Plan, *, steps: int, batch: int,
-                lr: float, seed: int) -> list[float]:
+                lr: float, seed: int, compute: Compute = CPU) -> list[float]:
     """Run ``steps`` optimiser steps; ``plan(step, rng)`` lists the (subnet, points) pairs whose
     (class-weighted cross-entropy) losses are accumulated in that step. Returns the mean loss
-    of every step."""
-    weights = class_weights(scenes, net.cfg.num_classes)
+    of every step. On CUDA ``net`` is moved there (once; it stays) and each batch is moved as
+    it is made (no prefetching: batches and subnets draw from one random stream, in order)."""
+    net = compute.module(net)
+    weights = compute.to(class_weights(scenes, net.cfg.num_classes))
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     net.train()
     losses = []
+    scaled = compute.steps()
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
         total = 0.0
         subnets = plan(step, rng)
         for sub, num_points in subnets:
-            x, y = make_batch(scenes, num_points, batch, rng)
-            logits = net(x, sub)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                   weight=weights)
-            loss.backward()
+            x, y = compute.to(make_batch(scenes, num_points, batch, rng))
+            with compute.autocast():
+                logits = net(x, sub)
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                       weight=weights)
+            scaled.backward(loss)
             total += float(loss.detach())
-        opt.step()
+        scaled.step(opt)
         sched.step()
         losses.append(total / len(subnets))
     net.eval()
@@ -116,13 +122,14 @@ def fixed_plan(sub: SubnetConfig, num_points: int) -> Plan:
 
 
 def train_from_scratch(space: RandLANetSpace, arch: Arch, scenes: list[Scene], *, steps: int,
-                       batch: int, lr: float, seed: int) -> RandLANet:
-    """A freshly initialised static subnet of ``arch`` trained alone (the no-sharing baseline)."""
+                       batch: int, lr: float, seed: int, compute: Compute = CPU) -> RandLANet:
+    """A freshly initialised static subnet of ``arch`` trained alone (the no-sharing baseline),
+    left on ``compute``'s device."""
     torch.manual_seed(seed)
     model = space.build_static(arch)
     sub, num_points = space.subnet(arch)
     train_steps(model, scenes, fixed_plan(sub, num_points), steps=steps, batch=batch, lr=lr,
-                seed=seed)
+                seed=seed, compute=compute)
     return model
 
 
@@ -160,6 +167,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=_positive_int, default=1)
+    compute_arguments(parser)
 
 
 def space_options(args: argparse.Namespace) -> dict:
@@ -182,19 +190,23 @@ def main(args: argparse.Namespace) -> int:
         print("error: --lr must be in (0, 1) and --random-subnets >= 0", file=sys.stderr)
         return 2
     try:
+        compute = from_arguments(args)
         space = RandLANetSpace(space_options(args))
         train = load_split(Path(args.data), "train", args.num_classes)
         torch.manual_seed(args.seed)
         space._net = RandLANet(space.net_config)  # a fresh supernet: the one to train
-    except (SpaceError, ValueError) as exc:
+    except (SpaceError, ValueError) as exc:  # ComputeError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     losses = train_steps(space.net, train, sandwich_plan(space, args.random_subnets),
-                         steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+                         steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+                         compute=compute)
     seconds = time.perf_counter() - start
+    space.net.to("cpu")  # saved and scored below as on a CPU-only machine
     save_supernet(space.net, out, extra={"steps": args.steps, "train_seconds": seconds})
     summary = {"checkpoint": str(out), "steps": args.steps, "train_seconds": round(seconds, 2),
+               "compute": compute.describe(),
                "first_loss": round(losses[0], 4),
                "last_loss": round(float(np.mean(losses[-10:])), 4)}
     if (Path(args.data) / "val").is_dir():

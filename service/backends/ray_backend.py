@@ -29,7 +29,7 @@ from typing import Any
 
 from search_spaces.base import Arch
 from service.db import utcnow
-from service.evaluation import MeasurementCache, TrialFailure
+from service.evaluation import MeasurementCache, TrialFailure, needs_gpu
 from service.records import LeaseLost, TrialRecord, TrialStore
 from service.resolve import ResolvedStudy
 from service.runner import StudyRunner
@@ -81,14 +81,20 @@ def ensure_ray(address: str | None) -> None:
 
 
 def trial_resources(study: ResolvedStudy, options: RayOptions) -> dict[str, float]:
-    """Ray resources of one trial: CPUs, plus one unit of each device resource it measures on."""
+    """Ray resources of one trial: CPUs, a GPU when it trains/evaluates or measures on CUDA
+    (``needs_gpu``), plus one unit of each device resource it measures on."""
     resources: dict[str, float] = {"cpu": options.cpus_per_trial}
+    if needs_gpu(study):
+        resources["gpu"] = 1.0
     devices = {s.ref.device for s in study.sources.values() if s.kind == "device"}
     for device in sorted(devices):
         name = options.device_resources.get(device)
         if name:
             resources[name] = resources.get(name, 0.0) + 1.0
     return resources
+
+
+_RAY_NAMES = {"cpu": "CPU", "gpu": "GPU"}  # Tune's resource keys -> the cluster's names
 
 
 class UnschedulableError(RuntimeError):
@@ -104,7 +110,7 @@ def check_schedulable(resources: dict[str, float], *, wait_s: float = 10.0) -> N
     while True:
         available = ray.cluster_resources()
         missing = {name: need for name, need in resources.items()
-                   if available.get("CPU" if name == "cpu" else name, 0.0) < need}
+                   if available.get(_RAY_NAMES.get(name, name), 0.0) < need}
         if not missing or time.monotonic() >= deadline:
             break
         time.sleep(0.5)
@@ -125,6 +131,9 @@ def _evaluator(context_json: str):
     The context carries the spec, the study's devices as the driver resolved them (its config
     file and API-registered devices, which a Ray node does not read), and the database URL for
     the shared measurement cache (None: no cache, e.g. an in-memory study)."""
+    import ray
+
+    from evaluators.compute import resolve_compute
     from evaluators.profilers.devices import DEFAULT_DEVICES, DeviceCatalog, DeviceSpec
     from service.evaluation import ArchEvaluator
     from service.resolve import resolve_spec
@@ -140,7 +149,12 @@ def _evaluator(context_json: str):
         from service.measurement_cache import DbMeasurementCache
 
         cache = DbMeasurementCache(Database(context["database_url"], run_migrations=False))
-    return ArchEvaluator(resolve_spec(spec, devices=devices), cache=cache, seed=spec.seed)
+    # the GPU Ray gave this trial (visible as cuda:0), unless the study asked for the CPU (its
+    # GPU is then for a torch-cuda device), or the CPU when it gave none
+    gpu = "cuda" if ray.get_gpu_ids() and spec.compute.device != "cpu" else "cpu"
+    compute = resolve_compute(gpu, amp=spec.compute.amp, prefetch=spec.compute.prefetch)
+    return ArchEvaluator(resolve_spec(spec, devices=devices), cache=cache, seed=spec.seed,
+                         compute=compute)
 
 
 def evaluate_trial(config: dict[str, Any], context_json: str) -> dict[str, Any]:

@@ -122,6 +122,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--layers", action="store_true", help="include per-layer details")
     q.set_defaults(func=_measure)
 
-    q = dsub.add_parser("calibrate-gap8", help="fit the GAP8 model to published latencies")
-    q.add_argument("--csv", default=None, help="calibration CSV (default: shared data)")
+    q = dsub.add_parser("calibrate-gap8", help="fit the GAP8 model to published latencies, "
+                        "with leave-one-out and leave-one-family-out errors")
+    q.add_argument("--csv", default=None,
+                   help="calibration CSV (default: evaluators/profilers/gap8/calibration.csv)")
     q.set_defaults(func=_calibrate)

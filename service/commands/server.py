@@ -91,8 +91,10 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.api.app import create_app
+    from service.db import shown_url
     from service.settings import get_settings
 
+    _use_device(args.device)
     settings = get_settings()
     _check_device_config(settings)
     _check_listen(args.host, settings, insecure=args.insecure)
@@ -100,7 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
     _exit_on_sigterm()
     procs = start_workers(args.workers)
     log.info("API on http://%s:%s  (%d embedded workers, database %s)", args.host, args.port,
-             args.workers, settings.database_url)
+             args.workers, shown_url(settings.database_url))  # no password in the log
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     finally:
@@ -138,10 +140,25 @@ def _use_backend(args: argparse.Namespace) -> None:
     get_settings.cache_clear()
 
 
+def _use_device(device: str | None) -> None:
+    """--device (else PARETONAS_DEVICE) checked on this machine now, then passed to the worker
+    processes as PARETONAS_DEVICE (studies whose compute.device is auto use it)."""
+    from evaluators.compute import DEVICE_ENV, ComputeError, resolve_device, worker_device
+    from service.commands import CliError
+
+    try:
+        requested = device or worker_device()
+        resolve_device(requested, where="--device" if device else DEVICE_ENV)
+    except ComputeError as exc:
+        raise CliError(str(exc)) from exc
+    os.environ[DEVICE_ENV] = requested
+
+
 def _worker(args: argparse.Namespace) -> int:
     from service.settings import get_settings
 
     _use_backend(args)
+    _use_device(args.device)
     settings = get_settings()
     _check_device_config(settings)
     _open_database(settings)
@@ -166,6 +183,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="embedded worker processes (0-64, default 1)")
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback --host without PARETONAS_API_KEYS")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="where the embedded workers train and evaluate (as worker --device)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("worker", help="run workers that take studies from the queue")
@@ -179,4 +198,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, metavar="ADDR",
                    help="Ray cluster this node belongs to ('auto', 'head:6379'; default "
                         "PARETONAS_RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="where studies train and evaluate unless they name a device: auto "
+                        "(CUDA when torch sees a GPU, else CPU), cpu, cuda, cuda:N; default "
+                        "PARETONAS_DEVICE, else auto")
     p.set_defaults(func=_worker)

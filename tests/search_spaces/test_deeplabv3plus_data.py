@@ -7,6 +7,7 @@ import argparse
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from search_spaces.base import SpaceError
@@ -102,3 +103,21 @@ def test_image_cache_respects_its_budget(voc):
     big = ImageCache(ds)
     big.batch(list(range(len(ds))), 32)
     assert len(big._resized) == len(ds)
+
+
+def test_calibration_inputs_are_training_images_at_the_arch_resolution(tmp_path, monkeypatch):
+    """What the GAP8 int8 export calibrates on: real images, not the random example input."""
+    from search_spaces.deeplabv3plus.space import DeepLabSpace
+    from tests.search_spaces.test_deeplabv3plus import TINY
+
+    monkeypatch.setenv("PARETONAS_DATA_DIRS", str(tmp_path))
+    synth.generate(tmp_path / "voc", n_train=3, n_val=2, num_classes=4, min_size=30,
+                   max_size=40, seed=2)
+    space = DeepLabSpace({**TINY, "data_dir": "voc"})
+    arch = space.smallest()
+    res = int(arch["resolution"])
+    inputs = space.calibration_inputs(arch, 5)
+    assert len(inputs) == 3  # all the training images there are
+    assert all(x.shape == (1, 3, res, res) for x in inputs)
+    assert not torch.equal(inputs[0], inputs[1])
+    assert DeepLabSpace(TINY).calibration_inputs(arch, 5) == []  # no dataset: none

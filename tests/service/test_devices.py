@@ -47,6 +47,11 @@ class TinyCnnSpace(SearchSpace):
         r = int(arch["resolution"])
         return torch.zeros(1, 3, r, r)
 
+    def calibration_inputs(self, arch, n):
+        r = int(arch["resolution"])
+        gen = torch.Generator().manual_seed(1)
+        return [torch.rand(1, 3, r, r, generator=gen) for _ in range(n)]
+
     def cost(self, arch):
         return {"macs": 0.0, "params": 0.0, "params_bytes": 0.0, "peak_activation_bytes": 0.0}
 
@@ -70,6 +75,13 @@ devices:
       mode: gvsoc
       command: ["{sys.executable}", "{FAKE}", "{{onnx}}"]
       timeout_s: 120
+  - name: gap8-int8
+    kind: gap8
+    settings:
+      mode: gvsoc
+      onnx_format: int8_qdq
+      calibration_samples: 3
+      command: ["{sys.executable}", "{FAKE}", "{{onnx}}", "--require-int8"]
 """)
     return path
 
@@ -138,6 +150,29 @@ def test_register_a_device_and_use_it(app, client):
     for t in done:  # same cycles, half the clock: twice the latency
         v = t["values"]
         assert v["latency_ms@gap8-90mhz"] == pytest.approx(v["latency_ms@gap8"] * 175 / 90)
+    # the Pareto CSV carries each GAP8 device's out-of-sample band next to its latency
+    import csv
+    import io
+
+    from evaluators.profilers.gap8.model import OUT_OF_SAMPLE
+
+    rows = list(csv.DictReader(io.StringIO(
+        client.get(f"/api/v1/studies/{r.json()['id']}/pareto.csv").text)))
+    assert rows and all(float(row["latency_err_pct@gap8"]) == OUT_OF_SAMPLE["loo_mape_pct"]
+                        for row in rows)
+    assert "latency_err_pct@gap8-90mhz" in rows[0]
+
+
+def test_int8_device_calibrates_on_the_space_inputs(app, client):
+    r = client.post("/api/v1/studies", json=spec(devices=("gap8-int8",), trials=2))
+    assert r.status_code == 201, r.text
+    run_queue(app)
+    trials = client.get(f"/api/v1/studies/{r.json()['id']}/trials").json()["data"]
+    done = [t for t in trials if t["state"] == "complete" and "duplicate_of" not in t["info"]]
+    assert done, [t.get("error") for t in trials]
+    details = done[0]["info"]["devices"]["gap8-int8"]["details"]
+    assert details["onnx_format"] == "int8_qdq" and details["calibration_source"] == "given"
+    assert details["calibration_inputs"] == 3
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from evaluators.profilers.devices import DEFAULT_DEVICES, DeviceCatalog
 from service.backends.ray_backend import RayOptions, RayStudyRunner, trial_resources
 from service.db import Database
 from service.models import Study, Trial
@@ -145,6 +146,13 @@ def test_device_trials_ask_for_the_device_resource():
     class Study:
         sources = {"acc": Src("accuracy"), "latency_ms@gap8-sim": Src("device", "gap8-sim"),
                    "latency_ms@cpu": Src("device", "cpu")}
+        spec = StudySpec.model_validate({  # compute on the CPU: no GPU asked for
+            "name": "s", "search_space": {"name": "table"}, "budget": {"trials": 1},
+            "objectives": [{"metric": "a", "direction": "maximize"},
+                           {"metric": "b", "direction": "minimize"}],
+            "compute": {"device": "cpu"}})
+        devices = DeviceCatalog({"cpu": DEFAULT_DEVICES["cpu"],
+                                 "gap8-sim": DEFAULT_DEVICES["gap8"]})
 
     opts = RayOptions(device_resources={"gap8-sim": "gap8"}, cpus_per_trial=0.5)
     assert trial_resources(Study(), opts) == {"cpu": 0.5, "gap8": 1.0}

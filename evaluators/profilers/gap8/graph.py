@@ -4,8 +4,10 @@ The model is run once under a ``TorchDispatchMode`` that sees every ATen op, so 
 (residual adds, attention matmuls, pooling in ``forward``) are seen as well as modules. Ops a
 deployment fuses into the preceding layer (batch norm, activations, views, dropout) are folded:
 their output is the same *logical* tensor as their input. Compute ops (convolutions, matmuls,
-pooling, normalisation, softmax, gathers) and ops combining two activations (add, mul, cat...)
-become layers. Tensor lifetimes over the layer sequence give the peak activation memory.
+pooling, normalisation, softmax, gathers), resampling (bilinear/nearest resize: a real kernel on
+GAP8, not a view) and ops combining two activations (add, mul; cat as ``concat``) become layers,
+each with the innermost module it ran in (``detail["module"]``, for per-part shares). Tensor
+lifetimes over the layer sequence give the peak activation memory.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ _POOL = {
 }
 _NORM = {"native_layer_norm", "_softmax", "softmax", "_log_softmax", "native_group_norm"}
 _GATHER = {"embedding", "index_select", "gather"}
+#: resampling is real work on GAP8 (the AutoTiler runs a resize kernel), not a fused view
+_RESIZE = {
+    "upsample_bilinear2d", "upsample_nearest2d", "_upsample_bilinear2d_aa", "upsample_bicubic2d",
+    "_upsample_nearest_exact2d", "grid_sampler_2d",
+}
+_CONCAT = {"cat", "concat", "stack"}
 
 
 @dataclass
@@ -32,7 +40,7 @@ class Layer:
 
     index: int
     op: str
-    kind: str  # conv | pointwise | depthwise | linear | matmul | pool | eltwise | norm | gather
+    kind: str  # conv|pointwise|depthwise|linear|matmul|pool|eltwise|concat|resize|norm|gather
     macs: int
     in_bytes: int
     out_bytes: int
@@ -97,6 +105,7 @@ class _Walker:
         self.last_use: dict[int, int] = {}
         self.layers: list[Layer] = []
         self.seen_weights: set[int] = set()  # weight storages already counted in params
+        self.scope: list[str] = []  # names of the modules whose forward is running
 
     def _acts(self, args: Any) -> list[Any]:
         return [
@@ -147,6 +156,10 @@ class _Walker:
             return "norm"
         if name in _GATHER:
             return "gather"
+        if name in _RESIZE:
+            return "resize"
+        if name in _CONCAT and len({_ptr(t) for t in acts}) >= 2:
+            return "concat"
         if len({_ptr(t) for t in acts}) >= 2:
             return "eltwise"
         return None
@@ -183,6 +196,8 @@ class _Walker:
             macs = 0
             weight_bytes = sum(t.numel() for t in weights)
             detail = {"ops": max(in_bytes, out_n)}
+        if self.scope:
+            detail["module"] = self.scope[-1]
         stored = weight_bytes
         if kind == "gather":  # an embedding lookup reads one row per token, stores the table
             weight_bytes = min(weight_bytes, out_n)
@@ -219,6 +234,20 @@ def walk(model: Any, example_input: Any) -> Graph:
             return out
 
     modes = [(m, m.training) for m in model.modules()]
+    hooks = []
+
+    def enter(name: str) -> Any:
+        def hook(_module: Any, _args: Any) -> None:
+            walker.scope.append(name)
+        return hook
+
+    def leave(_module: Any, _args: Any, _out: Any) -> None:
+        walker.scope.pop()
+
+    for name, module in model.named_modules():
+        if name:  # each layer records the innermost module it ran in (for per-part shares)
+            hooks.append(module.register_forward_pre_hook(enter(name)))
+            hooks.append(module.register_forward_hook(leave))
     try:
         model.eval()
         with torch.inference_mode():
@@ -232,6 +261,8 @@ def walk(model: Any, example_input: Any) -> Graph:
     except Exception as exc:
         raise ProfilerError(f"gap8: the model failed on its input: {exc}") from exc
     finally:
+        for hook in hooks:
+            hook.remove()
         for module, training in modes:
             module.training = training
     end = len(walker.layers)

@@ -8,6 +8,11 @@ generated program prints one line per layer and a total (``shared/data/gap8/READ
     Total: Cycles: <n>, Cyc%: 100.0%, Operations: <n>, ...
 
 (older SDKs omit ``Cyc%``/``Op%``).
+
+GAP8 runs int8: NNTool quantises a float graph with a calibration set, or reads a quantised one.
+``qdq_onnx`` gives the flow a QDQ-quantised ONNX (int8 weights per output channel, int8
+activations whose ranges are calibrated on a few real inputs) made with ONNX Runtime's
+``quantize_static``.
 """
 
 from __future__ import annotations
@@ -131,6 +136,39 @@ def run_simulator(
                 f"last lines:\n{tail(out)}"
             )
         return parse_output(out), out
+
+
+def qdq_onnx(float_onnx: bytes, inputs: list[dict[str, Any]]) -> bytes:
+    """A QDQ int8 version of ``float_onnx``: symmetric int8 weights per channel, int8 activations
+    with ranges calibrated (min/max) on ``inputs`` (each a graph-input name -> array feed)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    if not inputs:
+        raise ProfilerError("int8 export: no calibration inputs")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter(inputs)
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.feeds, None)
+
+    with tempfile.TemporaryDirectory(prefix="paretonas-qdq-") as tmp:
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(float_onnx)
+        try:
+            quantize_static(
+                str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+            )
+        except Exception as exc:
+            raise ProfilerError(f"int8 export: quantize_static failed: {exc}") from exc
+        return dst.read_bytes()
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -148,3 +148,52 @@ def test_input_shape_fixes_the_profiled_resolution() -> None:
     fixed = Gap8Profiler({"input_shape": [1, 3, 64, 64]}).measure(small_cnn(8), image(32))
     assert fixed.metrics["cycles"] > small.metrics["cycles"]
     assert fixed.metrics["peak_activation_bytes"] == 4 * small.metrics["peak_activation_bytes"]
+
+
+# --- uncertainty band and the int8 path -------------------------------------------------------
+def test_analytic_results_carry_the_out_of_sample_band() -> None:
+    from evaluators.profilers.gap8.model import OUT_OF_SAMPLE
+
+    r = Gap8Profiler().measure(small_cnn(8), image())
+    assert r.metrics["latency_err_pct"] == OUT_OF_SAMPLE["loo_mape_pct"] > 0
+    band = r.details["uncertainty"]
+    assert band["applies"] and band["latency_err_max_pct"] == OUT_OF_SAMPLE["loo_max_abs_pct"]
+    assert "leave-one-out" in band["basis"]
+    tuned = Gap8Profiler({"eta_dense": 12.0}).measure(small_cnn(8), image())
+    assert tuned.details["uncertainty"]["applies"] is False  # not the calibrated model
+
+
+def test_gvsoc_int8_path_hands_the_flow_a_qdq_graph() -> None:
+    # the fake flow refuses float weights when asked for int8, as an int8-only import would
+    with pytest.raises(ProfilerError, match="exited with status 4") as info:
+        fake("ok", command=[sys.executable, FAKE, "{onnx}", "--require-int8"]).measure(
+            small_cnn(8), image())
+    assert "expected an int8 QDQ graph" in str(info.value)
+    p = Gap8Profiler({
+        "mode": "gvsoc", "command": [sys.executable, FAKE, "{onnx}", "--require-int8"],
+        "onnx_format": "int8_qdq", "calibration_samples": 3,
+    })
+    calib = [image() + i for i in range(5)]
+    r = p.measure(small_cnn(8), image(), calibration_inputs=calib)
+    assert r.details["onnx_format"] == "int8_qdq" and r.details["calibration_inputs"] == 3
+    assert r.details["calibration_source"] == "given" and r.metrics["cycles"] > 0
+    alone = p.measure(small_cnn(8), image())
+    assert alone.details["calibration_source"] == "example input only"
+
+
+def test_qdq_export_quantises_weights_per_channel() -> None:
+    import io
+
+    import onnx
+
+    from evaluators.profilers.onnx_export import export_onnx, input_feed
+
+    x = image()
+    data = gvsoc.qdq_onnx(export_onnx(small_cnn(8), x), [input_feed(x), input_feed(x * 2)])
+    graph = onnx.load(io.BytesIO(data)).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") >= 1 and ops.count("DequantizeLinear") >= 4
+    zero_points = {i.name: i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    assert zero_points  # int8, not uint8, as GAP8's symmetric kernels expect
+    with pytest.raises(ProfilerError, match="no calibration inputs"):
+        gvsoc.qdq_onnx(data, [])

@@ -6,7 +6,13 @@ from torch import nn
 
 from evaluators.profilers.gap8 import calibrate
 from evaluators.profilers.gap8.graph import walk
-from evaluators.profilers.gap8.model import FITTED, estimate
+from evaluators.profilers.gap8.model import (
+    BOUNDS,
+    FITTED,
+    OUT_OF_SAMPLE,
+    Gap8Hardware,
+    estimate,
+)
 from evaluators.profilers.gap8.reference_nets import build
 
 
@@ -59,9 +65,12 @@ def test_reference_nets_match_their_published_size(name, width, mmac, params_m) 
 
 def test_model_shape_terms() -> None:
     g = walk(build("mobilenet_v1", 0.5), torch.zeros(1, 3, 224, 224))
-    est = estimate(g, FITTED, calibrate.PUBLISHED_HW)
+    est = estimate(g, FITTED, Gap8Hardware())
     assert not est["fits_l2"] and est["l3_bytes"] >= g.params_bytes  # weights stream from L3
     assert {p["bound"] for p in est["per_layer"]} <= {"compute", "dma", "l3"}
+
+
+HEADER = "net,family,width_mult,input_shape,latency_ms,cluster_mhz,source\n"
 
 
 def test_calibration_csv_is_validated(tmp_path) -> None:
@@ -69,25 +78,73 @@ def test_calibration_csv_is_validated(tmp_path) -> None:
     bad.write_text("model,width_mult\nmobilenet_v1,1.0\n")
     with pytest.raises(ValueError, match="missing column"):
         calibrate.load_rows(bad)
-    bad.write_text("model,width_mult,input_res,mmac,params_M,latency_ms\nm,wide,224,1,1,1\n")
+    bad.write_text(HEADER + "mobilenet_v1,v1,wide,1x3x224x224,1,175,table 1\n")
     with pytest.raises(ValueError, match="bad.csv:2"):
+        calibrate.load_rows(bad)
+    bad.write_text(HEADER + "mobilenet_v1,v1,1.0,1x3x224x224,476,175,\n")
+    with pytest.raises(ValueError, match="bad.csv:2: empty 'source'"):
+        calibrate.load_rows(bad)
+    bad.write_text(HEADER + "mobilenet_v1,v1,1.0,224x224,476,175,table 1\n")
+    with pytest.raises(ValueError, match="not NxCxHxW"):
         calibrate.load_rows(bad)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not calibrate.DEFAULT_CSV.is_file(), reason="shared GAP8 data absent")
-def test_fitted_constants_meet_the_target_on_the_calibration_set() -> None:
-    rows = calibrate.load_rows()
-    errors = []
-    for row in calibrate.walk_rows(rows):
-        assert row.graph.macs / 1e6 == pytest.approx(row.mmac, rel=0.01)
-        predicted = estimate(row.graph, FITTED, calibrate.PUBLISHED_HW)["latency_ms"]
-        errors.append(abs(predicted / row.latency_ms - 1))
-    assert sum(errors) / len(errors) <= 0.15
-    # re-fitting lands on the shipped constants (the identified ones)
-    refit = calibrate.fit(rows)
-    assert refit.eta_dense == pytest.approx(FITTED.eta_dense, rel=0.02)
-    assert refit.l3_mb_s == pytest.approx(FITTED.l3_mb_s, rel=0.02)
+def test_every_calibration_row_has_a_source_and_walks_to_its_published_size() -> None:
+    rows = calibrate.walk_rows(calibrate.load_rows())
+    assert len(rows) >= 10 and len({r.family for r in rows}) >= 3
+    for row in rows:
+        assert row.source and ("README" in row.source or "paper" in row.source)
+        if row.published_mmac is not None:
+            assert row.graph.macs / 1e6 == pytest.approx(row.published_mmac, rel=0.03)
+
+
+def test_out_of_sample_error_gate() -> None:
+    """The CI gate: leave-one-out and leave-one-family-out error of the refitted model, and the
+    band every result carries (model.OUT_OF_SAMPLE) is the one measured now, not a stale one."""
+    rep = calibrate.report(calibrate.load_rows())
+    oos = rep["out_of_sample"]
+    assert oos["loo_mape_pct"] == pytest.approx(OUT_OF_SAMPLE["loo_mape_pct"], abs=0.1)
+    assert oos["lofo_mape_pct"] == pytest.approx(OUT_OF_SAMPLE["lofo_mape_pct"], abs=0.1)
+    assert oos["n_rows"] == OUT_OF_SAMPLE["n_rows"]
+    # regression ceilings just above today's figures (issue 23's target of 10% is not met yet)
+    assert oos["loo_mape_pct"] <= 16.0
+    assert oos["lofo_mape_pct"] <= 18.0
+    # the shipped constants are the fit, and every constant is inside its physical bounds
+    for name, value in FITTED.to_dict().items():
+        assert rep["constants"][name] == pytest.approx(value, rel=0.01)
+        lo, hi, _ = BOUNDS[name]
+        assert lo <= value <= hi
+
+
+def test_resize_and_concat_are_memory_bound_layers_with_their_module() -> None:
+    import torch.nn.functional as F
+
+    class Decoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(8, 8, 1)
+
+        def forward(self, x):
+            up = F.interpolate(self.conv(x), scale_factor=4, mode="bilinear")
+            return torch.cat([up, up + 1], dim=1)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.decoder = Decoder()
+
+        def forward(self, x):
+            return self.decoder(x)
+
+    g = walk(Net().eval(), torch.zeros(1, 8, 8, 8))
+    kinds = [x.kind for x in g.layers]
+    assert kinds == ["pointwise", "resize", "concat"]
+    assert [x.detail.get("module") for x in g.layers] == ["decoder.conv", "decoder", "decoder"]
+    est = estimate(g, FITTED, Gap8Hardware())
+    resize = est["per_layer"][1]
+    # a resize is not free: it reads 4 neighbours per output at the memory-bound rate
+    assert resize["compute_cycles"] == pytest.approx(5 * 8 * 32 * 32 / 4.4)
+    assert resize["cycles"] > FITTED.layer_overhead_cycles
 
 
 def test_shared_weights_count_once_and_gathers_read_rows() -> None:
