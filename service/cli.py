@@ -9,6 +9,7 @@ import logging
 import sys
 
 from service.commands import CliError
+from service.settings import SettingsError
 
 COMMAND_MODULES = [
     "service.commands.server",
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
-    except CliError as exc:
+    except (CliError, SettingsError) as exc:
         print(f"paretonas: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

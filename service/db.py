@@ -7,7 +7,8 @@ import logging
 import threading
 from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -39,9 +40,16 @@ class Base(DeclarativeBase):
     pass
 
 
-def make_engine(url: str) -> Engine:
+#: How long a statement waits for another writer's lock before failing (seconds). Workers wait
+#: long (a busy moment should not cost a trial); the API waits briefly and retries the request
+#: (service.api.contention), so that a held lock becomes a 503, not a hung or failed request.
+DEFAULT_LOCK_TIMEOUT_S = 30.0
+
+
+def make_engine(url: str, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                  "timeout": lock_timeout_s})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(conn, _record):  # WAL: readers don't block the writing worker
@@ -49,10 +57,15 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(lock_timeout_s * 1000)}")
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args = {}
+    if url.startswith("postgresql"):
+        connect_args["options"] = f"-c lock_timeout={int(lock_timeout_s * 1000)}"
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args=connect_args)
 
 
 _migrate_lock = threading.Lock()
@@ -74,9 +87,10 @@ def migrate(engine: Engine) -> None:
 class Database:
     """An engine + session factory for one URL, migrated on creation."""
 
-    def __init__(self, url: str, *, run_migrations: bool = True):
+    def __init__(self, url: str, *, run_migrations: bool = True,
+                 lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, lock_timeout_s=lock_timeout_s)
         if run_migrations:
             migrate(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -90,3 +104,38 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The configured database cannot be opened; the message is one line naming the URL."""
+
+
+URL_HELP = "e.g. sqlite:///paretonas.db or postgresql+psycopg://USER:PASSWORD@HOST/DB"
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password masked (the text as given when it does not parse)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
+
+
+def open_database(url: str, **kwargs) -> Database:
+    """``Database(url)``, or ``DatabaseUnavailable`` saying in one line why not."""
+    try:
+        return Database(url, **kwargs)
+    except NoSuchModuleError:
+        reason = f"unknown kind of database ({URL_HELP})"
+    except ArgumentError:
+        reason = f"not a database URL ({URL_HELP})"
+    except ImportError as exc:
+        reason = f"its driver is not installed ({exc})"
+    except DBAPIError as exc:
+        lines = str(exc.orig).strip().splitlines()
+        reason = lines[0] if lines else type(exc.orig).__name__
+    except (SQLAlchemyError, OSError, ValueError) as exc:
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+    raise DatabaseUnavailable(f"PARETONAS_DATABASE_URL={shown_url(url)!r}: cannot open the "
+                              f"database: {reason}")

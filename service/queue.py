@@ -78,3 +78,18 @@ def finish_study(
             .execution_options(synchronize_session=False)
         )
         return result.rowcount == 1
+
+
+def release_study(db: Database, study_id: int, worker_id: str) -> bool:
+    """Give a running study back to the queue at once (a worker shutting down): the next
+    worker claims it without waiting for the lease to expire and resumes from its trials."""
+    now = utcnow()
+    with db.session() as s, s.begin():
+        result = s.execute(
+            update(Study)
+            .where(Study.id == study_id, Study.lease_owner == worker_id,
+                   Study.status == "running")
+            .values(status="queued", lease_owner=None, lease_expires_at=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1

@@ -85,8 +85,10 @@ def build_space(name: str, options: dict[str, Any]) -> SearchSpace:
     except ValidationError as exc:
         raise SpecError.from_validation(("search_space", "options"), exc,
                                         _fields(getattr(cls, "Options", None))) from exc
-    except SpaceError as exc:
-        raise SpecError.at(("search_space", "options"), str(exc)) from exc
+    except SpaceError as exc:  # a DataPathError knows its field (search_space.options.path)
+        field = getattr(exc, "field", None)
+        loc = tuple(field.split(".")) if field else ("search_space", "options")
+        raise SpecError.at(loc, str(exc)) from exc
 
 
 def _resolve_metric(

@@ -8,14 +8,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from service.safe_values import JsonObject, value_problem
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # finite numbers and storable text only (service.safe_values): NaN or a NUL is a 422 here,
+    # not a 500 from the database or the JSON encoder
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        if problem := value_problem(value):
+            raise ValueError(problem)
+        return value
 
 
 class SearchSpaceSpec(_Strict):
     name: str = Field(min_length=1, max_length=100, examples=["table"])
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: JsonObject = Field(default_factory=dict)
 
 
 class MetricRef(_Strict):
@@ -61,7 +72,7 @@ class ConstraintSpec(MetricRef):
 
 class StrategySpec(_Strict):
     name: str = Field(default="nsga2", min_length=1, max_length=100)
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: JsonObject = Field(default_factory=dict)
 
 
 class BudgetSpec(_Strict):
@@ -90,7 +101,7 @@ class AccuracySpec(_Strict):
         "prediction); hybrid: surrogate plus a random `audit_fraction` of the others measured",
     )
     predictor: str = Field(default="gp", min_length=1, max_length=100)
-    predictor_options: dict[str, Any] = Field(default_factory=dict)
+    predictor_options: JsonObject = Field(default_factory=dict)
     initial: int = Field(default=10, ge=2, le=100_000, description="measured trials first")
     kappa: float = Field(default=1.0, ge=0, le=10, description="optimism: mean + kappa*std")
     audit_fraction: float = Field(default=0.2, ge=0, le=1, description="hybrid mode only")

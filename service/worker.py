@@ -23,7 +23,7 @@ from service.db import Database
 from service.devices import load_catalog
 from service.measurement_cache import DbMeasurementCache
 from service.models import Study
-from service.queue import claim_study, finish_study, renew_lease
+from service.queue import claim_study, finish_study, release_study, renew_lease
 from service.records import LeaseLost
 from service.resolve import SpecError, resolve_spec
 from service.runner import StudyRunner
@@ -63,6 +63,24 @@ class Heartbeat(threading.Thread):
                 self.store.cancel_requested.set()
 
 
+class StopRelay(threading.Thread):
+    """Turns the worker's stop (SIGTERM, server gone) into a stop of the running study: the
+    runner ends after its current trial, and the worker gives the study back to the queue."""
+
+    def __init__(self, stop: threading.Event, store: DbStore):
+        super().__init__(daemon=True, name=f"stop-relay-{store.study_id}")
+        self.stop, self.store = stop, store
+        self.done = threading.Event()
+        self.fired = False
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            if self.stop.wait(0.1):
+                self.fired = True
+                self.store.cancel_requested.set()  # the runner's one stop flag
+                return
+
+
 class Worker:
     def __init__(
         self,
@@ -76,6 +94,10 @@ class Worker:
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
         self.devices = devices
+        #: set: finish the current trial (or abandon it, see ``abandon``), give the study back
+        #: to the queue and return from ``run_forever``
+        self.stop = threading.Event()
+        self.current_study: int | None = None
 
     def device_catalog(self) -> DeviceCatalog:
         return self.devices or load_catalog(self.db, self.settings)
@@ -113,12 +135,18 @@ class Worker:
         )
         heartbeat = Heartbeat(self.db, store, settings=self.settings)
         heartbeat.start()
+        relay = StopRelay(self.stop, store)
+        relay.start()
+        self.current_study = study_id
         status, error = "failed", None
         try:
             spec = StudySpec.model_validate(raw_spec)
             resolved = resolve_spec(spec, devices=self.device_catalog())
             record_start_warnings(store, resolved, submitted)
             outcome = self.make_runner(resolved, store).run()
+            if outcome == "stopped" and relay.fired and not self._cancel_requested(study_id):
+                self._give_back(study_id)  # we are shutting down; nobody cancelled the study
+                return
             status = "cancelled" if outcome == "stopped" else "completed"
             record_outcome(store, spec)
         except LeaseLost as exc:
@@ -135,10 +163,35 @@ class Worker:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             heartbeat.stopped.set()
+            relay.done.set()
+            self.current_study = None
         finish_study(self.db, study_id, self.worker_id, status=status, error=error)
 
+    def _cancel_requested(self, study_id: int) -> bool:
+        with self.db.session() as s:
+            return bool(s.get(Study, study_id).cancel_requested)
+
+    def _give_back(self, study_id: int) -> None:
+        if release_study(self.db, study_id, self.worker_id):
+            log.info("worker %s stopping: study %s is back in the queue", self.worker_id,
+                     study_id)
+
+    def abandon(self) -> None:
+        """Give the running study back now, mid-trial (its trial is lost, never half-saved:
+        the lease check in ``save_trial`` refuses a write after this). For a stop that cannot
+        wait for the trial to end; the process should exit right after."""
+        study_id = self.current_study
+        if study_id is not None:
+            try:
+                self._give_back(study_id)
+            except Exception:  # the database is gone too: the lease will expire instead
+                log.warning("worker %s: could not give study %s back", self.worker_id, study_id,
+                            exc_info=True)
+
     def run_forever(self, stop: threading.Event | None = None, *, exit_when_idle: bool = False):
-        stop = stop or threading.Event()
+        if stop is not None:
+            self.stop = stop
+        stop = self.stop
         while not stop.is_set():
             try:
                 ran = self.run_once()

@@ -5,14 +5,17 @@ from __future__ import annotations
 from functools import partial
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from search_spaces.registry import UnknownNameError
 from service import __version__, security
-from service.api import devices, meta, studies
+from service.api import contention, devices, meta, studies
 from service.db import Database
 from service.devices import load_catalog
 from service.resolve import SpecError
+from service.safe_values import printable
 from service.settings import Settings, get_settings
 
 
@@ -23,10 +26,18 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         description="Multi-objective neural-architecture search: submit studies, read fronts.",
     )
     app.state.settings = settings
-    app.state.db = db or Database(settings.database_url)
+    app.state.db = db or Database(settings.database_url,
+                                  lock_timeout_s=settings.db_lock_timeout_seconds)
     # defaults + config file + API-registered devices, read per request (devices can be added)
     app.state.device_catalog = partial(load_catalog, app.state.db, settings)
     load_catalog(None, settings)  # a broken config file stops the server at start, not later
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each bad input as it came: a NaN or a lone surrogate
+        # there made the 422 itself fail (500); ``printable`` makes any echo encodable
+        return JSONResponse(status_code=422,
+                            content={"detail": printable(jsonable_encoder(exc.errors()))})
 
     @app.exception_handler(SpecError)
     def _spec_error(_request: Request, exc: SpecError) -> JSONResponse:
@@ -42,5 +53,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     from service.api import web  # the viewer: pages at /, assets, /api/v1/studies/{id}/points
 
     app.include_router(web.router)
+    contention.install(app, retry_seconds=settings.write_retry_seconds)  # inside security
     security.install(app, settings)  # API keys on writes, body size limit
     return app

@@ -7,53 +7,73 @@ import logging
 import multiprocessing as mp
 import os
 import signal
-import threading
+import sys
+import time
 
 log = logging.getLogger(__name__)
 
 
-def _worker_process(exit_when_idle: bool) -> None:
+def _worker_process(exit_when_idle: bool, parent_pid: int | None = None) -> None:
+    """One worker: until the queue is empty (``exit_when_idle``), a signal, or, when
+    ``parent_pid`` is given (embedded/spawned workers), the death of that process."""
     from service.db import Database
     from service.settings import get_settings
     from service.worker import Worker
+    from service.worker_shutdown import WorkerShutdown
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    _stop_with_parent(stop)
-    Worker(Database(settings.database_url), settings).run_forever(
-        stop, exit_when_idle=exit_when_idle
-    )
-
-
-def _stop_with_parent(stop: threading.Event) -> None:
-    """An embedded worker must not outlive a server killed without cleanup."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while not stop.wait(1.0):
-            if os.getppid() != parent:
-                stop.set()
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+    worker = Worker(Database(settings.database_url), settings)
+    shutdown = WorkerShutdown(worker, grace_s=settings.shutdown_grace_seconds)
+    shutdown.install_signals()
+    if parent_pid is not None:
+        shutdown.watch_parent(parent_pid)
+    worker.run_forever(exit_when_idle=exit_when_idle)
 
 
 def start_workers(n: int, *, exit_when_idle: bool = False) -> list[mp.Process]:
     ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch/DB state
-    procs = [ctx.Process(target=_worker_process, args=(exit_when_idle,), daemon=True,
-                         name=f"paretonas-worker-{i}") for i in range(n)]
+    procs = [ctx.Process(target=_worker_process, args=(exit_when_idle, os.getpid()),
+                         daemon=True, name=f"paretonas-worker-{i}") for i in range(n)]
     for p in procs:
         p.start()
     return procs
 
 
 def stop_workers(procs: list[mp.Process]) -> None:
+    """SIGTERM: each worker ends its trial (or abandons it after the grace time) and gives its
+    study back; one that still has not exited a few seconds later is killed."""
+    from service.settings import get_settings
+
     for p in procs:
-        p.terminate()
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + get_settings().shutdown_grace_seconds + 5
     for p in procs:
-        p.join(timeout=10)
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            log.warning("worker %s ignored SIGTERM; killing it", p.pid)
+            p.kill()
+            p.join(timeout=5)
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM raises SystemExit, so ``finally`` blocks (stopping the workers) run. Uvicorn
+    re-raises a SIGTERM it handled once it has shut down; with the default action the server
+    died right there and its workers were left running without it."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+
+
+def _open_database(settings) -> None:
+    """Create/migrate the database now: a bad URL is a one-line error, before anything starts."""
+    from service.commands import CliError
+    from service.db import DatabaseUnavailable, open_database
+
+    try:
+        open_database(settings.database_url).dispose()
+    except DatabaseUnavailable as exc:
+        raise CliError(str(exc)) from None
 
 
 def _check_device_config(settings) -> None:
@@ -71,17 +91,18 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.api.app import create_app
-    from service.db import Database
+    from service.db import shown_url
     from service.settings import get_settings
 
     _use_device(args.device)
     settings = get_settings()
     _check_device_config(settings)
     _check_listen(args.host, settings, insecure=args.insecure)
-    Database(settings.database_url).dispose()  # migrate once before workers start
+    _open_database(settings)  # migrate once before workers start
+    _exit_on_sigterm()
     procs = start_workers(args.workers)
     log.info("API on http://%s:%s  (%d embedded workers, database %s)", args.host, args.port,
-             args.workers, settings.database_url)
+             args.workers, shown_url(settings.database_url))  # no password in the log
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     finally:
@@ -134,17 +155,17 @@ def _use_device(device: str | None) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from service.db import Database
     from service.settings import get_settings
 
     _use_backend(args)
     _use_device(args.device)
     settings = get_settings()
     _check_device_config(settings)
-    Database(settings.database_url).dispose()
+    _open_database(settings)
     if args.concurrency == 1:
         _worker_process(args.exit_when_idle)
         return 0
+    _exit_on_sigterm()
     procs = start_workers(args.concurrency, exit_when_idle=args.exit_when_idle)
     try:
         for p in procs:

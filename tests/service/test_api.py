@@ -115,7 +115,7 @@ BAD_SPECS = [
     ({"budget": {"trials": 5000}}, ["budget", "trials"], "limit of 1000"),
     ({"budget": {"trials": "many"}}, ["budget", "trials"], "integer"),
     ({"search_space": {"name": "table", "options": {"path": "/etc/passwd", "params": ["a"]}}},
-     ["search_space", "options"], "outside the allowed data directories"),
+     ["search_space", "options", "path"], "outside the allowed data directories"),
     ({"search_space": {"name": "table", "options": {"path": "t.csv", "params": ["depth", "x"]}}},
      ["search_space", "options"], "lacks column(s) ['x']"),
     ({"search_space": {"name": "table", "options": {"path": "t.csv"}}},
