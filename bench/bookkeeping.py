@@ -62,24 +62,39 @@ def measure(strategy: str, trials: int, url: str) -> dict:
     store = DbStore(db, sid, "bench", lease_seconds=600)
     runner = StudyRunner(resolved, store, worker_id="bench")
     per_trial, per_save, per_eval = [], [], []
-    run_one, save, evaluate = runner._run_one, store.save_trial, runner.evaluator._evaluate
+    save, evaluate = store.save_trial, runner.executor.evaluator._evaluate
 
     cpu_per_trial: list[float] = []
 
-    def timed(fn, sink, cpu_sink=None):
+    def timed(fn, sink):
         def wrapper(*a, **kw):
-            t0, c0 = time.perf_counter(), time.thread_time()
+            t0 = time.perf_counter()
             try:
                 return fn(*a, **kw)
             finally:
                 sink.append((time.perf_counter() - t0) * 1000)
-                if cpu_sink is not None:
-                    cpu_sink.append((time.thread_time() - c0) * 1000)
         return wrapper
 
-    runner._run_one = timed(run_one, per_trial, cpu_per_trial)
+    # A trial's time = from the previous trial's save (or the loop's start) to its own: ask,
+    # evaluation, tell, front update and persistence, as the store's observer sees it.
+    last = [0.0, 0.0]
+
+    def tick(record) -> None:
+        now, cpu = time.perf_counter(), time.thread_time()
+        per_trial.append((now - last[0]) * 1000)
+        cpu_per_trial.append((cpu - last[1]) * 1000)
+        last[:] = time.perf_counter(), time.thread_time()
+
     store.save_trial = timed(save, per_save)
-    runner.evaluator._evaluate = timed(evaluate, per_eval)
+    runner.executor.evaluator._evaluate = timed(evaluate, per_eval)
+    store.add_observer(tick)
+    start = runner.executor.start
+
+    def start_clock(history):
+        start(history)
+        last[:] = time.perf_counter(), time.thread_time()
+
+    runner.executor.start = start_clock
     runner.run()
     db.dispose()
     overhead = [t - e for t, e in zip(per_trial, per_eval + [0.0] * len(per_trial),

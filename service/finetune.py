@@ -14,10 +14,9 @@ import time
 from typing import Any
 
 import numpy as np
-from sqlalchemy import update
 
 from search_spaces.base import Arch, EvalContext
-from service.records import TrialRecord
+from service.records import TrialRecord, TrialStore
 from service.resolve import ResolvedStudy
 from surrogate.pareto import hypervolume, pareto_mask, to_loss
 
@@ -56,36 +55,13 @@ def recompute_front(study: ResolvedStudy, records: list[TrialRecord],
     return [r.number for r, keep in zip(pool, mask, strict=True) if keep], hv
 
 
-def persist(store: Any, changed: list[TrialRecord], hv: float | None) -> None:
-    """Write values/info/on_front of ``changed`` trials and the study's best hypervolume
-    (database store or in-memory store)."""
-    db = getattr(store, "db", None)
-    if db is None:  # MemoryStore: the runner's records are the stored objects; replace by number
-        by_number = {r.number: r for r in changed}
-        store.trials = [by_number.get(t.number, t) for t in store.trials]
-        store.best_hypervolume = hv
-        return
-    from service.models import Study, Trial
-
-    with db.engine.begin() as conn:
-        store._check_lease(conn)  # a worker that lost the study must not write
-        for r in changed:
-            conn.execute(
-                update(Trial)
-                .where(Trial.study_id == store.study_id, Trial.number == r.number)
-                .values(values=r.values, info=r.info, on_front=r.on_front)
-            )
-        if hv is not None:
-            conn.execute(update(Study).where(Study.id == store.study_id)
-                         .values(best_hypervolume=hv))
-
-
-def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Any, *,
+def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: TrialStore, *,
                    seed: int = 0) -> dict[str, Any]:
     """Run the stage; returns the summary also stored in ``studies.extra["finetune"]``."""
     spec = study.spec
     assert spec.finetune is not None
     accuracy = sorted({s.ref.metric for s in study.sources.values() if s.kind == "accuracy"})
+    store.check_lease()  # minutes of fine-tuning are wasted on a study another worker owns now
     chosen = candidates(study, records)
     _, hv_before = recompute_front(study, records, store.reference_point)
     t0 = time.perf_counter()
@@ -117,7 +93,7 @@ def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Any,
         if on != rec.on_front or rec in chosen:
             rec.on_front = on
             changed.append(rec)
-    persist(store, changed, hv_after)
+    store.update_trials(changed, best_hypervolume=hv_after)
     summary = {
         "candidates": [r.number for r in chosen], "finetuned": done,
         "front_after": front, "hypervolume_before": hv_before, "hypervolume_after": hv_after,
