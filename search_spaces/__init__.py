@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search_spaces.registry import Registry
+from paretonas_core.registry import Registry
 
 SPACES: Registry = Registry("search space", "paretonas.search_spaces")
 # Built-ins, imported lazily (listing names must not import torch).

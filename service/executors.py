@@ -99,12 +99,13 @@ def make_executor(
 ) -> Executor:
     """The executor for ``study`` on ``backend`` (the spec's ``backend`` also selects Ray).
 
-    ``cache`` is the in-process measurement cache; a Ray trial opens its own from ``cache_url``
-    (a database URL; None: no cache)."""
+    ``cache`` is the in-process measurement cache; a Ray trial opens the database's at
+    ``cache_url`` itself (None: no cache)."""
     if backend == "ray" or study.spec.backend == "ray":
-        from service.backends.ray_backend import RayExecutor, RayOptions
+        from service.backends.ray_backend import RayExecutor, RayOptions, RemoteCache
 
         options = RayOptions(address=ray_address, max_concurrency=study.spec.max_concurrency,
                              device_resources=dict(ray_device_resources or {}))
-        return RayExecutor(study, options, cache_url=cache_url)
+        remote = RemoteCache(cache_url) if cache_url else None
+        return RayExecutor(study, options, cache=remote)
     return LocalExecutor(study, cache=cache)

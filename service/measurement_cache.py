@@ -63,3 +63,9 @@ class DbMeasurementCache:
 
         with self.db.session() as s:
             return int(s.execute(select(func.count()).select_from(Measurement)).scalar_one())
+
+
+def open_cache(url: str) -> DbMeasurementCache:
+    """The cache of the database at ``url``, for a process that did not open it (a Ray trial:
+    ``RayExecutor`` names this function, so the engine does not import the database layer)."""
+    return DbMeasurementCache(Database(url, run_migrations=False))

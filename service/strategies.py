@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from search_spaces.registry import Registry
+from paretonas_core.registry import Registry
 
 
 class StrategyOptions(BaseModel):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from evaluators.segmentation import (
+from paretonas_core.segmentation import (
     mean_iou,
     pixel_accuracy,
     random_subset,

@@ -35,7 +35,7 @@ import torch
 from pydantic import Field, field_validator
 from scipy.spatial import cKDTree
 
-from evaluators.segmentation import confusion_matrix, mean_iou, pixel_accuracy
+from paretonas_core.segmentation import confusion_matrix, mean_iou, pixel_accuracy
 from search_spaces.base import (
     Arch,
     ArchError,

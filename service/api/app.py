@@ -7,7 +7,7 @@ from functools import partial
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from search_spaces.registry import UnknownNameError
+from paretonas_core.registry import UnknownNameError
 from service import __version__, security
 from service.api import devices, meta, studies
 from service.db import Database

@@ -100,6 +100,15 @@ def trial_resources(study: ResolvedStudy, options: RayOptions) -> dict[str, floa
 _RAY_NAMES = {"cpu": "CPU", "gpu": "GPU"}  # Tune's resource names -> the cluster's
 
 
+@dataclass(frozen=True)
+class RemoteCache:
+    """How a Ray trial opens the shared measurement cache: ``open`` ("module:function") called
+    with ``url``. A name, not an object, so the engine does not import the database layer."""
+
+    url: str
+    open: str = "service.measurement_cache:open_cache"
+
+
 class UnschedulableError(RuntimeError):
     """No node of the Ray cluster offers a resource the study's trials need."""
 
@@ -132,8 +141,10 @@ def _evaluator(context_json: str):
     """One resolved study per Ray worker process and study: spaces load tables/checkpoints once.
 
     The context carries the spec, the study's devices as the driver resolved them (its config
-    file and API-registered devices, which a Ray node does not read), and the database URL for
-    the shared measurement cache (None: no cache, e.g. an in-memory study)."""
+    file and API-registered devices, which a Ray node does not read), and how to open the shared
+    measurement cache (None: no cache, e.g. an in-memory study)."""
+    import importlib
+
     from evaluators.profilers.devices import DEFAULT_DEVICES, DeviceCatalog, DeviceSpec
     from service.evaluation import ArchEvaluator
     from service.resolve import resolve_spec
@@ -144,11 +155,9 @@ def _evaluator(context_json: str):
     devices = DeviceCatalog({**DEFAULT_DEVICES, **{
         d["name"]: DeviceSpec.model_validate(d) for d in context["devices"]}})
     cache = None
-    if context["database_url"]:
-        from service.db import Database
-        from service.measurement_cache import DbMeasurementCache
-
-        cache = DbMeasurementCache(Database(context["database_url"], run_migrations=False))
+    if context["cache"]:
+        module, _, name = context["cache"]["open"].partition(":")
+        cache = getattr(importlib.import_module(module), name)(context["cache"]["url"])
     return ArchEvaluator(resolve_spec(spec, devices=devices), cache=cache, seed=spec.seed)
 
 
@@ -169,13 +178,13 @@ def evaluate_trial(config: dict[str, Any], context_json: str) -> dict[str, Any]:
     return {"payload": json.dumps(payload)}
 
 
-def trial_context(study: ResolvedStudy, cache_url: str | None) -> str:
+def trial_context(study: ResolvedStudy, cache: RemoteCache | None) -> str:
     """What a Ray worker needs to evaluate this study's trials as the driver would (JSON)."""
     devices = sorted({s.ref.device for s in study.sources.values() if s.kind == "device"})
     return json.dumps({
         "spec": study.spec.model_dump(mode="json"),
         "devices": [study.devices.get(d).model_dump(mode="json") for d in devices],
-        "database_url": cache_url,
+        "cache": {"open": cache.open, "url": cache.url} if cache is not None else None,
     }, sort_keys=True)
 
 
@@ -189,14 +198,14 @@ HANDOFF_WAIT_S = 5.0
 class RayExecutor:
     """``Executor`` whose evaluations are Ray Tune trials (see the module docstring).
 
-    ``cache_url``: the database whose measurement cache the trials share (None: none)."""
+    ``cache``: the measurement cache the trials share (None: none)."""
 
     def __init__(self, study: ResolvedStudy, options: RayOptions | None = None, *,
-                 cache_url: str | None = None):
+                 cache: RemoteCache | None = None):
         self.study = study
         self.options = options or RayOptions(max_concurrency=study.spec.max_concurrency)
         self.capacity = self.options.max_concurrency
-        self.cache_url = cache_url
+        self.cache = cache
         self._cv = threading.Condition()
         self._jobs: deque[tuple[int, Arch]] = deque()
         self._runner_busy = False  # an outcome was handed over; the runner may submit next
@@ -294,7 +303,7 @@ class RayExecutor:
 
         trainable = tune.with_resources(
             tune.with_parameters(evaluate_trial,
-                                 context_json=trial_context(self.study, self.cache_url)),
+                                 context_json=trial_context(self.study, self.cache)),
             self._resources,
         )
         storage = tempfile.mkdtemp(prefix="paretonas-tune-")
