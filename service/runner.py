@@ -37,7 +37,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 CONSTRAINTS_ATTR = "constraints"  # Optuna's system-attr prefix for constraint values
 #: Sampler state Optuna keeps on trials (e.g. NSGA-II's generation), persisted in
 #: ``info["optuna_attrs"]`` so a resumed study continues where it was, not at generation 0.
-_NOT_SAMPLER_STATE = (CONSTRAINTS_ATTR, "surrogate", "fixed_params")
+_NOT_SAMPLER_STATE = (CONSTRAINTS_ATTR, "fixed_params")
 
 
 #: Longest wait for an outcome before checking the stop request and the clock again.
@@ -101,8 +101,8 @@ class StudyRunner:
         # Re-seed past the trials already run so a resumed study does not replay its start.
         sampler = self.study.strategy.make_sampler(
             seed=self.spec.seed + len(self.records),
-            context={"space": self.study.space, "objectives": self.spec.objectives,
-                     "view": self.view},
+            context={"space": self.view.search_space(self.study.space),
+                     "objectives": self.spec.objectives},
         )
         study = optuna.create_study(directions=self.spec.directions, sampler=sampler)
         if self.stages is not None and self.stage == 2:
@@ -245,7 +245,7 @@ class StudyRunner:
         """Tell the sampler, persist the trial with the front update."""
         optuna_study, trial = self.optuna_study, job.trial
         frozen = optuna_study.get_trials(deepcopy=False)[trial.number]
-        chosen = frozen.system_attrs.get("surrogate")  # the surrogate strategy's why and guess
+        chosen = self.study.strategy.explain(optuna_study.sampler, trial.number)
         if chosen is not None:
             info = {**info, "strategy": chosen}
         sampler_state = {k: v for k, v in frozen.system_attrs.items()
@@ -284,8 +284,7 @@ class StudyRunner:
         screen = self.executor.predictor_quality()
         if screen:
             quality["accuracy_screen"] = screen
-        sampler_quality = getattr(optuna_study.sampler, "quality", None)
-        if callable(sampler_quality) and (strategy := sampler_quality()):
+        if strategy := self.study.strategy.model_quality(optuna_study.sampler):
             quality["strategy"] = strategy
         if quality and quality != self._last_quality:
             self.store.set_extra("predictor_quality", quality)
