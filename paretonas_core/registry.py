@@ -23,9 +23,10 @@ class UnknownNameError(LookupError):
 
 
 def import_target(target: str) -> Any:
-    """Import ``"package.module:Attr"``."""
+    """Import ``"package.module:Attr"``, or a whole module given as ``"package.module"``."""
     module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    module = importlib.import_module(module_name)
+    return getattr(module, attr) if attr else module
 
 
 class Registry(Generic[T]):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -31,6 +31,11 @@ class SpaceError(ValueError):
 
 class ArchError(ValueError):
     """An arch outside the space; the message names the dimension and the allowed values."""
+
+
+class UnknownMetricError(ArchError):
+    """A metric the space cannot compute. An ``ArchError`` so that, like an arch outside the
+    space, it fails the one trial that asked, never the whole study."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,14 @@ class SearchSpace(ABC):
     def metrics(self) -> dict[str, MetricInfo]:
         """Metrics ``evaluate`` can compute (accuracy-like); costs come from ``cost``."""
         return {}
+
+    def check_metrics(self, metrics: Iterable[str]) -> None:
+        """Raise ``UnknownMetricError`` naming the metrics ``evaluate`` cannot compute and the
+        ones it can; every space's ``evaluate`` and ``finetune`` start with it."""
+        allowed = self.metrics()
+        unknown = sorted({m for m in metrics if m not in allowed})
+        if unknown:
+            raise UnknownMetricError(f"unknown metric(s) {unknown}; allowed: {sorted(allowed)}")
 
     def cost_metrics(self) -> dict[str, MetricInfo]:
         return dict(COST_METRICS) if self.has_models else {}

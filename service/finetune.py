@@ -16,20 +16,21 @@ from typing import Any
 import numpy as np
 
 from search_spaces.base import Arch, EvalContext
+from service.front import losses, nondominated, on_front_candidate
 from service.records import TrialRecord, TrialStore
 from service.resolve import ResolvedStudy
-from surrogate.pareto import hypervolume, pareto_mask, to_loss
+from surrogate.pareto import hypervolume, loss_signs
 
 log = logging.getLogger(__name__)
 
 
 def candidates(study: ResolvedStudy, records: list[TrialRecord]) -> list[TrialRecord]:
+    """The front trials, best first by the first objective, at most ``max_candidates``."""
     spec = study.spec
     assert spec.finetune is not None
     front = [r for r in records if r.on_front and r.state == "complete"]
-    first = spec.objectives[0]
-    sign = -1.0 if first.direction == "maximize" else 1.0
-    front.sort(key=lambda r: sign * r.values[first.key])
+    sign = loss_signs([spec.objectives[0].direction])[0]
+    front.sort(key=lambda r: sign * r.values[spec.objectives[0].key])
     return front[: spec.finetune.max_candidates]
 
 
@@ -38,21 +39,14 @@ def recompute_front(study: ResolvedStudy, records: list[TrialRecord],
     """Front trial numbers over the (updated) complete, feasible, non-duplicate trials, and the
     hypervolume against the study's reference point (None when it has none)."""
     spec = study.spec
-    keys = [o.key for o in spec.objectives]
-    pool = [
-        r for r in records
-        if r.state == "complete" and "duplicate_of" not in r.info
-        and all(c.violation(r.values[c.key]) <= 0 for c in spec.constraints)
-    ]
-    if not pool:
+    front = nondominated([r for r in records if on_front_candidate(r, spec)], spec)
+    if not front:
         return [], None
-    loss = to_loss(np.array([[r.values[k] for k in keys] for r in pool]), spec.directions)
-    mask = pareto_mask(loss)
     hv = None
     if reference is not None:
-        signs = np.array([-1.0 if d == "maximize" else 1.0 for d in spec.directions])
-        hv = float(hypervolume(loss[mask], np.asarray(reference) * signs))
-    return [r.number for r, keep in zip(pool, mask, strict=True) if keep], hv
+        hv = float(hypervolume(losses(front, spec),
+                               np.asarray(reference) * loss_signs(spec.directions)))
+    return [r.number for r in front], hv
 
 
 def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: TrialStore, *,

@@ -18,6 +18,11 @@ class SearchSpaceSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+def metric_key(metric: str, device: str | None = None) -> str:
+    """Column name of a metric in trial values: ``metric``, or ``metric@device``."""
+    return f"{metric}@{device}" if device else metric
+
+
 class MetricRef(_Strict):
     metric: str = Field(min_length=1, max_length=100, examples=["acc"])
     device: str | None = Field(
@@ -26,8 +31,7 @@ class MetricRef(_Strict):
 
     @property
     def key(self) -> str:
-        """Column name of this metric in trial values: ``metric`` or ``metric@device``."""
-        return f"{self.metric}@{self.device}" if self.device else self.metric
+        return metric_key(self.metric, self.device)
 
 
 class ObjectiveSpec(MetricRef):

@@ -31,9 +31,9 @@ import numpy as np
 from optuna.distributions import CategoricalDistribution
 
 from search_spaces.base import Arch, Dim, SearchSpace
+from service.front import nondominated, on_front_candidate
 from service.records import TrialRecord
 from service.spec import StudySpec
-from surrogate.pareto import pareto_mask, to_loss
 
 #: stage 2's parameter standing for all stage-1 dimensions: the index of a front configuration
 STAGE1_CONFIG = "stage1_config"
@@ -154,21 +154,8 @@ class StagePlan:
 
     def stage1_front(self, records: Sequence[TrialRecord]) -> list[TrialRecord]:
         """The feasible non-dominated stage-1 trials (one per arch)."""
-        seen: set[str] = set()
-        candidates = []
-        for r in records:
-            if r.stage != 1 or r.state != "complete" or r.arch_key in seen:
-                continue
-            if any(c.violation(r.values[c.key]) > 0 for c in self.spec.constraints):
-                continue
-            seen.add(r.arch_key)
-            candidates.append(r)
-        if not candidates:
-            return []
-        keys = [o.key for o in self.spec.objectives]
-        loss = to_loss(np.array([[r.values[k] for k in keys] for r in candidates]),
-                       self.spec.directions)
-        return [r for r, keep in zip(candidates, pareto_mask(loss), strict=True) if keep]
+        return nondominated([r for r in records
+                             if r.stage == 1 and on_front_candidate(r, self.spec)], self.spec)
 
     def front_configs(self, records: Sequence[TrialRecord]) -> list[tuple[Any, ...]]:
         """The stage-1 values of each stage-1 front arch, in front order, without repeats."""

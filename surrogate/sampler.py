@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
-from optuna.study import Study, StudyDirection
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import norm, rankdata
 
@@ -44,7 +44,7 @@ from surrogate import PREDICTORS
 from surrogate.acquisition import epsilon_to_front, front_reference, select_batch
 from surrogate.base import Predictor
 from surrogate.candidates import ArchSpace, Index, IndexedSpace, candidate_pool
-from surrogate.pareto import crowding_distance, pareto_mask
+from surrogate.pareto import crowding_distance, loss_signs, pareto_mask
 from surrogate.quality import prediction_quality
 
 logger = logging.getLogger(__name__)
@@ -250,9 +250,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         for j, use_log in enumerate(self._logs):
             if use_log:
                 out[:, j] = np.log(np.clip(values[:, j], 1e-300, None))
-        signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
-        self._signs = signs
-        out = out * np.array(signs)
+        self._signs = loss_signs(study.directions)
+        out = out * self._signs
         if self.warp == "rank":
             out = self._rank_warp(out)
         return out
@@ -313,7 +312,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         return out
 
     def _from_scale(self, j: int, loss: np.ndarray, study: Study) -> np.ndarray:
-        sign = -1.0 if study.directions[j] == StudyDirection.MAXIMIZE else 1.0
+        sign = loss_signs(study.directions)[j]
         if self.warp == "rank" and self._warps:
             loss = self._unwarp(j, np.asarray(loss, dtype=np.float64))
         value = loss * sign

@@ -38,7 +38,6 @@ from pydantic import Field
 
 from search_spaces.base import (
     Arch,
-    ArchError,
     Dim,
     EvalContext,
     MetricInfo,
@@ -226,10 +225,7 @@ class BertSpace(SearchSpace):
     def evaluate(
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None
     ) -> dict[str, float]:
-        allowed = self.metrics()
-        unknown = [m for m in metrics if m not in allowed]
-        if unknown:
-            raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(allowed)}")
+        self.check_metrics(metrics)
         shape = self.shape_of(arch)
         rt = self.runtime
         out: dict[str, float] = {}
@@ -254,10 +250,7 @@ class BertSpace(SearchSpace):
         from search_spaces.bert.finetune import finetune_subnet
         from search_spaces.bert.model import BertShape
 
-        allowed = self.metrics()
-        unknown = [m for m in metrics if m not in allowed]
-        if unknown:
-            raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(allowed)}")
+        self.check_metrics(metrics)
         rt = self.runtime
         arch = self.validate(dict(arch))
         lr = lr or 1e-4

@@ -321,9 +321,7 @@ class DeepLabSpace(SearchSpace):
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None,
         model: torch.nn.Module | None = None,
     ) -> dict[str, float]:
-        unknown = sorted(set(metrics) - set(self.metrics()))
-        if unknown:
-            raise SpaceError(f"unknown metric(s) {unknown}; allowed: {sorted(self.metrics())}")
+        self.check_metrics(metrics)
         with self._threads():
             conf = self.confusions(arch, self.subset(), model=model).sum(axis=0)
         values = {"miou": float(mean_iou(conf)), "pixel_accuracy": pixel_accuracy(conf)}

@@ -307,9 +307,7 @@ class RandLANetSpace(SearchSpace):
     def evaluate(
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None
     ) -> dict[str, float]:
-        unknown = sorted(set(metrics) - set(self.metrics()))
-        if unknown:
-            raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(self.metrics())}")
+        self.check_metrics(metrics)
         arch = self.validate(arch)
         model = None
         if self.options.calibrate_bn:

@@ -107,3 +107,15 @@ def test_hypervolume_on_real_values_matches_inclusion_exclusion():
             ref = np.full(m, 1.1)
             assert np.isclose(hypervolume(loss, ref), inclusion_exclusion_hv(loss, ref),
                               rtol=1e-12, atol=1e-12), (m, n)
+
+
+def test_loss_signs_read_strings_and_optuna_directions():
+    from optuna.study import StudyDirection
+
+    from surrogate.pareto import loss_signs
+
+    np.testing.assert_array_equal(loss_signs(["maximize", "minimize"]), [-1.0, 1.0])
+    np.testing.assert_array_equal(
+        loss_signs([StudyDirection.MINIMIZE, StudyDirection.MAXIMIZE]), [1.0, -1.0])
+    np.testing.assert_array_equal(to_loss(np.array([[2.0, 3.0]]), ["maximize", "minimize"]),
+                                  [[-2.0, 3.0]])
