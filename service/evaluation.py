@@ -136,7 +136,6 @@ class ArchEvaluator:
     def predictor_quality(self) -> dict[str, Any] | None:
         return self.screen.quality() if self.screen is not None else None
 
-
     def _measure(self, arch: Arch, device: str, model_and_input) -> tuple[dict, str]:
         """The device's result for ``arch``: from the cache, else measured (and cached)."""
         spec = self.study.devices.get(device)

@@ -104,7 +104,6 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.warp = warp
         self._warps: list[tuple[np.ndarray, np.ndarray]] = []  # per objective: (z, loss) sorted
         self.objective_names = list(objective_names) if objective_names else None
-        self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._random = optuna.samplers.RandomSampler(seed=seed)
         self._lock = threading.Lock()
