@@ -128,3 +128,15 @@ def test_the_engine_imports_no_persistence():
     assert "service.backends.ray_backend" in engine and "service.runner" in engine
     wrong = sorted(f"{m} imports {t}" for m in engine for t in GRAPH[m] if under(t, PERSISTENCE))
     assert not wrong, "\n".join(wrong)
+
+
+def test_optuna_is_used_through_its_public_api_only():
+    """Private Optuna modules and members change without notice between releases."""
+    wrong = sorted(f"{m} imports {t}" for m, ts in GRAPH.items() for t in ts
+                   if t.startswith("optuna.") and any(p.startswith("_") for p in t.split(".")))
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute) and node.attr in ("_storage", "_trial_id"):
+                    wrong.append(f"{module_name(path)}:{node.lineno} uses .{node.attr}")
+    assert not wrong, "\n".join(wrong)
