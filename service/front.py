@@ -52,6 +52,7 @@ class FrontTracker:
         self.spec = spec
         self.keys = [o.key for o in spec.objectives]
         self.directions = spec.directions
+        self._signs = loss_signs(spec.directions)
         self.constraints = spec.constraints
         self.predicted_on_front = spec.accuracy.front_includes_predicted
         self.explicit = [o.reference for o in spec.objectives]
@@ -65,7 +66,7 @@ class FrontTracker:
         see holds measured points unless they ask for predicted ones too."""
         if not on_front_candidate(record, self.spec, predicted=self.predicted_on_front):
             return None
-        return losses([record], self.spec)[0]
+        return np.array([record.values[k] for k in self.keys], dtype=np.float64) * self._signs
 
     def add(self, record: TrialRecord, *, final: bool = False) -> FrontUpdate:
         """Account for ``record``; sets ``record.on_front``; returns what changed."""
