@@ -13,6 +13,8 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu \
         torch==2.14.1 torchvision==0.29.1
 
 COPY pyproject.toml README.md ./
+COPY paretonas ./paretonas
+COPY paretonas_core ./paretonas_core
 COPY search_spaces ./search_spaces
 COPY evaluators ./evaluators
 COPY surrogate ./surrogate

@@ -4,7 +4,7 @@
    so the figures are the backends' own cost, not model evaluation), each trial persisted to a
    SQLite database through the same ``DbStore``:
    * local: ``StudyRunner`` in this process;
-   * Ray: ``RayStudyRunner`` on a local Ray with 1 and 2 trials in flight.
+   * Ray: ``StudyRunner`` with a ``RayExecutor`` on a local Ray with 1 and 2 trials in flight.
    Each is run with two budgets (``--short``, ``--long`` trials); the slope between them is the
    cost per trial, the intercept the fixed cost per study (on Ray: mostly starting one trial
    actor per slot, a fresh Python process that imports torch and resolves the space; Tune reuses
@@ -68,7 +68,7 @@ def _check_spec() -> None:
 def _run_study(tmp: Path, trials: int, seed: int, *, backend: str, concurrency: int) -> float:
     """Seconds to run one study of ``trials`` trials, persisted to a fresh SQLite database."""
     from service import crud
-    from service.backends.ray_backend import RayOptions, RayStudyRunner
+    from service.backends.ray_backend import RayExecutor, RayOptions
     from service.db import Database
     from service.queue import claim_study
     from service.resolve import resolve_spec
@@ -85,8 +85,8 @@ def _run_study(tmp: Path, trials: int, seed: int, *, backend: str, concurrency: 
     if backend == "local":
         runner = StudyRunner(resolved, store, worker_id="bench")
     else:
-        runner = RayStudyRunner(resolved, store, worker_id="bench",
-                                options=RayOptions(max_concurrency=concurrency))
+        runner = StudyRunner(resolved, store, worker_id="bench", executor=RayExecutor(
+            resolved, RayOptions(max_concurrency=concurrency)))
     t0 = time.perf_counter()
     assert runner.run() == "completed"
     elapsed = time.perf_counter() - t0

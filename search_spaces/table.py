@@ -145,6 +145,8 @@ class TableSpace(SearchSpace):
     def evaluate(
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None
     ) -> dict[str, float]:
+        if not all(m in self.table.metric_names for m in metrics):  # the hot path skips it
+            self.check_metrics(metrics)
         row = self.row(arch)
         if row is None:
             raise ArchError(f"no row of {self.path.name} for arch {arch.to_dict()}")

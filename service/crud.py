@@ -14,7 +14,7 @@ from service.lifecycle import FINISHED
 from service.models import HypervolumePoint, Study, Trial
 from service.resolve import ResolvedStudy
 from service.schemas import ObjectivePublic, StudyPublic, TrialPublic
-from service.spec import StudySpec
+from service.spec import StudySpec, metric_key
 
 
 def create_study(
@@ -166,7 +166,7 @@ def objectives_of(study: Study) -> list[ObjectivePublic]:
     units = (study.extra or {}).get("units", {})
     out = []
     for o in study.spec["objectives"]:
-        key = f"{o['metric']}@{o['device']}" if o.get("device") else o["metric"]
+        key = metric_key(o["metric"], o.get("device"))
         out.append(ObjectivePublic(key=key, metric=o["metric"], device=o.get("device"),
                                    direction=o["direction"], unit=units.get(key, "")))
     return out

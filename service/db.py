@@ -12,11 +12,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from service.clock import utcnow  # noqa: F401  (re-exported: callers import it from here)
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class UTCDateTime(TypeDecorator):

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from evaluators.profilers.devices import DeviceCatalog, DeviceError, DeviceSpec, describe_error
-from search_spaces.registry import UnknownNameError
+from paretonas_core.registry import UnknownNameError
 from service.db import Database
 from service.models import Device
 from service.settings import Settings

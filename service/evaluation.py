@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from evaluators.compute import Compute, choose_device, resolve_compute, worker_device
 from evaluators.profilers.base import settings_hash
+from paretonas_core.compute import Compute, choose_device, resolve_compute, worker_device
 from search_spaces.base import Arch, EvalContext
 from service.resolve import ResolvedStudy
 
@@ -143,7 +143,6 @@ class ArchEvaluator:
 
     def predictor_quality(self) -> dict[str, Any] | None:
         return self.screen.quality() if self.screen is not None else None
-
 
     def _measure(self, arch: Arch, device: str, model_and_input) -> tuple[dict, str]:
         """The device's result for ``arch``: from the cache, else measured (and cached)."""

@@ -14,24 +14,24 @@ import time
 from typing import Any
 
 import numpy as np
-from sqlalchemy import update
 
 from search_spaces.base import Arch, EvalContext
 from service.evaluation import study_compute
-from service.records import TrialRecord
+from service.front import losses, nondominated, on_front_candidate
+from service.records import TrialRecord, TrialStore
 from service.resolve import ResolvedStudy
-from surrogate.pareto import hypervolume, pareto_mask, to_loss
+from surrogate.pareto import hypervolume, loss_signs
 
 log = logging.getLogger(__name__)
 
 
 def candidates(study: ResolvedStudy, records: list[TrialRecord]) -> list[TrialRecord]:
+    """The front trials, best first by the first objective, at most ``max_candidates``."""
     spec = study.spec
     assert spec.finetune is not None
     front = [r for r in records if r.on_front and r.state == "complete"]
-    first = spec.objectives[0]
-    sign = -1.0 if first.direction == "maximize" else 1.0
-    front.sort(key=lambda r: sign * r.values[first.key])
+    sign = loss_signs([spec.objectives[0].direction])[0]
+    front.sort(key=lambda r: sign * r.values[spec.objectives[0].key])
     return front[: spec.finetune.max_candidates]
 
 
@@ -40,53 +40,23 @@ def recompute_front(study: ResolvedStudy, records: list[TrialRecord],
     """Front trial numbers over the (updated) complete, feasible, non-duplicate trials, and the
     hypervolume against the study's reference point (None when it has none)."""
     spec = study.spec
-    keys = [o.key for o in spec.objectives]
-    pool = [
-        r for r in records
-        if r.state == "complete" and "duplicate_of" not in r.info
-        and all(c.violation(r.values[c.key]) <= 0 for c in spec.constraints)
-    ]
-    if not pool:
+    front = nondominated([r for r in records if on_front_candidate(r, spec)], spec)
+    if not front:
         return [], None
-    loss = to_loss(np.array([[r.values[k] for k in keys] for r in pool]), spec.directions)
-    mask = pareto_mask(loss)
     hv = None
     if reference is not None:
-        signs = np.array([-1.0 if d == "maximize" else 1.0 for d in spec.directions])
-        hv = float(hypervolume(loss[mask], np.asarray(reference) * signs))
-    return [r.number for r, keep in zip(pool, mask, strict=True) if keep], hv
+        hv = float(hypervolume(losses(front, spec),
+                               np.asarray(reference) * loss_signs(spec.directions)))
+    return [r.number for r in front], hv
 
 
-def persist(store: Any, changed: list[TrialRecord], hv: float | None) -> None:
-    """Write values/info/on_front of ``changed`` trials and the study's best hypervolume
-    (database store or in-memory store)."""
-    db = getattr(store, "db", None)
-    if db is None:  # MemoryStore: the runner's records are the stored objects; replace by number
-        by_number = {r.number: r for r in changed}
-        store.trials = [by_number.get(t.number, t) for t in store.trials]
-        store.best_hypervolume = hv
-        return
-    from service.models import Study, Trial
-
-    with db.engine.begin() as conn:
-        store._check_lease(conn)  # a worker that lost the study must not write
-        for r in changed:
-            conn.execute(
-                update(Trial)
-                .where(Trial.study_id == store.study_id, Trial.number == r.number)
-                .values(values=r.values, info=r.info, on_front=r.on_front)
-            )
-        if hv is not None:
-            conn.execute(update(Study).where(Study.id == store.study_id)
-                         .values(best_hypervolume=hv))
-
-
-def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Any, *,
+def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: TrialStore, *,
                    seed: int = 0) -> dict[str, Any]:
     """Run the stage; returns the summary also stored in ``studies.extra["finetune"]``."""
     spec = study.spec
     assert spec.finetune is not None
     accuracy = sorted({s.ref.metric for s in study.sources.values() if s.kind == "accuracy"})
+    store.check_lease()  # minutes of fine-tuning are wasted on a study another worker owns now
     chosen = candidates(study, records)
     _, hv_before = recompute_front(study, records, store.reference_point)
     t0 = time.perf_counter()
@@ -118,7 +88,7 @@ def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Any,
         if on != rec.on_front or rec in chosen:
             rec.on_front = on
             changed.append(rec)
-    persist(store, changed, hv_after)
+    store.update_trials(changed, best_hypervolume=hv_after)
     summary = {
         "candidates": [r.number for r in chosen], "finetuned": done,
         "front_after": front, "hypervolume_before": hv_before, "hypervolume_after": hv_after,

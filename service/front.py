@@ -1,12 +1,45 @@
-"""Incremental Pareto front and hypervolume history of one study."""
+"""Which trials may stand on a study's Pareto front, the front itself, and the incremental
+front and hypervolume history of one study (``FrontTracker``)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from service.records import FrontUpdate, TrialRecord
-from service.spec import StudySpec
-from surrogate.pareto import default_reference, hypervolume, to_loss
+from service.spec import ConstraintSpec, StudySpec
+from surrogate.pareto import default_reference, hypervolume, loss_signs, pareto_mask, to_loss
+
+
+def feasible(values: dict[str, float], constraints: Sequence[ConstraintSpec]) -> bool:
+    return all(c.violation(values[c.key]) <= 0 for c in constraints)
+
+
+def on_front_candidate(record: TrialRecord, spec: StudySpec, *,
+                       predicted: bool = True) -> bool:
+    """A complete, feasible trial that is the first of its arch (a repeat is represented by its
+    first trial); with ``predicted`` False, only trials whose accuracy was measured."""
+    if record.state != "complete" or "duplicate_of" in record.info:
+        return False
+    if not predicted and record.info.get("accuracy") == "predicted":
+        return False
+    return feasible(record.values, spec.constraints)
+
+
+def losses(records: Sequence[TrialRecord], spec: StudySpec) -> np.ndarray:
+    """(n, m) loss matrix of the records' objective values."""
+    keys = [o.key for o in spec.objectives]
+    return to_loss(np.array([[r.values[k] for k in keys] for r in records]).reshape(
+        len(records), len(keys)), spec.directions)
+
+
+def nondominated(records: Sequence[TrialRecord], spec: StudySpec) -> list[TrialRecord]:
+    """The records no other record dominates, in their order."""
+    if not records:
+        return []
+    return [r for r, keep in zip(records, pareto_mask(losses(records, spec)), strict=True)
+            if keep]
 
 #: Without explicit references, the hypervolume reference is fixed from this many first trials.
 REFERENCE_WARMUP = 10
@@ -16,8 +49,10 @@ class FrontTracker:
     """Keeps the feasible non-dominated set and the hypervolume after every finished trial."""
 
     def __init__(self, spec: StudySpec, reference_point: list[float] | None = None):
+        self.spec = spec
         self.keys = [o.key for o in spec.objectives]
         self.directions = spec.directions
+        self._signs = loss_signs(spec.directions)
         self.constraints = spec.constraints
         self.predicted_on_front = spec.accuracy.front_includes_predicted
         self.explicit = [o.reference for o in spec.objectives]
@@ -27,15 +62,11 @@ class FrontTracker:
         self.best_hypervolume: float | None = None
 
     def loss(self, record: TrialRecord) -> np.ndarray | None:
-        """Loss vector of a complete, feasible trial; None otherwise."""
-        if record.state != "complete" or "duplicate_of" in record.info:
-            return None  # a repeated arch is already represented by its first trial
-        if record.info.get("accuracy") == "predicted" and not self.predicted_on_front:
-            return None  # the front users see holds measured points unless they ask otherwise
-        for c in self.constraints:
-            if c.violation(record.values[c.key]) > 0:
-                return None
-        return to_loss(np.array([[record.values[k] for k in self.keys]]), self.directions)[0]
+        """Loss vector of a trial that may stand on the front; None otherwise. The front users
+        see holds measured points unless they ask for predicted ones too."""
+        if not on_front_candidate(record, self.spec, predicted=self.predicted_on_front):
+            return None
+        return np.array([record.values[k] for k in self.keys], dtype=np.float64) * self._signs
 
     def add(self, record: TrialRecord, *, final: bool = False) -> FrontUpdate:
         """Account for ``record``; sets ``record.on_front``; returns what changed."""
@@ -75,7 +106,7 @@ class FrontTracker:
             return
         losses = np.array([loss for _, loss in self.feasible])
         ref = default_reference(losses)
-        signs = np.array([-1.0 if d == "maximize" else 1.0 for d in self.directions])
+        signs = loss_signs(self.directions)
         for i, explicit in enumerate(self.explicit):
             if explicit is not None:
                 ref[i] = explicit * signs[i]
@@ -91,8 +122,7 @@ class FrontTracker:
     def restore(self, records: list[TrialRecord], reference_point: list[float] | None) -> None:
         """Rebuild state from persisted trials (no updates emitted)."""
         if reference_point is not None:
-            signs = np.array([-1.0 if d == "maximize" else 1.0 for d in self.directions])
-            self.reference = np.asarray(reference_point) * signs
+            self.reference = np.asarray(reference_point) * loss_signs(self.directions)
         for record in records:
             loss = self.loss(record)
             if loss is None:

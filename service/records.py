@@ -1,8 +1,10 @@
-"""Plain records the runner exchanges with its stores (database or memory)."""
+"""Plain records the runner exchanges with its stores, the ``TrialStore`` protocol, and the
+in-memory store. The database store is ``service.store.DbStore``."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,24 +40,60 @@ class FrontUpdate:
     best_hypervolume: float | None = None
 
 
-class TrialStore(Protocol):
-    """Where a runner keeps a study's trials. ``save_trial`` is atomic: all or nothing."""
+#: Called with each trial once it is saved (progress bars, live views).
+TrialObserver = Callable[[TrialRecord], None]
 
+
+class TrialStore(Protocol):
+    """Where a runner keeps one study's trials. Every write first checks that this runner still
+    owns the study (``LeaseLost`` otherwise) and is atomic: all or nothing. Callers use only
+    these operations, never which store they hold."""
+
+    #: the hypervolume reference in objective units, once fixed
     reference_point: list[float] | None
 
-    def load_trials(self) -> list[TrialRecord]: ...
+    def load_trials(self) -> list[TrialRecord]:
+        """The persisted trials, by number."""
 
-    def save_trial(self, record: TrialRecord, update: FrontUpdate) -> None: ...
+    def save_trial(self, record: TrialRecord, update: FrontUpdate) -> None:
+        """Persist a finished trial with its front update, then tell the observers."""
 
-    def save_reference(self, update: FrontUpdate) -> None: ...
+    def save_reference(self, update: FrontUpdate) -> None:
+        """Persist a front update that comes with no trial (a reference fixed late)."""
 
-    def should_stop(self) -> bool: ...
+    def update_trials(self, records: Sequence[TrialRecord], *,
+                      best_hypervolume: float | None) -> None:
+        """Rewrite values, info and front flags of saved trials (after fine-tuning), and the
+        study's best hypervolume (None: unchanged)."""
 
-    def set_extra(self, key: str, value: Any) -> None: ...
+    def check_lease(self) -> None:
+        """Raise ``LeaseLost`` unless this runner still owns the study (before long work)."""
+
+    def should_stop(self) -> bool:
+        """A stop was requested (cancel); raises ``LeaseLost`` if the study was lost."""
+
+    def set_extra(self, key: str, value: Any) -> None:
+        """Set one entry of the study's ``extra`` document (stages, predictor quality, ...)."""
+
+    def add_observer(self, observer: TrialObserver) -> None:
+        """Call ``observer(record)`` after every saved trial."""
 
 
-class MemoryStore:
-    """In-process store for ``paretonas run`` and library use."""
+class Observers:
+    """The observer list every store keeps (a mixin)."""
+
+    _observers: list[TrialObserver]
+
+    def add_observer(self, observer: TrialObserver) -> None:
+        self.__dict__.setdefault("_observers", []).append(observer)
+
+    def notify(self, record: TrialRecord) -> None:
+        for observer in self.__dict__.get("_observers", ()):
+            observer(record)
+
+
+class MemoryStore(Observers):
+    """In-process store for ``paretonas run`` and library use (no lease: it never expires)."""
 
     def __init__(self) -> None:
         self.trials: list[TrialRecord] = []
@@ -73,12 +111,23 @@ class MemoryStore:
             if t.number in update.left_front:
                 t.on_front = False
         self.trials.append(record)
-        self.save_trial_update(update)
+        self._apply(update)
+        self.notify(record)
 
     def save_reference(self, update: FrontUpdate) -> None:
-        self.save_trial_update(update)
+        self._apply(update)
 
-    def save_trial_update(self, update: FrontUpdate) -> None:
+    def update_trials(self, records: Sequence[TrialRecord], *,
+                      best_hypervolume: float | None) -> None:
+        by_number = {r.number: r for r in records}
+        self.trials = [by_number.get(t.number, t) for t in self.trials]
+        if best_hypervolume is not None:
+            self.best_hypervolume = best_hypervolume
+
+    def check_lease(self) -> None:
+        """Nothing to check: a memory store belongs to its one process."""
+
+    def _apply(self, update: FrontUpdate) -> None:
         self.hypervolume.extend(update.hypervolume)
         if update.reference_point is not None:
             self.reference_point = update.reference_point

@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from evaluators.profilers import PROFILERS
 from evaluators.profilers.devices import DeviceCatalog
+from paretonas_core.registry import UnknownNameError
 from search_spaces import SPACES
 from search_spaces.base import MetricInfo, SearchSpace, SpaceError
-from search_spaces.registry import UnknownNameError
 from service.spec import MetricRef, StudySpec
 from service.stages import StageError, StagePlan
 from service.strategies import STRATEGIES, Strategy

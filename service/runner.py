@@ -1,23 +1,31 @@
-"""``StudyRunner``: the ask -> evaluate -> tell -> persist loop of one study.
+"""``StudyRunner``: the ask -> evaluate -> tell -> persist loop of one study, for every backend.
 
-The runner knows nothing about queues, leases or processes: it reads and writes trials through a
-``TrialStore`` (database or memory) and asks ``store.should_stop()`` between trials. Workers
-(local processes today, Ray later) wrap it. Resuming = rebuilding the Optuna study from the
-persisted trials, so a crash loses no finished trial and re-runs none.
+The runner asks the strategy for up to the executor's capacity of archs, hands them to an
+``Executor`` (this process, or Ray Tune trials across a cluster), waits, tells the strategy and
+persists each finished trial with its front update through a ``TrialStore`` (database or
+memory). It knows nothing about queues, leases or processes: it asks ``store.should_stop()``
+between outcomes. Resuming = rebuilding the Optuna study from the persisted trials, so a crash
+loses no finished trial (at most the ones in flight) and re-runs none.
+
+Trials are numbered in completion order; with one trial in flight asks and tells interleave
+the same way on every executor, so for a fixed seed every backend gives the same trials.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from search_spaces.base import Arch
-from service.db import utcnow
-from service.evaluation import ArchEvaluator, MeasurementCache, TrialFailure
+from service.clock import utcnow
+from service.evaluation import MeasurementCache
+from service.executors import Executor, LocalExecutor
 from service.front import FrontTracker
 from service.records import TrialRecord, TrialStore
 from service.resolve import ResolvedStudy
@@ -29,10 +37,28 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 CONSTRAINTS_ATTR = "constraints"  # Optuna's system-attr prefix for constraint values
 #: Sampler state Optuna keeps on trials (e.g. NSGA-II's generation), persisted in
 #: ``info["optuna_attrs"]`` so a resumed study continues where it was, not at generation 0.
-_NOT_SAMPLER_STATE = (CONSTRAINTS_ATTR, "surrogate", "fixed_params")
+_NOT_SAMPLER_STATE = (CONSTRAINTS_ATTR, "fixed_params")
+
+
+#: Longest wait for an outcome before checking the stop request and the clock again.
+WAIT_S = 0.25
+
+
+@dataclass
+class _Pending:
+    """An asked trial until it is told: its Optuna trial, arch, key and start times."""
+
+    ticket: int
+    trial: optuna.Trial
+    arch: Arch
+    key: str
+    started_at: dt.datetime
+    t0: float
 
 
 class StudyRunner:
+    """The one study loop, for every executor (see the module docstring)."""
+
     def __init__(
         self,
         study: ResolvedStudy,
@@ -40,12 +66,15 @@ class StudyRunner:
         *,
         worker_id: str = "local",
         cache: MeasurementCache | None = None,
+        executor: Executor | None = None,
     ):
         self.study = study
         self.spec = study.spec
         self.store = store
         self.worker_id = worker_id
-        self.evaluator = ArchEvaluator(study, cache=cache, seed=self.spec.seed)
+        self.executor = executor or LocalExecutor(study, cache=cache)
+        self.optuna_study: optuna.Study | None = None
+        self._tickets = 0
         self.tracker = FrontTracker(self.spec)
         self.records: list[TrialRecord] = []
         self.by_key: dict[str, TrialRecord] = {}
@@ -72,8 +101,8 @@ class StudyRunner:
         # Re-seed past the trials already run so a resumed study does not replay its start.
         sampler = self.study.strategy.make_sampler(
             seed=self.spec.seed + len(self.records),
-            context={"space": self.study.space, "objectives": self.spec.objectives,
-                     "view": self.view},
+            context={"space": self.view.search_space(self.study.space),
+                     "objectives": self.spec.objectives},
         )
         study = optuna.create_study(directions=self.spec.directions, sampler=sampler)
         if self.stages is not None and self.stage == 2:
@@ -126,32 +155,65 @@ class StudyRunner:
         the study now.
         """
         self._load_history()
-        optuna_study = self._make_optuna_study()
+        self.optuna_study = self._make_optuna_study()
+        self.executor.start(self.records)
+        try:
+            outcome = self._loop()
+        finally:
+            self.executor.close()  # drops whatever is still in flight
+        if outcome == "stopped":
+            return "stopped"
+        if self.tracker.reference is None:  # fewer trials than the warm-up: fix it now
+            self._finalise_reference()
+        self._finetune_front()
+        return "completed"
+
+    def _loop(self) -> str:
+        """Ask up to the executor's capacity, wait, tell, persist; until the budget or the time
+        is spent ("completed") or a stop is requested ("stopped")."""
         budget = self.spec.budget
         elapsed_before = sum(r.duration_s for r in self.records)
         started = time.perf_counter()
+        pending: dict[int, _Pending] = {}
         while len(self.records) < budget.trials:
             if self.store.should_stop():
                 return "stopped"
             if budget.seconds and elapsed_before + time.perf_counter() - started >= budget.seconds:
                 log.info("study %s: time budget spent", self.spec.name)
                 break
-            if self.stages is not None and self.stages.stage_of(len(self.records)) != self.stage:
-                optuna_study = self._make_optuna_study()
-            self._run_one(optuna_study, final=len(self.records) + 1 >= budget.trials)
-        if self.tracker.reference is None:  # fewer trials than the warm-up: fix it now
-            self._finalise_reference()
-        self._finetune_front()
+            while (len(pending) < self.executor.capacity
+                   and len(self.records) + len(pending) < budget.trials):
+                n = len(self.records) + len(pending)
+                if self.stages is not None and self.stages.stage_of(n) != self.stage:
+                    if pending:  # a stage's sampler is built from all of the previous stage
+                        break
+                    self.optuna_study = self._make_optuna_study()
+                job = self._ask()
+                known = self.by_key.get(job.key)
+                if known is not None:  # never evaluate the same network twice in one study
+                    self._finish(job, *self.reuse(known),
+                                 duration_s=time.perf_counter() - job.t0)
+                    break  # a finished trial: check the stop request and the clock again
+                pending[job.ticket] = job
+                self.executor.submit(job.ticket, job.arch)
+            for out in self.executor.wait(WAIT_S) if pending else ():
+                job = pending.pop(out.ticket)
+                known = self.by_key.get(job.key)
+                if known is not None:  # measured while this one was in flight
+                    values, info, error = self.reuse(known)
+                else:
+                    values, info, error = out.values, out.info, out.error
+                self._finish(job, values, {**info, **out.where}, error,
+                             duration_s=out.duration_s)
         return "completed"
 
     def _load_history(self) -> None:
-        """Persisted trials -> records, the arch index, the front and the accuracy screen."""
+        """Persisted trials -> records, the arch index and the front."""
         self.records = sorted(self.store.load_trials(), key=lambda r: r.number)
         self.by_key = {}
         for r in self.records:  # the first trial of each arch: repeats point to it
             self.by_key.setdefault(r.arch_key, r)
         self.tracker.restore(self.records, self.store.reference_point)
-        self.evaluator.restore(self.records)
 
     def _finetune_front(self) -> None:
         """The study's optional ``finetune`` stage (FMAS), once, after the search."""
@@ -160,24 +222,12 @@ class StudyRunner:
 
             finetune_front(self.study, self.records, self.store, seed=self.spec.seed)
 
-    def _run_one(self, optuna_study: optuna.Study, *, final: bool) -> TrialRecord:
-        trial = optuna_study.ask(self.view.distributions)
+    def _ask(self) -> _Pending:
+        trial = self.optuna_study.ask(self.view.distributions)
         arch = Arch(self.view.arch_params(trial.params))
-        started_at, t0 = utcnow(), time.perf_counter()
-        known = self.by_key.get(self.key_of(arch))
-        if known is not None:  # never evaluate the same network twice in one study
-            values, info, error = self.reuse(known)
-        else:
-            values, info, error = {}, {}, None
-            try:
-                evaluation = self.evaluator(arch)
-                values, info = evaluation.values, evaluation.info
-            except TrialFailure as exc:
-                error = str(exc)
-        return self._finish_trial(
-            optuna_study, trial, arch, values=values, info=info, error=error,
-            started_at=started_at, duration_s=time.perf_counter() - t0, final=final,
-        )
+        self._tickets += 1
+        return _Pending(self._tickets, trial, arch, self.key_of(arch), utcnow(),
+                        time.perf_counter())
 
     def key_of(self, arch: Arch) -> str:
         """The arch's key for de-duplication: that of its canonical arch, which equivalent archs
@@ -190,14 +240,14 @@ class StudyRunner:
         info = {"duplicate_of": known.number, "sources": known.info.get("sources", {})}
         return dict(known.values), info, known.error
 
-    def _finish_trial(
-        self, optuna_study: optuna.Study, trial: optuna.Trial, arch: Arch, *,
-        values: dict[str, float], info: dict[str, Any], error: str | None,
-        started_at: Any, duration_s: float, final: bool,
+    def _finish(
+        self, job: _Pending, values: dict[str, float], info: dict[str, Any], error: str | None,
+        *, duration_s: float,
     ) -> TrialRecord:
-        """Tell the sampler, persist the trial with the front update (every backend)."""
+        """Tell the sampler, persist the trial with the front update."""
+        optuna_study, trial = self.optuna_study, job.trial
         frozen = optuna_study.get_trials(deepcopy=False)[trial.number]
-        chosen = frozen.system_attrs.get("surrogate")  # the surrogate strategy's why and guess
+        chosen = self.study.strategy.explain(optuna_study.sampler, trial.number)
         if chosen is not None:
             info = {**info, "strategy": chosen}
         sampler_state = {k: v for k, v in frozen.system_attrs.items()
@@ -213,10 +263,12 @@ class StudyRunner:
             optuna_study.tell(trial, state=TrialState.FAIL)
         record = TrialRecord(
             # the study's own count: a stage-2 Optuna study holds only part of the history
-            number=len(self.records), arch=arch.to_dict(), arch_key=self.key_of(arch),
-            values=values, state=state, started_at=started_at, finished_at=utcnow(),
-            duration_s=duration_s, stage=self.stage, worker=self.worker_id, error=error, info=info,
+            number=len(self.records), arch=job.arch.to_dict(), arch_key=job.key,
+            values=values, state=state, started_at=job.started_at, finished_at=utcnow(),
+            duration_s=duration_s, stage=self.stage, worker=self.worker_id, error=error,
+            info=info,
         )
+        final = len(self.records) + 1 >= self.spec.budget.trials
         update = self.tracker.add(record, final=final)
         self.store.save_trial(record, update)
         self._report_quality(optuna_study)
@@ -231,11 +283,10 @@ class StudyRunner:
         """Predictor quality (held-out Kendall tau, RMSE) into ``studies.extra`` when a
         predictor is at work: the accuracy screen's and/or the surrogate strategy's."""
         quality: dict[str, Any] = {}
-        screen = self.evaluator.predictor_quality()
+        screen = self.executor.predictor_quality()
         if screen:
             quality["accuracy_screen"] = screen
-        sampler_quality = getattr(optuna_study.sampler, "quality", None)
-        if callable(sampler_quality) and (strategy := sampler_quality()):
+        if strategy := self.study.strategy.model_quality(optuna_study.sampler):
             quality["strategy"] = strategy
         if quality and quality != self._last_quality:
             self.store.set_extra("predictor_quality", quality)

@@ -29,6 +29,11 @@ class SearchSpaceSpec(_Strict):
     options: JsonObject = Field(default_factory=dict)
 
 
+def metric_key(metric: str, device: str | None = None) -> str:
+    """Column name of a metric in trial values: ``metric``, or ``metric@device``."""
+    return f"{metric}@{device}" if device else metric
+
+
 class MetricRef(_Strict):
     metric: str = Field(min_length=1, max_length=100, examples=["acc"])
     device: str | None = Field(
@@ -37,8 +42,7 @@ class MetricRef(_Strict):
 
     @property
     def key(self) -> str:
-        """Column name of this metric in trial values: ``metric`` or ``metric@device``."""
-        return f"{self.metric}@{self.device}" if self.device else self.metric
+        return metric_key(self.metric, self.device)
 
 
 class ObjectiveSpec(MetricRef):
@@ -111,7 +115,7 @@ class AccuracySpec(_Strict):
 
 
 class ComputeSpec(_Strict):
-    """Where training and evaluation run (``evaluators/compute.py``); device profilers measure
+    """Where training and evaluation run (``paretonas_core/compute.py``); device profilers measure
     on their own devices whatever this says."""
 
     device: str = Field(
@@ -131,7 +135,7 @@ class ComputeSpec(_Strict):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        from evaluators.compute import ComputeError, check_device
+        from paretonas_core.compute import ComputeError, check_device
 
         try:
             return check_device(value, where="device")

@@ -12,7 +12,8 @@ limiting each dimension separately (``front_values``) leaves stage 2 almost the 
 the RandLA-Net bench: 14 front configurations, yet 972 of the 2,187 per-dimension combinations).
 In ``front_configs`` the stage-1 dimensions reach stage 2's sampler as one categorical parameter,
 ``stage1_config``, whose choices index the front configurations; ``StageView`` maps between that
-and whole archs.
+and whole archs, and ``GroupedSpace`` is that stage's search space for strategies that model
+archs (the surrogate): restricting the search is the runner's job, not the strategy's.
 
 Each stage runs its own Optuna study over its own distributions; stage 2's holds stage 1's front
 trials as history (they lie inside stage 2's space: samplers that learn from history, e.g. TPE,
@@ -29,10 +30,10 @@ from typing import Any, ClassVar
 import numpy as np
 from optuna.distributions import CategoricalDistribution
 
-from search_spaces.base import Dim, SearchSpace
+from search_spaces.base import Arch, Dim, SearchSpace
+from service.front import nondominated, on_front_candidate
 from service.records import TrialRecord
 from service.spec import StudySpec
-from surrogate.pareto import pareto_mask, to_loss
 
 #: stage 2's parameter standing for all stage-1 dimensions: the index of a front configuration
 STAGE1_CONFIG = "stage1_config"
@@ -68,6 +69,39 @@ class StageView:
         out = {k: v for k, v in arch.items() if k not in self.group}
         out[STAGE1_CONFIG] = self.configs.index(config)
         return out
+
+
+    def search_space(self, space: SearchSpace) -> SearchSpace | GroupedSpace:
+        """The space a strategy searches in this stage: ``space``, or with a group the
+        ``GroupedSpace`` whose parameters are this view's sampler parameters."""
+        return GroupedSpace(space, self) if self.group else space
+
+
+class GroupedSpace:
+    """A stage's search space with its group of dimensions as one dimension, ``STAGE1_CONFIG``
+    (the index of a front configuration), the others as in ``space``. Encodings and a table's
+    rows are those of the whole archs, so a strategy that models archs searches it as any
+    space (what ``surrogate.candidates.ArchSpace`` reads)."""
+
+    def __init__(self, space: SearchSpace, view: StageView):
+        self.space, self.view = space, view
+        dims = space.dimensions()
+        self._dims = {
+            n: Dim(tuple(d.choices), ordinal=n in dims and dims[n].ordinal)
+            for n, d in view.distributions.items()
+        }
+
+    def dimensions(self) -> dict[str, Dim]:
+        return dict(self._dims)
+
+    def encode(self, params: Mapping[str, Any]) -> np.ndarray:
+        return self.space.encode(Arch(self.view.arch_params(params)))
+
+    def enumerate_archs(self) -> list[Arch] | None:
+        rows = self.space.enumerate_archs()
+        if rows is None:
+            return None
+        return [Arch(p) for a in rows if (p := self.view.sampler_params(a)) is not None]
 
 
 def single_stage_view(space: SearchSpace) -> StageView:
@@ -120,21 +154,8 @@ class StagePlan:
 
     def stage1_front(self, records: Sequence[TrialRecord]) -> list[TrialRecord]:
         """The feasible non-dominated stage-1 trials (one per arch)."""
-        seen: set[str] = set()
-        candidates = []
-        for r in records:
-            if r.stage != 1 or r.state != "complete" or r.arch_key in seen:
-                continue
-            if any(c.violation(r.values[c.key]) > 0 for c in self.spec.constraints):
-                continue
-            seen.add(r.arch_key)
-            candidates.append(r)
-        if not candidates:
-            return []
-        keys = [o.key for o in self.spec.objectives]
-        loss = to_loss(np.array([[r.values[k] for k in keys] for r in candidates]),
-                       self.spec.directions)
-        return [r for r, keep in zip(candidates, pareto_mask(loss), strict=True) if keep]
+        return nondominated([r for r in records
+                             if r.stage == 1 and on_front_candidate(r, self.spec)], self.spec)
 
     def front_configs(self, records: Sequence[TrialRecord]) -> list[tuple[Any, ...]]:
         """The stage-1 values of each stage-1 front arch, in front order, without repeats."""

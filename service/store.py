@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.db import Database, utcnow
+from service.clock import utcnow
+from service.db import Database
 from service.models import HypervolumePoint, Study, Trial
-from service.records import FrontUpdate, LeaseLost, TrialRecord
+from service.records import FrontUpdate, LeaseLost, Observers, TrialRecord
 
 
 def record_from_row(row: Trial) -> TrialRecord:
@@ -28,7 +30,9 @@ def record_from_row(row: Trial) -> TrialRecord:
     )
 
 
-class DbStore:
+class DbStore(Observers):
+    """``TrialStore`` on the database, for the worker holding the study's lease."""
+
     def __init__(self, db: Database, study_id: int, worker_id: str, *, lease_seconds: float):
         self.db = db
         self.study_id = study_id
@@ -46,6 +50,10 @@ class DbStore:
                 select(Trial).where(Trial.study_id == self.study_id).order_by(Trial.number)
             ).all()
             return [record_from_row(r) for r in rows]
+
+    def check_lease(self) -> None:
+        with self.db.engine.connect() as conn:
+            self._check_lease(conn)
 
     def _check_lease(self, conn) -> bool:
         """Lock the study row (PostgreSQL), check we still own it; returns cancel_requested."""
@@ -107,6 +115,21 @@ class DbStore:
         except IntegrityError as exc:  # another worker wrote this number: we lost the study
             self.lease_lost.set()
             raise LeaseLost(f"trial {record.number} of study {self.study_id} exists") from exc
+        self.notify(record)
+
+    def update_trials(self, records: Sequence[TrialRecord], *,
+                      best_hypervolume: float | None) -> None:
+        with self.db.engine.begin() as conn:
+            self._check_lease(conn)  # a worker that lost the study must not write
+            for r in records:
+                conn.execute(
+                    update(Trial)
+                    .where(Trial.study_id == self.study_id, Trial.number == r.number)
+                    .values(values=r.values, info=r.info, on_front=r.on_front)
+                )
+            if best_hypervolume is not None:
+                conn.execute(update(Study).where(Study.id == self.study_id)
+                             .values(best_hypervolume=best_hypervolume, updated_at=utcnow()))
 
     def save_reference(self, upd: FrontUpdate) -> None:
         with self.db.engine.begin() as conn:

@@ -1,7 +1,11 @@
-"""Search strategies: each builds an Optuna sampler from validated options.
+"""Search strategies: each builds an Optuna sampler from validated options, and reports what
+its sampler knows about a proposal and about its own model.
 
-The runner only asks and tells an Optuna study, so any strategy (Optuna's samplers, our surrogate
-strategy) plugs in here, and the same sampler can later be wrapped by Ray Tune's searcher.
+The runner asks and tells an Optuna study through Optuna's public API only, so any sampler
+(Optuna's, our surrogate strategy) plugs in here. The runner gives a strategy the space to search
+(restricted by the runner for a two-stage study's stages); the strategy proposes within the
+distributions it is asked with. ``tests/contracts/strategy.py`` is the contract every built-in
+strategy meets.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import Any, ClassVar, Literal
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from search_spaces.registry import Registry
+from paretonas_core.registry import Registry
 
 
 class StrategyOptions(BaseModel):
@@ -28,10 +32,27 @@ class Strategy:
             options = self.Options.model_validate(dict(options or {}))
         self.options = options
 
+    #: whether the sampler never proposes an arch already measured, failed or pending (Optuna's
+    #: samplers may; the runner then reuses the first trial's values)
+    unique_proposals: ClassVar[bool] = False
+
     def make_sampler(self, *, seed: int, context: dict[str, Any]) -> optuna.samplers.BaseSampler:
-        """Build the sampler. Constraints reach it through Optuna's per-trial constraint values
-        (``Trial.set_constraint``), which every constraint-aware Optuna sampler reads."""
+        """Build the sampler. ``context``: ``space`` (what to search: dimensions, encode,
+        enumerate_archs) and ``objectives``. Constraints reach it through Optuna's per-trial
+        constraint values (``Trial.set_constraint``), which every constraint-aware Optuna
+        sampler reads."""
         raise NotImplementedError
+
+    def explain(self, sampler: optuna.samplers.BaseSampler, number: int) -> dict[str, Any] | None:
+        """Why trial ``number`` was proposed and what the strategy predicted for it (JSON-able,
+        stored in the trial's ``info["strategy"]``); None when the strategy has nothing to say.
+        Called once per trial, after it was asked."""
+        return None
+
+    def model_quality(self, sampler: optuna.samplers.BaseSampler) -> dict[str, Any] | None:
+        """How good the strategy's model is (per objective, e.g. held-out Kendall tau and
+        RMSE); None or {} for a strategy without a model."""
+        return None
 
 
 class RandomStrategy(Strategy):
@@ -144,6 +165,13 @@ class SurrogateStrategy(Strategy):
     doc = ("surrogate-assisted: predictors fitted on measured trials pick each batch by "
            "optimistic hypervolume improvement (surrogate.sampler)")
     Options = SurrogateOptions
+    unique_proposals = True
+
+    def explain(self, sampler, number):
+        return sampler.explain(number)
+
+    def model_quality(self, sampler):
+        return sampler.quality()
 
     def make_sampler(self, *, seed, context):
         from surrogate.sampler import SurrogateSampler
@@ -155,7 +183,7 @@ class SurrogateStrategy(Strategy):
             n_initial=o.n_initial, batch_size=o.batch_size, kappa=o.kappa, n_random=o.n_random,
             n_parents=o.n_parents, generations=o.generations, reference=o.reference,
             hv_units=o.hv_units, spread=o.spread, warp=o.warp,
-            objective_names=objectives, seed=seed, view=context.get("view"),
+            objective_names=objectives, seed=seed,
         )
 
 

@@ -1,8 +1,8 @@
 """Local workers: claim a study, run it with heartbeats, mark it finished; repeat.
 
 The worker owns queueing concerns (lease, heartbeat, cancel, failure); the ``StudyRunner`` owns
-the search. Another execution backend provides another runner (``make_runner``): the Ray
-backend's runs the trials as Ray Tune trials (``service.backends.ray_backend``).
+the search; an ``Executor`` runs the evaluations: in this process, or as Ray Tune trials
+(``paretonas worker --backend ray`` / ``"backend": "ray"`` in the spec).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from evaluators.profilers.devices import DeviceCatalog
 from service.checks import record_outcome, record_start_warnings
 from service.db import Database
 from service.devices import load_catalog
+from service.executors import make_executor
 from service.measurement_cache import DbMeasurementCache
 from service.models import Study
 from service.queue import claim_study, finish_study, release_study, renew_lease
@@ -112,19 +113,13 @@ class Worker:
         return study_id
 
     def make_runner(self, resolved, store: DbStore) -> StudyRunner:
-        """The local runner, or the Ray backend's when this worker or the study asks for Ray
-        (``paretonas worker --backend ray`` / ``"backend": "ray"`` in the spec)."""
-        cache = DbMeasurementCache(self.db)
-        if self.settings.backend == "ray" or resolved.spec.backend == "ray":
-            from service.backends.ray_backend import RayOptions, RayStudyRunner
-
-            options = RayOptions(
-                address=self.settings.ray_address, max_concurrency=resolved.spec.max_concurrency,
-                device_resources=self.settings.ray_device_resources,
-            )
-            return RayStudyRunner(resolved, store, worker_id=self.worker_id, cache=cache,
-                                  options=options)
-        return StudyRunner(resolved, store, worker_id=self.worker_id, cache=cache)
+        """The study loop on the executor this worker or the study asks for."""
+        executor = make_executor(
+            resolved, backend=self.settings.backend, cache=DbMeasurementCache(self.db),
+            cache_url=self.db.url, ray_address=self.settings.ray_address,
+            ray_device_resources=self.settings.ray_device_resources,
+        )
+        return StudyRunner(resolved, store, worker_id=self.worker_id, executor=executor)
 
     def run_study(self, study_id: int) -> None:
         with self.db.session() as s:

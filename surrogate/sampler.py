@@ -30,42 +30,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
-from optuna.study import Study, StudyDirection
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import norm, rankdata
 
-from search_spaces.base import SearchSpace
 from surrogate import PREDICTORS
 from surrogate.acquisition import epsilon_to_front, front_reference, select_batch
 from surrogate.base import Predictor
-from surrogate.candidates import Index, IndexedSpace, candidate_pool
-from surrogate.pareto import crowding_distance, pareto_mask
+from surrogate.candidates import ArchSpace, Index, IndexedSpace, candidate_pool
+from surrogate.pareto import crowding_distance, loss_signs, pareto_mask
 from surrogate.quality import prediction_quality
 
 logger = logging.getLogger(__name__)
-
-ATTR = "surrogate"  # trial system attr: how the arch was chosen and what was predicted
-
-
-class GroupedView(Protocol):
-    """How a study names its parameters when one of them, ``param``, stands for a ``group`` of
-    the space's dimensions: its choice k means the values ``configs[k]`` (``service.stages``
-    builds one for a two-stage study's second stage)."""
-
-    param: str
-    group: tuple[str, ...]
-    configs: tuple[tuple[Any, ...], ...]
-    distributions: dict[str, BaseDistribution]
-
-    def arch_params(self, params: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    def sampler_params(self, arch: Mapping[str, Any]) -> dict[str, Any] | None: ...
 
 
 REFERENCES = ("median", "nadir", "front")  # hypervolume references of the batch selection
@@ -73,11 +55,14 @@ WARPS = ("rank", "none")  # target transforms before the fit
 
 
 class SurrogateSampler(optuna.samplers.BaseSampler):
-    """Surrogate-assisted multi-objective sampler over a ``SearchSpace`` (see module doc)."""
+    """Surrogate-assisted multi-objective sampler over a search space (see module doc).
+
+    ``explain(number)`` says why a trial's arch was chosen and what was predicted for it;
+    ``quality()`` how well the predictors rank held-out trials."""
 
     def __init__(
         self,
-        space: SearchSpace,
+        space: ArchSpace,
         *,
         predictor: str = "gp",
         predictor_options: dict[str, Any] | None = None,
@@ -95,12 +80,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         quality_window: int = 100,
         objective_names: Sequence[str] | None = None,
         seed: int | None = None,
-        view: GroupedView | None = None,
     ):
         self.ispace = IndexedSpace(space)
-        # A two-stage study's second stage may ask for a group of dimensions as one parameter
-        # (``STAGE1_CONFIG``, an index into whole configurations): the view maps it to archs.
-        self.view = view if view is not None and view.group else None
         self.predictor_cls = PREDICTORS.get(predictor)
         self.predictor_options = dict(predictor_options or {})
         self.predictor_cls(self.predictor_options)  # validate options now, not mid-study
@@ -123,7 +104,6 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.warp = warp
         self._warps: list[tuple[np.ndarray, np.ndarray]] = []  # per objective: (z, loss) sorted
         self.objective_names = list(objective_names) if objective_names else None
-        self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._random = optuna.samplers.RandomSampler(seed=seed)
         self._lock = threading.Lock()
@@ -138,8 +118,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.distributions = {
             n: CategoricalDistribution(list(d.choices)) for n, d in self.ispace.dims.items()
         }
-        if self.view is not None:  # the names the study asks for
-            self.distributions = dict(self.view.distributions)
+        self._why: dict[int, dict[str, Any]] = {}  # trial number -> how its arch was chosen
 
     # --- Optuna sampler interface -------------------------------------------------------------
     def reseed_rng(self) -> None:
@@ -170,50 +149,20 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     ) -> dict[str, Any]:
         if not search_space:
             return {}
-        allowed, combos = self._allowed(search_space)
         with self._lock:
-            self.ispace.restrict(allowed, combos)
+            self.ispace.restrict(self._allowed(search_space))
             idx, info = self._next(study, trial)
-        study._storage.set_trial_system_attr(trial._trial_id, ATTR, info)
-        return self._sampler_params(idx)
+            self._why[trial.number] = info
+        return self.ispace.params(idx)
 
-    def _allowed(self, search_space: dict[str, BaseDistribution]) -> tuple[
-            list[list[int]], tuple[tuple[int, ...], list[Index]] | None]:
-        """The study's distributions as allowed choice indices per dimension, plus the allowed
-        combinations of the view's group (None without one)."""
-        group = self.view.group if self.view is not None else ()
+    def _allowed(self, search_space: dict[str, BaseDistribution]) -> list[list[int]]:
+        """The study's distributions as allowed choice indices per dimension."""
         allowed = []
         for j, name in enumerate(self.ispace.names):
-            if name in group:  # set from the combinations below
-                allowed.append(list(range(int(self.ispace.sizes[j]))))
-                continue
             choices = search_space[name].choices  # type: ignore[attr-defined]
             found = [self.ispace.index_of_choice(j, c) for c in choices]
             allowed.append(sorted(i for i in found if i is not None))
-        if self.view is None:
-            return allowed, None
-        positions = tuple(self.ispace.names.index(n) for n in group)
-        tuples = []
-        for k in search_space[self.view.param].choices:  # type: ignore[attr-defined]
-            found = [self.ispace.index_of_choice(j, v)
-                     for j, v in zip(positions, self.view.configs[k], strict=True)]
-            if None not in found:
-                tuples.append(tuple(found))
-        return allowed, (positions, tuples)
-
-    def _arch_index(self, params: dict[str, Any]) -> Index | None:
-        """Index of a trial's arch, whichever names its parameters use."""
-        if self.view is not None:
-            params = self.view.arch_params(params)
-        return self.ispace.index_of(params)
-
-    def _sampler_params(self, idx: Index) -> dict[str, Any]:
-        params = self.ispace.params(idx)
-        if self.view is None:
-            return params
-        out = self.view.sampler_params(params)
-        assert out is not None, "a drawn arch outside the stage's configurations"
-        return out
+        return allowed
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: Any
@@ -226,17 +175,20 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         ):
             with self._lock:
                 if self._first is None or self._first[0] != trial.number:
-                    self._first = (trial.number,
-                                   self._sampler_params(self._random_unknown(set())))
-                    study._storage.set_trial_system_attr(
-                        trial._trial_id, ATTR, {"source": "initial"}
-                    )
+                    self._first = (trial.number, self.ispace.params(self._random_unknown(set())))
+                    self._why[trial.number] = {"source": "initial"}
             value = self._first[1][param_name]
             if value in param_distribution.choices:
                 return value
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
-    # --- what the service reads -------------------------------------------------------------
+    # --- what the strategy reports -----------------------------------------------------------
+    def explain(self, number: int) -> dict[str, Any] | None:
+        """Why trial ``number``'s arch was chosen ("source": initial, surrogate or random) and,
+        for surrogate picks, the round, rank and predicted values; once per trial."""
+        with self._lock:
+            return self._why.pop(number, None)
+
     def quality(self) -> dict[str, dict[str, float | int | None]]:
         """Per objective: Kendall tau and RMSE of predictions on held-out measured trials."""
         names = self.objective_names or [f"objective_{i}" for i in range(len(self._pairs))]
@@ -254,7 +206,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         for t in trials:
             if t.number == trial.number:
                 continue
-            idx = self._arch_index(t.params)
+            idx = self.ispace.index_of(t.params)
             if idx is None:
                 continue
             known.add(idx)
@@ -297,9 +249,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         for j, use_log in enumerate(self._logs):
             if use_log:
                 out[:, j] = np.log(np.clip(values[:, j], 1e-300, None))
-        signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
-        self._signs = signs
-        out = out * np.array(signs)
+        self._signs = loss_signs(study.directions)
+        out = out * self._signs
         if self.warp == "rank":
             out = self._rank_warp(out)
         return out
@@ -360,7 +311,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         return out
 
     def _from_scale(self, j: int, loss: np.ndarray, study: Study) -> np.ndarray:
-        sign = -1.0 if study.directions[j] == StudyDirection.MAXIMIZE else 1.0
+        sign = loss_signs(study.directions)[j]
         if self.warp == "rank" and self._warps:
             loss = self._unwarp(j, np.asarray(loss, dtype=np.float64))
         value = loss * sign

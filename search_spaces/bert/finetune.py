@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from evaluators.compute import CPU, Compute
+from paretonas_core.compute import CPU, Compute
 from search_spaces.base import SpaceError
 from search_spaces.bert.corpus import stdlib_sentences
 from search_spaces.bert.data import label_indices

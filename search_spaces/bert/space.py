@@ -36,10 +36,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from evaluators.compute import compute_of
+from paretonas_core.compute import compute_of
 from search_spaces.base import (
     Arch,
-    ArchError,
     Dim,
     EvalContext,
     MetricInfo,
@@ -227,10 +226,7 @@ class BertSpace(SearchSpace):
     def evaluate(
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None
     ) -> dict[str, float]:
-        allowed = self.metrics()
-        unknown = [m for m in metrics if m not in allowed]
-        if unknown:
-            raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(allowed)}")
+        self.check_metrics(metrics)
         shape = self.shape_of(arch)
         rt = self.runtime
         compute = compute_of(context)
@@ -256,10 +252,7 @@ class BertSpace(SearchSpace):
         from search_spaces.bert.finetune import finetune_subnet
         from search_spaces.bert.model import BertShape
 
-        allowed = self.metrics()
-        unknown = [m for m in metrics if m not in allowed]
-        if unknown:
-            raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(allowed)}")
+        self.check_metrics(metrics)
         rt = self.runtime
         arch = self.validate(dict(arch))
         lr = lr or 1e-4

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from evaluators.compute import CPU, Compute, compute_of
-from evaluators.segmentation import (
+from paretonas_core.compute import CPU, Compute, compute_of
+from paretonas_core.segmentation import (
     mean_iou,
     pixel_accuracy,
     random_subset,
@@ -333,9 +333,7 @@ class DeepLabSpace(SearchSpace):
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None,
         model: torch.nn.Module | None = None,
     ) -> dict[str, float]:
-        unknown = sorted(set(metrics) - set(self.metrics()))
-        if unknown:
-            raise SpaceError(f"unknown metric(s) {unknown}; allowed: {sorted(self.metrics())}")
+        self.check_metrics(metrics)
         with self._threads():
             conf = self.confusions(arch, self.subset(), model=model,
                                    compute=compute_of(context)).sum(axis=0)

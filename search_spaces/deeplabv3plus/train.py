@@ -10,8 +10,8 @@ import json
 import logging
 from pathlib import Path
 
-from evaluators.compute import ComputeError, from_arguments
-from evaluators.compute import add_arguments as compute_arguments
+from paretonas_core.compute import ComputeError, from_arguments
+from paretonas_core.compute import add_arguments as compute_arguments
 from search_spaces.base import SpaceError
 
 #: what ``paretonas ... --help`` shows (the docstring is for developers)

@@ -30,12 +30,6 @@ def take(t: torch.Tensor, sel: Sel, dim: int) -> torch.Tensor:
     return t.index_select(dim, sel.to(t.device))  # selections are built on the CPU
 
 
-def sel_size(sel: Sel, full: int) -> int:
-    if sel is None:
-        return full
-    return sel if isinstance(sel, int) else int(sel.numel())
-
-
 def halves(active: int, full: int) -> Sel:
     """Channels of a concatenation of two halves of ``full // 2`` with ``active // 2`` of each
     active: ``[0, a/2) ∪ [f/2, f/2 + a/2)``; ``None`` when everything is active."""

@@ -35,8 +35,8 @@ import torch
 from pydantic import Field, field_validator
 from scipy.spatial import cKDTree
 
-from evaluators.compute import CPU, Compute, compute_of
-from evaluators.segmentation import confusion_matrix, mean_iou, pixel_accuracy
+from paretonas_core.compute import CPU, Compute, compute_of
+from paretonas_core.segmentation import confusion_matrix, mean_iou, pixel_accuracy
 from search_spaces.base import (
     Arch,
     ArchError,
@@ -322,9 +322,7 @@ class RandLANetSpace(SearchSpace):
     def evaluate(
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None
     ) -> dict[str, float]:
-        unknown = sorted(set(metrics) - set(self.metrics()))
-        if unknown:
-            raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(self.metrics())}")
+        self.check_metrics(metrics)
         arch = self.validate(arch)
         compute = compute_of(context)
         model = None

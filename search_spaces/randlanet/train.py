@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluators.compute import CPU, Compute, from_arguments
-from evaluators.compute import add_arguments as compute_arguments
+from paretonas_core.compute import CPU, Compute, from_arguments
+from paretonas_core.compute import add_arguments as compute_arguments
 from search_spaces.base import Arch, ArchError, SpaceError
 from search_spaces.randlanet.checkpoint import save_supernet
 from search_spaces.randlanet.data import Scene, features, load_split, sample_points

@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from search_spaces.registry import UnknownNameError
+from paretonas_core.registry import UnknownNameError
 from service import __version__, security
 from service.api import contention, devices, meta, studies
 from service.db import Database

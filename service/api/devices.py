@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from evaluators.profilers import PROFILERS
 from evaluators.profilers.devices import DeviceCatalog, DeviceError, DeviceSpec
-from search_spaces.registry import UnknownNameError
+from paretonas_core.registry import UnknownNameError
 from service.api.deps import SessionDep
 from service.devices import DeviceConflict, public_settings, register_device
 

@@ -1,8 +1,7 @@
-"""Execution backends other than the embedded local one (``service.worker``).
+"""Executors other than the embedded local one (``service.executors.LocalExecutor``).
 
-A backend provides a runner with the ``StudyRunner`` interface (``run() -> "completed" |
-"stopped"``, raising ``LeaseLost``) over the same ``TrialStore``, so leases, heartbeats,
-cancellation and resume stay the worker's business. Backends import their engine lazily: the
+A backend provides an ``Executor``; the ``StudyRunner`` loop, the ``TrialStore``, leases,
+heartbeats, cancellation and resume are shared by all. Backends import their engine lazily: the
 local path never imports Ray.
 """
 

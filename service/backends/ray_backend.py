@@ -1,18 +1,17 @@
-"""Ray backend: a study's trials run as Ray Tune trials, in parallel across a Ray cluster.
+"""Ray executor: a study's evaluations run as Ray Tune trials, in parallel across a Ray cluster.
 
-The driver (the worker process that holds the study's lease) keeps everything that must be
-exactly-once: the Optuna study (the strategy's sampler, asked and told here through a Tune
-``Searcher``), the Pareto front, and persistence through the same ``TrialStore`` as the local
-runner, one transaction per finished trial as it completes. Ray only evaluates: each Tune trial
-gets an arch, resolves the study spec once per Ray worker process, and returns the metric values.
-So a crash loses at most the trials in flight, and resume is the local runner's (rebuild the
-Optuna study from the persisted trials, run the rest of the budget).
+The driver (the worker process that holds the study's lease) runs the one ``StudyRunner`` loop
+and keeps everything that must be exactly-once: the strategy, the Pareto front and persistence.
+``RayExecutor`` only evaluates: Tune runs in a background thread of the driver, its ``Searcher``
+hands Tune the archs the runner submitted (``service.backends.tune_glue``), and each Tune trial
+resolves the study spec once per Ray worker process and returns the metric values, which go back
+to the runner as ``Outcome``s. So a crash loses at most the trials in flight, and resume is the
+runner's (rebuild the strategy from the persisted trials, run the rest of the budget).
 
-Trials are numbered in completion order, as the local runner numbers them; with one trial in
-flight the asks and tells interleave exactly as in the local loop, so for a fixed seed both
-backends give the same trials. Device metrics that need hardware are pinned to the nodes that have
-it through Ray custom resources (``PARETONAS_RAY_DEVICE_RESOURCES='{"gap8-sim": "gap8"}'``: a
-trial measuring on device ``gap8-sim`` needs one unit of the node resource ``gap8``).
+Device metrics that need hardware are pinned to the nodes that have it through Ray custom
+resources (``PARETONAS_RAY_DEVICE_RESOURCES='{"gap8-sim": "gap8"}'``: a trial measuring on device
+``gap8-sim`` needs one unit of the node resource ``gap8``); ``RayOptions`` also sets each trial's
+CPUs and GPUs.
 """
 
 from __future__ import annotations
@@ -21,18 +20,21 @@ import functools
 import json
 import logging
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from search_spaces.base import Arch
-from service.db import utcnow
-from service.evaluation import MeasurementCache, TrialFailure, needs_gpu
-from service.records import LeaseLost, TrialRecord, TrialStore
+from service.evaluation import TrialFailure, needs_gpu
+from service.executors import Outcome
+from service.records import TrialRecord
 from service.resolve import ResolvedStudy
-from service.runner import StudyRunner
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class RayOptions:
     address: str | None = None  # None: the running Ray instance, else a fresh local one
     max_concurrency: int = 1
     cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
     device_resources: dict[str, str] = field(default_factory=dict)  # device -> Ray resource
 
 
@@ -81,11 +84,13 @@ def ensure_ray(address: str | None) -> None:
 
 
 def trial_resources(study: ResolvedStudy, options: RayOptions) -> dict[str, float]:
-    """Ray resources of one trial: CPUs, a GPU when it trains/evaluates or measures on CUDA
-    (``needs_gpu``), plus one unit of each device resource it measures on."""
+    """Ray resources of one trial: CPUs, GPUs (``gpus_per_trial``, at least one when it
+    trains/evaluates or measures on CUDA: ``needs_gpu``), plus one unit of each device resource
+    it measures on."""
     resources: dict[str, float] = {"cpu": options.cpus_per_trial}
-    if needs_gpu(study):
-        resources["gpu"] = 1.0
+    gpus = max(options.gpus_per_trial or 0.0, 1.0 if needs_gpu(study) else 0.0)
+    if gpus:
+        resources["gpu"] = gpus
     devices = {s.ref.device for s in study.sources.values() if s.kind == "device"}
     for device in sorted(devices):
         name = options.device_resources.get(device)
@@ -94,7 +99,16 @@ def trial_resources(study: ResolvedStudy, options: RayOptions) -> dict[str, floa
     return resources
 
 
-_RAY_NAMES = {"cpu": "CPU", "gpu": "GPU"}  # Tune's resource keys -> the cluster's names
+_RAY_NAMES = {"cpu": "CPU", "gpu": "GPU"}  # Tune's resource names -> the cluster's
+
+
+@dataclass(frozen=True)
+class RemoteCache:
+    """How a Ray trial opens the shared measurement cache: ``open`` ("module:function") called
+    with ``url``. A name, not an object, so the engine does not import the database layer."""
+
+    url: str
+    open: str = "service.measurement_cache:open_cache"
 
 
 class UnschedulableError(RuntimeError):
@@ -129,12 +143,14 @@ def _evaluator(context_json: str):
     """One resolved study per Ray worker process and study: spaces load tables/checkpoints once.
 
     The context carries the spec, the study's devices as the driver resolved them (its config
-    file and API-registered devices, which a Ray node does not read), and the database URL for
-    the shared measurement cache (None: no cache, e.g. an in-memory study)."""
+    file and API-registered devices, which a Ray node does not read), and how to open the shared
+    measurement cache (None: no cache, e.g. an in-memory study)."""
+    import importlib
+
     import ray
 
-    from evaluators.compute import resolve_compute
     from evaluators.profilers.devices import DEFAULT_DEVICES, DeviceCatalog, DeviceSpec
+    from paretonas_core.compute import resolve_compute
     from service.evaluation import ArchEvaluator
     from service.resolve import resolve_spec
     from service.spec import StudySpec
@@ -144,11 +160,9 @@ def _evaluator(context_json: str):
     devices = DeviceCatalog({**DEFAULT_DEVICES, **{
         d["name"]: DeviceSpec.model_validate(d) for d in context["devices"]}})
     cache = None
-    if context["database_url"]:
-        from service.db import Database
-        from service.measurement_cache import DbMeasurementCache
-
-        cache = DbMeasurementCache(Database(context["database_url"], run_migrations=False))
+    if context["cache"]:
+        module, _, name = context["cache"]["open"].partition(":")
+        cache = getattr(importlib.import_module(module), name)(context["cache"]["url"])
     # the GPU Ray gave this trial (visible as cuda:0), unless the study asked for the CPU (its
     # GPU is then for a torch-cuda device), or the CPU when it gave none
     gpu = "cuda" if ray.get_gpu_ids() and spec.compute.device != "cpu" else "cpu"
@@ -164,177 +178,159 @@ def evaluate_trial(config: dict[str, Any], context_json: str) -> dict[str, Any]:
     values: dict[str, float] = {}
     info: dict[str, Any] = {}
     error = None
-    if not config.get("known"):  # a repeated arch: the driver reuses its first result
-        try:
-            evaluation = _evaluator(context_json)(Arch(config["arch"]))
-            values, info = evaluation.values, evaluation.info
-        except TrialFailure as exc:
-            error = str(exc)
+    try:
+        evaluation = _evaluator(context_json)(Arch(config["arch"]))
+        values, info = evaluation.values, evaluation.info
+    except TrialFailure as exc:
+        error = str(exc)
     payload = {"values": values, "info": info, "error": error,
                "duration_s": time.perf_counter() - t0, "node": os.uname().nodename}
     return {"payload": json.dumps(payload)}
 
 
-def trial_context(study: ResolvedStudy, store: TrialStore) -> str:
+def trial_context(study: ResolvedStudy, cache: RemoteCache | None) -> str:
     """What a Ray worker needs to evaluate this study's trials as the driver would (JSON)."""
     devices = sorted({s.ref.device for s in study.sources.values() if s.kind == "device"})
-    db = getattr(store, "db", None)
     return json.dumps({
         "spec": study.spec.model_dump(mode="json"),
         "devices": [study.devices.get(d).model_dump(mode="json") for d in devices],
-        "database_url": db.url if db is not None else None,
+        "cache": {"open": cache.open, "url": cache.url} if cache is not None else None,
     }, sort_keys=True)
 
 
 # --- the driver side ----------------------------------------------------------------------------
-@dataclass
-class _Pending:
-    trial: Any  # optuna.Trial
-    arch: Arch
-    started_at: Any
-    known: TrialRecord | None
+#: How long Tune's searcher waits for the runner's next arch after handing it an outcome: the
+#: runner tells, persists and submits within milliseconds, and without the wait Tune would find
+#: no arch and sleep a whole scheduling step.
+HANDOFF_WAIT_S = 5.0
 
 
-class RayStudyRunner(StudyRunner):
-    """``StudyRunner`` whose trials run as Ray Tune trials (see the module docstring)."""
+class RayExecutor:
+    """``Executor`` whose evaluations are Ray Tune trials (see the module docstring).
 
-    def __init__(
-        self,
-        study: ResolvedStudy,
-        store: TrialStore,
-        *,
-        worker_id: str = "ray",
-        cache: MeasurementCache | None = None,
-        options: RayOptions | None = None,
-    ):
-        super().__init__(study, store, worker_id=worker_id, cache=cache)
+    ``cache``: the measurement cache the trials share (None: none)."""
+
+    def __init__(self, study: ResolvedStudy, options: RayOptions | None = None, *,
+                 cache: RemoteCache | None = None):
+        self.study = study
         self.options = options or RayOptions(max_concurrency=study.spec.max_concurrency)
-        self.optuna_study = None
-        self.pending: dict[str, _Pending] = {}
-        self.abort: BaseException | None = None  # lease lost or store failure: stop everything
-        self.stopped = False  # cancel requested: ask no more, stop the trials in flight
-        self.deadline: float | None = None
-        self.out_of_time = False
+        self.capacity = self.options.max_concurrency
+        self.cache = cache
+        self._cv = threading.Condition()
+        self._jobs: deque[tuple[int, Arch]] = deque()
+        self._runner_busy = False  # an outcome was handed over; the runner may submit next
+        self._closing = False
+        self._tickets: dict[str, int] = {}  # Tune trial id -> ticket
+        self._done: queue.Queue[Outcome] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
-    # called by the searcher and the stopper, in the driver's Tune loop
-    def must_stop(self) -> bool:
-        """Cancel requested, lease lost, store failed or time budget spent: stop the study.
+    # --- the runner's side ----------------------------------------------------------------------
+    def start(self, history: Sequence[TrialRecord]) -> None:
+        ensure_ray(self.options.address)
+        self._resources = trial_resources(self.study, self.options)
+        check_schedulable(self._resources)
+        self._thread = threading.Thread(target=self._fit, name="paretonas-tune", daemon=True)
+        self._thread.start()
 
-        Trials in flight are stopped too (the stopper asks this on every Tune step): unlike a
-        local trial, a Ray trial can be interrupted, and one waiting for a busy device node
-        could otherwise hold a cancelled study open indefinitely."""
-        if self.abort is not None or self.stopped:
-            return True
+    def submit(self, ticket: int, arch: Arch) -> None:
+        with self._cv:
+            self._jobs.append((ticket, arch))
+            self._cv.notify_all()
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        with self._cv:
+            self._runner_busy = False
+            self._cv.notify_all()
+        out: list[Outcome] = []
         try:
-            if self.store.should_stop():
-                self.stopped = True
-        except LeaseLost as exc:
-            self.abort = exc
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            log.info("study %s: time budget spent", self.spec.name)
-            self.deadline = None
-            self.out_of_time = True
-        return self.abort is not None or self.stopped or self.out_of_time
+            out.append(self._done.get(timeout=timeout))
+            while True:
+                out.append(self._done.get_nowait())
+        except queue.Empty:
+            pass
+        if not out and self._thread is not None and not self._thread.is_alive():
+            raise RuntimeError("Ray Tune stopped with trials in flight") from self._failure
+        return out
 
+    def close(self) -> None:
+        with self._cv:
+            self._closing = True  # the searcher says FINISHED, the stopper stops every trial
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def predictor_quality(self) -> dict[str, Any] | None:
+        return None  # the accuracy screen is per Ray worker process; not reported
+
+    # --- Tune's side (its loop runs in ``_fit``'s thread) ---------------------------------------
     def next_config(self, trial_id: str) -> dict[str, Any] | None | str:
-        """A config for a new trial; None to wait for trials in flight; "finished" to stop."""
-        if self.must_stop():
-            return "finished"
-        started = len(self.records) + len(self.pending)
-        if started >= self.spec.budget.trials:
-            return "finished"
-        stages = getattr(self, "stages", None)
-        if stages is not None and stages.stage_of(started) != self.stage:
-            if self.pending:  # a stage's sampler is built from all of the previous stage
+        """A config for a new Tune trial; None to wait; "finished" to end the experiment."""
+        with self._cv:
+            if self._runner_busy:
+                self._cv.wait_for(lambda: self._jobs or self._closing or not self._runner_busy,
+                                  timeout=HANDOFF_WAIT_S)
+            if self._closing:
+                return "finished"
+            if not self._jobs:
                 return None
-            self.optuna_study = self._make_optuna_study()
-        trial = self.optuna_study.ask(self.view.distributions)
-        arch = Arch(self.view.arch_params(trial.params))
-        known = self.by_key.get(self.key_of(arch))
-        self.pending[trial_id] = _Pending(trial, arch, utcnow(), known)
-        return {"arch": arch.to_dict(), "known": known is not None}
+            ticket, arch = self._jobs.popleft()
+        self._tickets[trial_id] = ticket
+        return {"arch": arch.to_dict()}
 
     def complete(self, trial_id: str, result: dict | None, error: bool) -> None:
-        """A Tune trial ended: persist it (or, stopped before reporting, forget it)."""
-        pending = self.pending.pop(trial_id, None)
-        if pending is None or self.abort is not None:
-            return
+        """A Tune trial ended: hand its outcome to the runner (stopped before reporting: none)."""
+        ticket = self._tickets.pop(trial_id, None)
         payload = json.loads(result["payload"]) if result and "payload" in result else None
-        if payload is None and not error:
-            return  # stopped by Tune before it reported: never finished, so not a trial
-        try:
-            self._persist(pending, payload)
-        except LeaseLost as exc:
-            self.abort = exc
-        except Exception as exc:  # the database went away: stop; the lease hands it on
-            log.warning("study %s: saving a trial failed: %s", self.spec.name, exc)
-            self.abort = exc
-
-    def _persist(self, pending: _Pending, payload: dict | None) -> None:
-
-        known = pending.known or self.by_key.get(self.key_of(pending.arch))
-        if known is not None:  # repeated arch (also one finished while this one ran)
-            values, info, error = self.reuse(known)
-        elif payload is None:
-            values, info, error = {}, {}, "the Ray trial failed (see the Ray worker's log)"
+        if ticket is None or (payload is None and not error):
+            return
+        if payload is None:
+            outcome = Outcome(ticket, error="the Ray trial failed (see the Ray worker's log)")
         else:
-            values, info, error = payload["values"], payload["info"], payload["error"]
-        if payload is not None:
-            info = {**info, "ray": {"node": payload["node"]}}
-        self._finish_trial(
-            self.optuna_study, pending.trial, pending.arch, values=values, info=info,
-            error=error, started_at=pending.started_at,
-            duration_s=float(payload["duration_s"]) if payload else 0.0,
-            final=len(self.records) + 1 >= self.spec.budget.trials,
-        )
+            outcome = Outcome(ticket, payload["values"], payload["info"], payload["error"],
+                              duration_s=float(payload["duration_s"]),
+                              where={"ray": {"node": payload["node"]}})
+        with self._cv:
+            self._runner_busy = True
+        self._done.put(outcome)
 
-    # --- the loop ------------------------------------------------------------------------------
-    def run(self) -> str:
-        self._load_history()
-        self.optuna_study = self._make_optuna_study()
-        budget = self.spec.budget
-        remaining = budget.trials - len(self.records)
-        if budget.seconds:
-            spent = sum(r.duration_s for r in self.records)
-            self.deadline = time.monotonic() + max(budget.seconds - spent, 0.0)
-        if remaining > 0:
-            self._tune(remaining)
-        if self.abort is not None:  # lease lost, or the database error the worker handles
-            raise self.abort
-        if self.stopped:
-            return "stopped"
-        if self.tracker.reference is None:
-            self._finalise_reference()
-        self._finetune_front()  # in the driver, after the trials
-        return "completed"
+    def must_stop(self) -> bool:
+        return self._closing
 
-    def _tune(self, remaining: int) -> None:
+    def _fit(self) -> None:
+        try:
+            self._tune()
+        except BaseException as exc:  # re-raised in the runner's thread by ``wait``
+            log.warning("Ray Tune failed: %s", exc)
+            self._failure = exc
+
+    def _tune(self) -> None:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no console tables from a service
         from ray import tune
 
         from service.backends.tune_glue import StudySearcher, StudyStopper
 
-        ensure_ray(self.options.address)
-        resources = trial_resources(self.study, self.options)
-        check_schedulable(resources)
         trainable = tune.with_resources(
             tune.with_parameters(evaluate_trial,
-                                 context_json=trial_context(self.study, self.store)),
-            resources,
+                                 context_json=trial_context(self.study, self.cache)),
+            self._resources,
         )
         storage = tempfile.mkdtemp(prefix="paretonas-tune-")
         try:
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
-                    search_alg=StudySearcher(self), num_samples=remaining,
-                    max_concurrent_trials=self.options.max_concurrency,
+                    search_alg=StudySearcher(self.next_config, self.complete),
+                    num_samples=-1,  # until the searcher says FINISHED
+                    max_concurrent_trials=self.capacity,
                     # one long-lived actor per slot: a fresh actor per trial re-imports torch
                     # and re-resolves the space, seconds per trial
                     reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(
-                    name="study", storage_path=storage, verbose=0, stop=StudyStopper(self),
+                    name="study", storage_path=storage, verbose=0,
+                    stop=StudyStopper(self.must_stop),
                     failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 ),

@@ -1,36 +1,40 @@
-"""Ray Tune adapters of a ``RayStudyRunner``: its ask/tell as a ``Searcher``, its abort flag as a
-``Stopper``. Kept apart so that importing the backend module does not import Ray."""
+"""Ray Tune adapters of a ``RayExecutor``: its hand-over of submitted archs as a ``Searcher``,
+its closing flag as a ``Stopper``. Kept apart so that importing the backend module does not import
+Ray; they take plain callables, so this module imports nothing of the service."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 
-if TYPE_CHECKING:
-    from service.backends.ray_backend import RayStudyRunner
+#: ``next_config(trial_id)``: a Tune config, None to wait, or "finished"
+NextConfig = Callable[[str], "dict[str, Any] | None | str"]
+#: ``complete(trial_id, result, error)``
+Complete = Callable[[str, "dict | None", bool], None]
 
 
 class StudySearcher(Searcher):
-    """Tune's view of the study's strategy: ``suggest`` asks the Optuna sampler (any strategy,
-    ours included, since strategies are Optuna samplers), ``on_trial_complete`` tells it and
-    persists the trial."""
+    """Tune's view of a study: ``suggest`` takes the next arch the study's runner asked its
+    strategy for, ``on_trial_complete`` hands the result back to the runner."""
 
-    def __init__(self, runner: RayStudyRunner):
+    def __init__(self, next_config: NextConfig, complete: Complete):
         super().__init__()
-        self.runner = runner
+        self.next_config = next_config
+        self.complete = complete
 
     def __getstate__(self) -> dict:
         # Tune pickles its searcher into the experiment directory for its own restore; ours
-        # resumes from the database instead, and the runner (engine, locks) does not pickle.
-        return {k: v for k, v in self.__dict__.items() if k != "runner"}
+        # resumes from the database instead, and the executor (threads, locks) does not pickle.
+        return {k: v for k, v in self.__dict__.items() if k not in ("next_config", "complete")}
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # the study's objectives come from its spec, not from Tune
 
     def suggest(self, trial_id: str):
-        config = self.runner.next_config(trial_id)
+        config = self.next_config(trial_id)
         return Searcher.FINISHED if config == "finished" else config
 
     def save(self, checkpoint_path: str) -> None:
@@ -41,15 +45,16 @@ class StudySearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        self.runner.complete(trial_id, result, error)
+        self.complete(trial_id, result, error)
 
 
 class StudyStopper(Stopper):
-    """Stops every trial in flight once the study must stop: cancelled, lease lost, database
-    gone, time budget spent (see ``RayStudyRunner.must_stop``)."""
+    """Stops every trial in flight once the runner closes the executor: cancelled, lease lost,
+    database gone, time budget spent. Unlike a local trial a Ray trial can be interrupted, and one
+    waiting for a busy device node could otherwise hold a cancelled study open indefinitely."""
 
-    def __init__(self, runner: RayStudyRunner):
-        self.runner = runner
+    def __init__(self, must_stop: Callable[[], bool]):
+        self.must_stop = must_stop
 
     def __getstate__(self) -> dict:
         return {}  # see StudySearcher.__getstate__
@@ -58,4 +63,4 @@ class StudyStopper(Stopper):
         return False
 
     def stop_all(self) -> bool:
-        return self.runner.must_stop()
+        return self.must_stop()

@@ -1,25 +1,28 @@
 """Shared plumbing for command groups whose subcommands live in plug-in modules.
 
-Plug-in modules expose ``add_arguments(parser)``, ``main(args) -> int`` and ``CLI_HELP`` (the
-user-facing description; the module docstring is for developers). They are imported
-only when their subcommand runs, so ``paretonas --help`` and the client commands never pay for
+Plug-in modules, registered in a ``Registry`` (built-in or through its entry-point group), expose
+``add_arguments(parser)``, ``main(args) -> int`` and ``CLI_HELP`` (the user-facing description;
+the module docstring is for developers). They are imported only when their subcommand runs, so
+``paretonas --help`` and the client commands never pay for
 torch.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+
+from paretonas_core.registry import Registry
 
 
-def register_plugins(group: argparse.ArgumentParser, plugins: dict[str, str], help_: str) -> None:
-    group.add_argument("plugin", choices=sorted(plugins), metavar="NAME",
-                       help=f"{help_}: one of {', '.join(sorted(plugins)) or '(none)'}")
+def register_plugins(group: argparse.ArgumentParser, plugins: Registry, help_: str) -> None:
+    names = plugins.names()
+    group.add_argument("plugin", choices=names, metavar="NAME",
+                       help=f"{help_}: one of {', '.join(names) or '(none)'}")
     group.add_argument("plugin_args", nargs=argparse.REMAINDER,
                        help="arguments of NAME (see NAME --help)")
 
     def run(args: argparse.Namespace) -> int:
-        module = importlib.import_module(plugins[args.plugin])
+        module = plugins.get(args.plugin)
         parser = argparse.ArgumentParser(prog=f"{group.prog} {args.plugin}",
                                          description=getattr(module, "CLI_HELP", None))
         module.add_arguments(parser)

@@ -30,30 +30,28 @@ def load_spec_file(path: str):
 
 
 def run_in_process(spec, *, progress: bool = True) -> dict[str, Any]:
-    """Run ``spec`` with the in-memory store; return the result document."""
+    """Run ``spec`` with the in-memory store, on the spec's backend (local, or Ray: the
+    ``PARETONAS_RAY_*`` settings say where); return the result document."""
     from tqdm import tqdm
 
     from evaluators.profilers.devices import DeviceCatalog
     from service.checks import record_outcome, record_start_warnings
+    from service.executors import make_executor
     from service.records import MemoryStore
     from service.resolve import resolve_spec
     from service.runner import StudyRunner
     from service.settings import get_settings
 
+    settings = get_settings()
     # the config file's devices (e.g. a GVSOC flow) are usable without a server too
-    resolved = resolve_spec(spec, devices=DeviceCatalog.from_config(get_settings().config_file))
+    resolved = resolve_spec(spec, devices=DeviceCatalog.from_config(settings.config_file))
     store = MemoryStore()
     record_start_warnings(store, resolved)  # into extra.warnings, as a worker does
-    bar = tqdm(total=spec.budget.trials, unit="trial", disable=not progress)
-    original = store.save_trial
-
-    def save_and_tick(record, update):
-        original(record, update)
-        bar.update(1)
-
-    store.save_trial = save_and_tick  # type: ignore[method-assign]
-    status = StudyRunner(resolved, store).run()
-    bar.close()
+    executor = make_executor(resolved, ray_address=settings.ray_address,
+                             ray_device_resources=settings.ray_device_resources)
+    with tqdm(total=spec.budget.trials, unit="trial", disable=not progress) as bar:
+        store.add_observer(lambda record: bar.update(1))
+        status = StudyRunner(resolved, store, executor=executor).run()
     record_outcome(store, spec)  # extra.no_feasible: why, if no trial is feasible
     trials = store.trials
     return {

@@ -143,7 +143,7 @@ def _use_backend(args: argparse.Namespace) -> None:
 def _use_device(device: str | None) -> None:
     """--device (else PARETONAS_DEVICE) checked on this machine now, then passed to the worker
     processes as PARETONAS_DEVICE (studies whose compute.device is auto use it)."""
-    from evaluators.compute import DEVICE_ENV, ComputeError, resolve_device, worker_device
+    from paretonas_core.compute import DEVICE_ENV, ComputeError, resolve_device, worker_device
     from service.commands import CliError
 
     try:

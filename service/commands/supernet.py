@@ -1,16 +1,12 @@
-"""``paretonas supernet train <space> ...``: supernet trainers, one module per space."""
+"""``paretonas supernet train <space> ...``: the supernet trainers registered with the search
+spaces (``search_spaces.TRAINERS``)."""
 
 from __future__ import annotations
 
 import argparse
 
+from search_spaces import TRAINERS
 from service.commands._dispatch import register_plugins
-
-#: space name -> module exposing add_arguments(parser) and main(args)
-TRAINERS: dict[str, str] = {
-    "randlanet": "search_spaces.randlanet.train",
-    "deeplabv3plus": "search_spaces.deeplabv3plus.train",
-}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

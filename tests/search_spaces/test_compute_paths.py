@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evaluators.compute import CPU, Compute, ComputeError, resolve_compute
+from paretonas_core.compute import CPU, Compute, ComputeError, resolve_compute
 from search_spaces.base import EvalContext
 from search_spaces.deeplabv3plus.space import DeepLabSpace
 from search_spaces.deeplabv3plus.synth import generate

@@ -168,3 +168,15 @@ def test_database_healthcheck(tmp_path, monkeypatch, database_url):
     assert healthcheck.main(["--database"]) == 1 and not missing.exists()
     monkeypatch.setenv("PARETONAS_DATABASE_URL", "postgresql+psycopg://x:y@127.0.0.1:9/none")
     assert healthcheck.main(["--database"]) == 1
+
+
+def test_the_image_holds_every_installed_package():
+    """``pip install .`` in the Dockerfile installs what pyproject finds: every package it
+    includes must be copied in first, or the image installs without it."""
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())[
+        "tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {p.rstrip("*") for p in include}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (ROOT / "Dockerfile").read_text(), re.M))
+    assert packages <= copied, sorted(packages - copied)

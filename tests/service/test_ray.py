@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from evaluators.profilers.devices import DEFAULT_DEVICES, DeviceCatalog
-from service.backends.ray_backend import RayOptions, RayStudyRunner, trial_resources
+from service.backends.ray_backend import RayExecutor, RayOptions, trial_resources
 from service.db import Database
 from service.models import Study, Trial
 from service.queue import claim_study
@@ -98,6 +98,20 @@ def test_ray_and_local_backends_give_the_same_trials(ray_cluster, tmp_path, stra
     assert {t.stage for t in on_ray} == ({1, 2} if "stages" in spec else {1})
 
 
+def test_paretonas_run_honours_the_ray_backend(ray_cluster):
+    from service.commands.run import run_in_process
+    from service.executors import LocalExecutor, make_executor
+
+    spec = table_spec(strategy=STRATEGIES["nsga2"], budget={"trials": 6}, seed=3)
+    on_ray = StudySpec.model_validate({**spec, "backend": "ray"})
+    assert isinstance(make_executor(resolve_spec(on_ray)), RayExecutor)
+    assert isinstance(make_executor(resolve_spec(StudySpec.model_validate(spec))), LocalExecutor)
+    results = [run_in_process(StudySpec.model_validate({**spec, "backend": backend}),
+                              progress=False) for backend in ("local", "ray")]
+    assert results[1]["study"]["status"] == "completed"
+    assert results[0]["trials"] == results[1]["trials"] and len(results[1]["trials"]) == 6
+
+
 @pytest.mark.slow  # ~20 s of Tune on 2 shared cores
 def test_parallel_trials_resume_a_study_exactly_once(ray_cluster, tmp_path):
     db = new_db(tmp_path, "par.db")
@@ -109,12 +123,15 @@ def test_parallel_trials_resume_a_study_exactly_once(ray_cluster, tmp_path):
     # a local worker ran 6 trials and died; the Ray backend resumes with 2 trials in flight
     StudyRunner(resolve_spec(StudySpec.model_validate({**spec, "budget": {"trials": 6}})),
                 store, worker_id="w").run()
-    runner = RayStudyRunner(resolve_spec(StudySpec.model_validate(spec)), store, worker_id="w",
-                            options=RayOptions(max_concurrency=2))
+    resolved = resolve_spec(StudySpec.model_validate(spec))
+    runner = StudyRunner(resolved, store, worker_id="w",
+                         executor=RayExecutor(resolved, RayOptions(max_concurrency=2)))
     assert runner.run() == "completed"
     rows = trials(db, sid)
     assert [t.number for t in rows] == list(range(20))
-    assert ["ray" in t.info for t in rows] == [False] * 6 + [True] * 14
+    # a repeated arch takes its first trial's values in the driver: no Ray trial
+    assert ["ray" in t.info for t in rows] == \
+           [False] * 6 + ["duplicate_of" not in t.info for t in rows[6:]]
     as_dicts = [{"number": t.number, "arch_key": t.arch_key, "state": t.state,
                  "values": t.values} for t in rows]
     assert {t.number for t in rows if t.on_front} == brute_force_front(as_dicts, spec)

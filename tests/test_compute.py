@@ -1,4 +1,4 @@
-"""The compute device setting (``evaluators/compute.py``): syntax, precedence, resolution on
+"""The compute device setting (``paretonas_core/compute.py``): syntax, precedence, resolution on
 this machine, and that the CPU path is the identity (so CPU results are unchanged)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from evaluators.compute import (
+from paretonas_core.compute import (
     CPU,
     DEVICE_ENV,
     Compute,
