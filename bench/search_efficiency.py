@@ -3,8 +3,8 @@
 For each dataset the true Pareto front (``valid_perf`` maximised, ``latency_ms`` minimised) is
 found by brute force over the table. Each strategy then searches the table space through Optuna
 ask/tell with the sampler the service would build, and every *unique evaluable* arch it asks for
-counts as one evaluation (repeats are answered from a cache and archs without a row fail, both
-free, as they would be in the service). Figures, medians over seeds:
+counts as one evaluation (repeats are answered from a cache; archs without a row are re-asked
+through ``service.valid_ask`` as the service's runner does; both free). Figures, medians over seeds:
 
 - ``recall``: fraction of the true front's archs evaluated, at each budget;
 - ``hv_ratio``: hypervolume of the evaluated archs / of the true front, reference point at the
@@ -150,7 +150,9 @@ def run_one(
     """Search until ``budget`` unique evaluable archs; the order they were evaluated in."""
     import optuna
     from optuna.distributions import CategoricalDistribution
-    from optuna.trial import TrialState
+
+    from search_spaces.base import Arch
+    from service.valid_ask import ask_valid
 
     dims = problem.space.dimensions()
     dists = {n: CategoricalDistribution(list(d.choices)) for n, d in dims.items()}
@@ -160,19 +162,20 @@ def run_one(
     seen: set[tuple] = set()
     asks = 0
     start = time.process_time()
+    invalid = 0
     while len(order) < budget and asks < ask_factor * budget:
-        trial = study.ask(dists)
-        asks += 1
-        key = tuple(trial.params[p] for p in PARAMS)
-        values = problem.rows.get(key)
-        if values is None:
-            study.tell(trial, state=TrialState.FAIL)
-            continue
+        # As the service's runner does: archs without a row are re-asked, never evaluations.
+        trial, arch, skipped = ask_valid(study, dists, Arch, problem.space.is_valid)
+        asks += 1 + skipped
+        invalid += skipped
+        key = tuple(arch[p] for p in PARAMS)
+        values = problem.rows[key]
         if key not in seen:
             seen.add(key)
             order.append(key)
         study.tell(trial, list(values))
-    return {"order": order, "asks": asks, "cpu_s": time.process_time() - start}
+    return {"order": order, "asks": asks, "invalid_asks": invalid,
+            "cpu_s": time.process_time() - start}
 
 
 def curves(problem: Problem, order: list[tuple], budgets: list[int]) -> dict:
@@ -222,7 +225,8 @@ def run_method(problem: Problem, method: str, args: argparse.Namespace) -> dict:
         options = args.strategy_options.get(method, {})
         r = run_one(problem, method, seed, cap, args.ask_factor, options)
         runs.append({**curves(problem, r["order"], budgets),
-                     "asks": r["asks"], "cpu_s": r["cpu_s"], "evals": len(r["order"])})
+                     "asks": r["asks"], "invalid_asks": r["invalid_asks"], "cpu_s": r["cpu_s"],
+                     "evals": len(r["order"])})
     return {
         "recall": {b: median([r["recall"][b] for r in runs]) for b in budgets},
         "hv_ratio": {b: median([r["hv_ratio"][b] for r in runs]) for b in budgets},
@@ -230,6 +234,7 @@ def run_method(problem: Problem, method: str, args: argparse.Namespace) -> dict:
         "evals_cap": cap,
         "evals": median([r["evals"] for r in runs]),
         "asks": median([r["asks"] for r in runs]),
+        "invalid_asks": median([r["invalid_asks"] for r in runs]),
         "cpu_s_per_run": median([r["cpu_s"] for r in runs]),
     }
 

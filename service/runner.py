@@ -22,6 +22,7 @@ from service.front import FrontTracker
 from service.records import TrialRecord, TrialStore
 from service.resolve import ResolvedStudy
 from service.stages import StagePlan, single_stage_view
+from service.valid_ask import ask_valid
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -159,8 +160,10 @@ class StudyRunner:
             finetune_front(self.study, self.records, self.store, seed=self.spec.seed)
 
     def _run_one(self, optuna_study: optuna.Study, *, final: bool) -> TrialRecord:
-        trial = optuna_study.ask(self.view.distributions)
-        arch = Arch(self.view.arch_params(trial.params))
+        # Archs the space cannot evaluate (no table row) are re-asked, not trials (valid_ask).
+        trial, arch, _ = ask_valid(optuna_study, self.view.distributions,
+                                   lambda p: Arch(self.view.arch_params(p)),
+                                   self.study.space.is_valid)
         started_at, t0 = utcnow(), time.perf_counter()
         known = self.by_key.get(self.key_of(arch))
         if known is not None:  # never evaluate the same network twice in one study

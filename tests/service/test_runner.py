@@ -61,15 +61,25 @@ def test_constraints_keep_infeasible_trials_off_the_front(data_dir):
     assert {t.number for t in front} == brute_force_front(as_dicts(store), spec)
 
 
-def test_a_missing_row_is_a_failed_trial_with_its_reason(tmp_path, monkeypatch):
-    from tests.search_spaces.test_table import write_table
+@pytest.mark.parametrize("strategy", ["random", "nsga2", "tpe", "surrogate"])
+def test_an_arch_without_a_row_is_re_asked_not_a_trial(tmp_path, monkeypatch, strategy):
+    """Equal footing (issue #17): on a table that lacks rows no strategy spends a trial on an
+    arch without one, so ``budget.trials`` counts evaluations for all of them."""
+    from tests.search_spaces.test_table import write_sparse_table
 
     monkeypatch.setenv("PARETONAS_DATA_DIRS", str(tmp_path))
-    write_table(tmp_path / "t.csv", drop_last=True)
-    store = run(table_spec(budget={"trials": 60}))
-    failed = [t for t in store.trials if t.state == "failed"]
-    assert failed and all("no row" in t.error for t in failed)
-    assert len(store.trials) == 60
+    present = write_sparse_table(tmp_path / "t.csv")
+    spec = table_spec(budget={"trials": 30}, strategy={"name": strategy},
+                      search_space={"name": "table", "options": {
+                          "path": "t.csv", "params": ["a", "b", "c", "d"]}},
+                      objectives=[{"metric": "acc", "direction": "maximize"},
+                                  {"metric": "latency_ms", "direction": "minimize"}])
+    if strategy == "nsga2":
+        spec["strategy"]["options"] = {"population_size": 6}
+    store = run(spec)
+    assert len(store.trials) == 30
+    assert all(t.state == "complete" for t in store.trials)
+    assert {t.arch_key for t in store.trials} <= present
 
 
 def test_resume_continues_without_losing_or_repeating(data_dir):
