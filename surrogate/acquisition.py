@@ -113,6 +113,7 @@ def select_batch(
     reference: np.ndarray | None = None,
     to_units: Callable[[np.ndarray], np.ndarray] | None = None,
     spread: bool = False,
+    feasibility: np.ndarray | None = None,
 ) -> list[int]:
     """Indices of up to ``batch_size`` candidates, best first (see module docstring).
 
@@ -126,6 +127,10 @@ def select_batch(
     ``spread``: after the first pick, each pick is the best candidate near a part of the front
     that no earlier pick of the batch is near (see ``front_segments``), so that one batch
     explores along the whole front rather than around its most promising point.
+    ``feasibility``: (c,) predicted probability that each candidate satisfies the study's
+    constraints. As in constrained EHVI the improvement is weighted by it (and the distance of
+    a candidate that adds nothing divided by it); a pick joins the front as a fantasy only when
+    it is more likely feasible than not. ``front`` must then hold feasible points only.
     """
     mean = np.asarray(mean, dtype=np.float64)
     optimistic = mean - kappa * np.asarray(std, dtype=np.float64)
@@ -137,6 +142,8 @@ def select_batch(
         pool = current if len(current) else optimistic
         worst, best = pool.max(axis=0), pool.min(axis=0)
         reference = worst + 0.1 * np.where(worst > best, worst - best, 1.0)
+    pf = (np.ones(len(mean)) if feasibility is None
+          else np.clip(np.asarray(feasibility, dtype=np.float64), 1e-6, 1.0))
     chosen: list[int] = []
     available = np.ones(len(mean), dtype=bool)
     # Only the non-dominated part matters, and a fantasy can only change that part.
@@ -146,7 +153,7 @@ def select_batch(
     covered: set[int] = set()
     for _ in range(min(batch_size, len(mean))):
         gain = hv_improvement(optimistic, nondominated, reference)
-        score = np.where(gain > 0, gain, -epsilon_to_front(optimistic, nondominated))
+        score = np.where(gain > 0, gain * pf, -epsilon_to_front(optimistic, nondominated) / pf)
         score[~available] = -np.inf
         fresh = available & ~np.isin(segment, list(covered))
         if spread and covered and fresh.any():
@@ -155,6 +162,8 @@ def select_batch(
         covered.add(int(segment[best_i]))
         chosen.append(best_i)
         available[best_i] = False
+        if pf[best_i] < 0.5:  # likely infeasible: would not join the (feasible) front
+            continue
         nondominated = np.vstack([nondominated, mean[best_i]])
         nondominated = nondominated[pareto_mask(nondominated)]
     return chosen

@@ -52,9 +52,11 @@ def test_a_repeated_arch_is_not_evaluated_twice(data_dir, monkeypatch):
     assert dupes and all(not t.on_front for t in dupes)
 
 
-def test_constraints_keep_infeasible_trials_off_the_front(data_dir):
+@pytest.mark.parametrize("strategy", [{"name": "nsga2", "options": {"population_size": 6}},
+                                      {"name": "surrogate", "options": {"n_initial": 4}}])
+def test_constraints_keep_infeasible_trials_off_the_front(data_dir, strategy):
     spec = table_spec(constraints=[{"metric": "latency_ms", "max": 6}], budget={"trials": 30},
-                      strategy={"name": "nsga2", "options": {"population_size": 6}})
+                      strategy=strategy)
     store = run(spec)
     front = [t for t in store.trials if t.on_front]
     assert front and all(t.values["latency_ms"] <= 6 for t in front)

@@ -57,3 +57,22 @@ def test_hypervolume_in_the_objectives_units():
     assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref_log) == [0]
     assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref_ms,
                         to_units=to_units) == [1]
+
+
+def test_feasibility_weights_the_improvement_and_keeps_likely_infeasible_picks_off_the_front():
+    front = np.array([[0.0, 1.0], [1.0, 0.0]])
+    # 0 and 1 (twins) add the same volume; 2 adds less, and still adds some beside them
+    mean = np.array([[0.2, 0.2], [0.2, 0.2], [0.1, 0.8]])
+    std = np.zeros_like(mean)
+    ref = np.array([2.0, 2.0])
+    assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref,
+                        feasibility=np.array([0.1, 0.9, 1.0]))[0] == 1
+    # unlikely feasible everywhere but 2: 2's smaller volume at p=1 beats 0's at p=0.05
+    assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref,
+                        feasibility=np.array([0.05, 0.05, 1.0]))[0] == 2
+    # a likely infeasible first pick is no fantasy: its twin still adds its full volume next
+    batch = select_batch(mean, std, front, batch_size=2, kappa=0, reference=ref,
+                         feasibility=np.array([0.4, 0.35, 0.3]))
+    assert batch == [0, 1]
+    without = select_batch(mean, std, front, batch_size=2, kappa=0, reference=ref)
+    assert without[1] == 2  # with the first pick as a fantasy its twin adds nothing
