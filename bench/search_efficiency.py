@@ -4,7 +4,7 @@ For each dataset the true Pareto front (``valid_perf`` maximised, ``latency_ms``
 found by brute force over the table. Each strategy then searches the table space through Optuna
 ask/tell with the sampler the service would build, and every *unique evaluable* arch it asks for
 counts as one evaluation (repeats are answered from a cache; archs without a row are re-asked
-through ``service.valid_ask`` as the service's runner does; both free). Figures, medians over seeds:
+through ``service.valid_ask`` as the service's runner does; both free). Figures, medians:
 
 - ``recall``: fraction of the true front's archs evaluated, at each budget;
 - ``hv_ratio``: hypervolume of the evaluated archs / of the true front, reference point at the

@@ -101,6 +101,26 @@ class TPEStrategy(Strategy):
         )
 
 
+class GPOptions(StrategyOptions):
+    n_startup_trials: int = Field(default=10, ge=1, le=10_000, description="random archs first")
+    deterministic_objective: bool = Field(
+        default=False, description="fix the GP's noise at its minimum (noise-free objectives)")
+
+
+class GPStrategy(Strategy):
+    name = "gp"
+    doc = ("Gaussian-process Bayesian optimisation (Optuna GPSampler: log-EHVI for several "
+           "objectives), constraint-aware")
+    Options = GPOptions
+
+    def make_sampler(self, *, seed, context):
+        o = self.options
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=o.n_startup_trials,
+            deterministic_objective=o.deterministic_objective, warn_independent_sampling=False,
+        )
+
+
 class SurrogateOptions(StrategyOptions):
     predictor: str = Field(default="gp", description="a predictor name (PREDICTORS)")
     predictor_options: dict[str, Any] = Field(default_factory=dict)
@@ -160,5 +180,6 @@ class SurrogateStrategy(Strategy):
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy", "paretonas.strategies")
-for _cls in (RandomStrategy, NSGA2Strategy, NSGA3Strategy, TPEStrategy, SurrogateStrategy):
+for _cls in (RandomStrategy, NSGA2Strategy, NSGA3Strategy, TPEStrategy, GPStrategy,
+             SurrogateStrategy):
     STRATEGIES.register(_cls.name, _cls)

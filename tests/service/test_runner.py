@@ -164,3 +164,13 @@ def test_seed_extremes_are_not_repeated_on_resume(data_dir):
     # the resumed study goes on with the largest arch, not the smallest once more
     assert store.trials[0].arch == {n: d.choices[0] for n, d in dims.items()}
     assert store.trials[1].arch == {n: d.choices[-1] for n, d in dims.items()}
+
+
+def test_the_gp_strategy_runs_optunas_gp_sampler_with_constraints(data_dir):
+    """``gp``: Optuna's GPSampler (multi-objective, constraint-aware), the issue #17 baseline."""
+    spec = table_spec(strategy={"name": "gp", "options": {"n_startup_trials": 4}},
+                      constraints=[{"metric": "latency_ms", "max": 6}], budget={"trials": 7})
+    store = run(spec)
+    assert len(store.trials) == 7 and all(t.state == "complete" for t in store.trials)
+    front = [t for t in store.trials if t.on_front]
+    assert all(t.values["latency_ms"] <= 6 for t in front)
