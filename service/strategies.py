@@ -143,6 +143,9 @@ class SurrogateOptions(StrategyOptions):
     spread: bool = Field(
         default=False, description="each pick of a batch near a different part of the "
         "measured front (after the first, best, pick)")
+    extremes: bool = Field(
+        default=False, description="each batch's first pick extends the front's range on one "
+        "objective (cycling), when a candidate is predicted to")
     warp: Literal["rank", "none"] = Field(
         default="rank", description="targets the predictors fit: normal scores of their ranks "
         "(rank: a Gaussian copula, robust to far-out archs such as chance-level accuracy), or "
@@ -174,7 +177,7 @@ class SurrogateStrategy(Strategy):
             context["space"], predictor=o.predictor, predictor_options=o.predictor_options,
             n_initial=o.n_initial, batch_size=o.batch_size, kappa=o.kappa, n_random=o.n_random,
             n_parents=o.n_parents, generations=o.generations, reference=o.reference,
-            hv_units=o.hv_units, spread=o.spread, warp=o.warp,
+            hv_units=o.hv_units, spread=o.spread, extremes=o.extremes, warp=o.warp,
             objective_names=objectives, seed=seed, view=context.get("view"),
         )
 

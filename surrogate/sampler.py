@@ -96,6 +96,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         reference: str = "median",
         hv_units: str = "model",
         spread: bool = False,
+        extremes: bool = False,
         warp: str = "rank",
         quality_window: int = 100,
         objective_names: Sequence[str] | None = None,
@@ -123,6 +124,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             raise ValueError(f"hv_units={hv_units!r}; allowed: model, objective")
         self.hv_units = hv_units
         self.spread = spread
+        self.extremes = extremes
         if warp not in WARPS:
             raise ValueError(f"warp={warp!r}; allowed: {', '.join(WARPS)}")
         self.warp = warp
@@ -445,11 +447,15 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         batch = self._select(mean, std, pf, front, self.batch_size, ref, units,
                              no_feasible=constrained and not feasible.any(),
                              spread=self.spread)
+        extreme = None
+        if self.extremes and feasible.any():
+            batch, extreme = self._with_extreme(batch, mean, std, pf, Y[feasible])
         self._queue.clear()
         for rank, k in enumerate(batch):
             info = {
                 "source": "surrogate", "round": self.rounds, "rank": rank,
                 **({"p_feasible": round(float(pf[k]), 4)} if constrained else {}),
+                **({"extreme_of": extreme[1]} if extreme and extreme[0] == k else {}),
                 "predicted": [float(v) for v in self._from_scale_all(mean[k], study)],
                 # on the modelling scale (log for log-scaled objectives), as a half-width
                 "predicted_std": [float(v) for v in (self._unwarped(mean[k] + std[k])
@@ -504,6 +510,22 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         return select_batch(mean, std, front, batch_size=size, kappa=self.kappa,
                             reference=ref, to_units=units, spread=spread,
                             feasibility=pf if self._cmodels else None)
+
+    def _with_extreme(self, batch: list[int], mean: np.ndarray, std: np.ndarray,
+                      pf: np.ndarray, measured: np.ndarray
+                      ) -> tuple[list[int], tuple[int, int] | None]:
+        """``extremes``: the batch's first pick is the candidate most likely to extend the
+        front's range on one objective (objective ``rounds % m``, cycling): the best optimistic
+        value on it among the candidates more likely feasible than not, if that beats the best
+        measured value. Hypervolume with a reference at the front's nadir credits the ends of
+        the front, which a median-referenced batch rule reaches late."""
+        j = self.rounds % mean.shape[1]
+        optimistic = mean[:, j] - self.kappa * std[:, j]
+        optimistic = np.where(pf >= 0.5, optimistic, np.inf)
+        k = int(np.argmin(optimistic))
+        if not optimistic[k] < measured[:, j].min():
+            return batch, None
+        return [k] + [i for i in batch if i != k][: self.batch_size - 1], (k, j)
 
     def _from_scale_all(self, loss_row: np.ndarray, study: Study) -> np.ndarray:
         return np.array([self._from_scale(j, loss_row[j : j + 1], study)[0]

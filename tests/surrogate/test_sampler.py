@@ -285,3 +285,11 @@ def test_constraints_steer_proposals_to_feasible_archs(space):
         chosen = [t.system_attrs[ATTR] for t in study.trials
                   if t.system_attrs.get(ATTR, {}).get("source") == "surrogate"]
         assert chosen and all(0 <= c["p_feasible"] <= 1 for c in chosen)
+
+
+def test_extremes_option_first_picks_extend_the_front_on_each_objective(space):
+    sampler = SurrogateSampler(space, seed=0, extremes=True)
+    study, _ = run_study(space, sampler, 40)
+    picks = [t for t in study.trials if "extreme_of" in t.system_attrs.get(ATTR, {})]
+    assert {t.system_attrs[ATTR]["extreme_of"] for t in picks} == {0, 1}
+    assert all(t.system_attrs[ATTR]["rank"] == 0 for t in picks)
