@@ -180,13 +180,11 @@ def run_one(
 ) -> dict:
     """Search until ``budget`` unique evaluable archs; the order they were evaluated in."""
     import optuna
-    from optuna.distributions import CategoricalDistribution
 
-    from search_spaces.base import Arch
+    from service.stages import single_stage_view
     from service.valid_ask import ask_valid
 
-    dims = problem.space.dimensions()
-    dists = {n: CategoricalDistribution(list(d.choices)) for n, d in dims.items()}
+    view = single_stage_view(problem.space)
     study = optuna.create_study(directions=problem.directions,
                                 sampler=make_sampler(method, problem, seed, options))
     order: list[tuple] = []
@@ -196,7 +194,7 @@ def run_one(
     invalid = 0
     while len(order) < budget and asks < ask_factor * budget:
         # As the service's runner does: archs without a row are re-asked, never evaluations.
-        trial, arch, skipped = ask_valid(study, dists, Arch, problem.space.is_valid)
+        trial, arch, skipped = ask_valid(study, view, problem.space, seed=seed)
         asks += 1 + skipped
         invalid += skipped
         key = tuple(arch[p] for p in problem.params)

@@ -161,9 +161,8 @@ class StudyRunner:
 
     def _run_one(self, optuna_study: optuna.Study, *, final: bool) -> TrialRecord:
         # Archs the space cannot evaluate (no table row) are re-asked, not trials (valid_ask).
-        trial, arch, _ = ask_valid(optuna_study, self.view.distributions,
-                                   lambda p: Arch(self.view.arch_params(p)),
-                                   self.study.space.is_valid)
+        trial, arch, _ = ask_valid(optuna_study, self.view, self.study.space,
+                                   seed=self.spec.seed)
         started_at, t0 = utcnow(), time.perf_counter()
         known = self.by_key.get(self.key_of(arch))
         if known is not None:  # never evaluate the same network twice in one study
