@@ -133,7 +133,7 @@ class SurrogateOptions(StrategyOptions):
         "archs closest to the front, then the best-scoring candidates")
     generations: int = Field(default=2, ge=0, le=50, description="mutation rounds on predictions")
     reference: Literal["median", "nadir", "front"] = Field(
-        default="median", description="hypervolume reference of the batch selection: the "
+        default="front", description="hypervolume reference of the batch selection: the "
         "median measured arch per objective (median), the worst measured values + 10% of their "
         "range (nadir), or the measured front's nadir + 10% of its range, far-out archs "
         "excluded (front)")
