@@ -233,6 +233,13 @@ class SearchSpace(ABC):
             {n: d.choices[int(rng.integers(len(d.choices)))] for n, d in self.dimensions().items()}
         )
 
+    def is_valid(self, arch: Arch) -> bool:
+        """Whether the space can evaluate ``arch`` at all (an arch of the grid that the space
+        has no network or row for is not). The runner re-asks the sampler for such archs
+        instead of spending a trial on them (``service.valid_ask``). Default: every arch of
+        the grid."""
+        return True
+
     def enumerate_archs(self) -> list[Arch] | None:
         """Every evaluable arch when the space is a finite list of them (a table whose rows do
         not cover the full grid), else None. Strategies that can use it (the surrogate one)

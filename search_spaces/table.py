@@ -142,6 +142,10 @@ class TableSpace(SearchSpace):
     def row(self, arch: Arch) -> dict[str, float] | None:
         return self.table.lookup.get(tuple(arch[p] for p in self.options.params))
 
+    def is_valid(self, arch: Arch) -> bool:
+        """Only archs with a row: the table may not cover the full product of its dims."""
+        return self.row(arch) is not None
+
     def evaluate(
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None
     ) -> dict[str, float]:

@@ -30,6 +30,7 @@ from service.front import FrontTracker
 from service.records import TrialRecord, TrialStore
 from service.resolve import ResolvedStudy
 from service.stages import StagePlan, single_stage_view
+from service.valid_ask import ask_valid
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -223,8 +224,9 @@ class StudyRunner:
             finetune_front(self.study, self.records, self.store, seed=self.spec.seed)
 
     def _ask(self) -> _Pending:
-        trial = self.optuna_study.ask(self.view.distributions)
-        arch = Arch(self.view.arch_params(trial.params))
+        # Archs the space cannot evaluate (no table row) are re-asked, not trials (valid_ask).
+        trial, arch, _ = ask_valid(self.optuna_study, self.view, self.study.space,
+                                   seed=self.spec.seed)
         self._tickets += 1
         return _Pending(self._tickets, trial, arch, self.key_of(arch), utcnow(),
                         time.perf_counter())

@@ -122,6 +122,26 @@ class TPEStrategy(Strategy):
         )
 
 
+class GPOptions(StrategyOptions):
+    n_startup_trials: int = Field(default=10, ge=1, le=10_000, description="random archs first")
+    deterministic_objective: bool = Field(
+        default=False, description="fix the GP's noise at its minimum (noise-free objectives)")
+
+
+class GPStrategy(Strategy):
+    name = "gp"
+    doc = ("Gaussian-process Bayesian optimisation (Optuna GPSampler: log-EHVI for several "
+           "objectives), constraint-aware")
+    Options = GPOptions
+
+    def make_sampler(self, *, seed, context):
+        o = self.options
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=o.n_startup_trials,
+            deterministic_objective=o.deterministic_objective, warn_independent_sampling=False,
+        )
+
+
 class SurrogateOptions(StrategyOptions):
     predictor: str = Field(default="gp", description="a predictor name (PREDICTORS)")
     predictor_options: dict[str, Any] = Field(default_factory=dict)
@@ -134,7 +154,7 @@ class SurrogateOptions(StrategyOptions):
         "archs closest to the front, then the best-scoring candidates")
     generations: int = Field(default=2, ge=0, le=50, description="mutation rounds on predictions")
     reference: Literal["median", "nadir", "front"] = Field(
-        default="median", description="hypervolume reference of the batch selection: the "
+        default="front", description="hypervolume reference of the batch selection: the "
         "median measured arch per objective (median), the worst measured values + 10% of their "
         "range (nadir), or the measured front's nadir + 10% of its range, far-out archs "
         "excluded (front)")
@@ -144,6 +164,9 @@ class SurrogateOptions(StrategyOptions):
     spread: bool = Field(
         default=False, description="each pick of a batch near a different part of the "
         "measured front (after the first, best, pick)")
+    extremes: bool = Field(
+        default=False, description="each batch's first pick extends the front's range on one "
+        "objective (cycling), when a candidate is predicted to")
     warp: Literal["rank", "none"] = Field(
         default="rank", description="targets the predictors fit: normal scores of their ranks "
         "(rank: a Gaussian copula, robust to far-out archs such as chance-level accuracy), or "
@@ -182,11 +205,12 @@ class SurrogateStrategy(Strategy):
             context["space"], predictor=o.predictor, predictor_options=o.predictor_options,
             n_initial=o.n_initial, batch_size=o.batch_size, kappa=o.kappa, n_random=o.n_random,
             n_parents=o.n_parents, generations=o.generations, reference=o.reference,
-            hv_units=o.hv_units, spread=o.spread, warp=o.warp,
+            hv_units=o.hv_units, spread=o.spread, extremes=o.extremes, warp=o.warp,
             objective_names=objectives, seed=seed,
         )
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy", "paretonas.strategies")
-for _cls in (RandomStrategy, NSGA2Strategy, NSGA3Strategy, TPEStrategy, SurrogateStrategy):
+for _cls in (RandomStrategy, NSGA2Strategy, NSGA3Strategy, TPEStrategy, GPStrategy,
+             SurrogateStrategy):
     STRATEGIES.register(_cls.name, _cls)

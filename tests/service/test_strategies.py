@@ -9,7 +9,8 @@ from tests.contracts.strategy import StrategyContract
 
 
 def test_every_built_in_strategy_is_tested_here():
-    tested = {cls.name for cls in (TestRandom, TestNSGA2, TestNSGA3, TestTPE, TestSurrogate)}
+    tested = {cls.name for cls in (TestRandom, TestNSGA2, TestNSGA3, TestTPE, TestGP,
+                                         TestSurrogate)}
     assert tested == set(STRATEGIES.names())
 
 
@@ -43,6 +44,14 @@ class TestTPE(StrategyContract):
     @pytest.fixture
     def strategy(self):
         return STRATEGIES.get("tpe")({"n_startup_trials": 6})
+
+
+class TestGP(StrategyContract):
+    name = "gp"
+
+    @pytest.fixture
+    def strategy(self):
+        return STRATEGIES.get("gp")({"n_startup_trials": 6})
 
 
 class TestSurrogate(StrategyContract):
