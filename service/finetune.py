@@ -5,9 +5,10 @@ trial's values, and compute the front after fine-tuning over the fine-tuned tria
 Called by ``StudyRunner.run`` once the search budget is spent. Candidates are every front trial,
 or ``max_candidates`` of them in equal steps along the first objective (``front_spread``), run
 ends first and then ever finer midpoints, so that a ``budget_seconds`` that stops the stage early
-still leaves the front covered evenly. With ``prune`` the candidates train on a training subset
-chosen by success rate (``data_pruning``): one probe fine-tuning of the first candidate records
-the rates, and its subsets serve every candidate of the study.
+still leaves the front covered evenly (the first candidate always runs: a stage with no
+fine-tuned trial would leave no front at all). With ``prune`` the candidates train on a
+training subset chosen by success rate (``data_pruning``): one probe fine-tuning of the first
+candidate records the rates, and its subsets serve every candidate of the study.
 
 ``studies.extra["finetune"]`` holds the stage's progress while it runs (candidates done, seconds
 per candidate) and at the end both fronts (``front_before``, ``front_after``: trial numbers with
@@ -145,7 +146,7 @@ def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Tria
     examples = _chosen_indices(pruning)
     for i, rec in enumerate(chosen):
         spent = time.perf_counter() - t0
-        if ft.budget_seconds is not None and spent >= ft.budget_seconds:
+        if i > 0 and ft.budget_seconds is not None and spent >= ft.budget_seconds:
             summary["stopped_by_budget"] = {"after": i, "seconds": round(spent, 3)}
             break
         store.check_lease()

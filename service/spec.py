@@ -115,8 +115,9 @@ class FinetuneSpec(_Strict):
     )
     budget_seconds: float | None = Field(
         default=None, gt=0, le=10_000_000, description="stop starting candidates once this "
-        "many seconds are spent; candidates run ends first, then midpoints, so the ones done "
-        "cover the front evenly"
+        "many seconds are spent (the probe of `prune` included; the first candidate always "
+        "runs); candidates run ends first, then midpoints, so the ones done cover the front "
+        "evenly"
     )
     lr: float | None = Field(default=None, gt=0, le=1, description="learning rate")
     prune: PruneSpec | None = Field(
