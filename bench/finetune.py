@@ -127,7 +127,7 @@ def bench_deeplab(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(args.workdir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     os.environ["PARETONAS_DATA_DIRS"] = str(root)
-    setup = demo.prepare(root, epochs=None if args.full else 2)
+    setup = demo.prepare(root)  # the demo supernet (shared cache with bench/deeplab.py)
     space = DeepLabSpace({**setup["options"], "subset_size": 24, "batch_size": 8})
     arch = space.sample(np.random.default_rng(7))
     res = run_model(space, arch, "miou", epochs=args.epochs, probe_epochs=args.probe_epochs,
