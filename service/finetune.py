@@ -14,6 +14,10 @@ candidate records the rates, and its subsets serve every candidate of the study.
 per candidate) and at the end both fronts (``front_before``, ``front_after``: trial numbers with
 their values) and hypervolumes; ``extra["finetune_subsets"]`` the pruning subsets. A candidate
 whose fine-tuning fails keeps its values, records the error and is not on the front after.
+
+Each candidate's result is saved as it is made, and the stage's last write (the front flags)
+marks the candidates ``stage_done``: a stage interrupted between the two is resumed by the next
+run, which keeps the candidates already tuned (the pruning probe runs again).
 """
 
 from __future__ import annotations
@@ -37,13 +41,25 @@ from surrogate.pareto import hypervolume, loss_signs
 log = logging.getLogger(__name__)
 
 
+def stage_pending(records: list[TrialRecord]) -> bool:
+    """The stage has not finished: no trial carries the ``stage_done`` mark that the stage's
+    last write (the front after, in one atomic update) puts on every candidate it tried."""
+    return not any(r.info.get("finetune", {}).get("stage_done") for r in records)
+
+
+def _value_before(rec: TrialRecord, key: str) -> float:
+    """``key``'s value before fine-tuning (a resumed stage finds some trials already tuned)."""
+    return rec.info.get("finetune", {}).get("before", {}).get(key, rec.values[key])
+
+
 def front_by_first_objective(study: ResolvedStudy,
                              records: list[TrialRecord]) -> list[TrialRecord]:
-    """The front trials, best first by the first objective."""
+    """The front trials, best first by the first objective (before fine-tuning)."""
     spec = study.spec
     front = [r for r in records if r.on_front and r.state == "complete"]
     sign = loss_signs([spec.objectives[0].direction])[0]
-    return sorted(front, key=lambda r: (sign * r.values[spec.objectives[0].key], r.number))
+    key = spec.objectives[0].key
+    return sorted(front, key=lambda r: (sign * _value_before(r, key), r.number))
 
 
 def candidates(study: ResolvedStudy, records: list[TrialRecord]) -> list[TrialRecord]:
@@ -73,11 +89,12 @@ def recompute_front(study: ResolvedStudy, records: list[TrialRecord],
     return [r.number for r in front], hypervolume_of(study, front, reference)
 
 
-def _front_points(study: ResolvedStudy, records: list[TrialRecord],
-                  numbers: list[int]) -> list[dict[str, Any]]:
+def _front_points(study: ResolvedStudy, records: list[TrialRecord], numbers: list[int], *,
+                  before: bool = False) -> list[dict[str, Any]]:
     keys = [o.key for o in study.spec.objectives]
     by_number = {r.number: r for r in records}
-    return [{"number": n, "values": {k: by_number[n].values[k] for k in keys}} for n in numbers]
+    value = _value_before if before else (lambda r, k: r.values[k])
+    return [{"number": n, "values": {k: value(by_number[n], k) for k in keys}} for n in numbers]
 
 
 def probe_subsets(study: ResolvedStudy, probe: TrialRecord, accuracy: list[str],
@@ -130,7 +147,7 @@ def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Tria
     t0 = time.perf_counter()
     summary: dict[str, Any] = {
         "candidates": [r.number for r in chosen], "front_size": len(front_before),
-        "front_before": _front_points(study, records, front_before),
+        "front_before": _front_points(study, records, front_before, before=True),
         "hypervolume_before": hv_before, "epochs": ft.epochs,
         "budget_seconds": ft.budget_seconds, "progress": {"done": 0, "total": len(chosen)},
         "per_candidate": [], "finetuned": [], "state": "running",
@@ -151,6 +168,14 @@ def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Tria
             break
         store.check_lease()
         started = time.perf_counter()
+        if "after" in rec.info.get("finetune", {}):  # tuned before this stage was interrupted
+            summary["finetuned"].append(rec.number)
+            summary["per_candidate"].append({
+                "number": rec.number, "before": rec.info["finetune"]["before"],
+                "after": rec.info["finetune"]["after"],
+                "seconds": round(rec.info["finetune"].get("seconds", 0.0), 3), "resumed": True})
+            summary["progress"]["done"] = i + 1
+            continue
         before = {k: rec.values[k] for k, s in study.sources.items() if s.kind == "accuracy"}
         try:
             measured, details = study.space.finetune(
@@ -180,9 +205,12 @@ def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Tria
     after_front = nondominated([r for r in tuned if on_front_candidate(r, spec)], spec)
     hv_after = hypervolume_of(study, after_front, store.reference_point)
     on_after = {r.number for r in after_front}
+    tried = {c["number"] for c in summary["per_candidate"]}
     changed = []
     for rec in records:
-        if rec.on_front != (rec.number in on_after):
+        if rec.number in tried:
+            rec.info = {**rec.info, "finetune": {**rec.info["finetune"], "stage_done": True}}
+        if rec.on_front != (rec.number in on_after) or rec.number in tried:
             rec.on_front = rec.number in on_after
             changed.append(rec)
     store.update_trials(changed, best_hypervolume=hv_after)

@@ -116,3 +116,46 @@ def test_bert_study_fine_tunes_on_the_topics_task_within_a_budget(tmp_path):
     if len(summary["candidates"]) > 1:
         assert summary["stopped_by_budget"]["after"] == 1
     assert len(summary["per_candidate"]) == 1
+
+
+class CrashingStore(MemoryStore):
+    """A memory store whose worker dies after saving the first fine-tuned candidate."""
+
+    crash_after = 1
+
+    def update_trials(self, records, *, best_hypervolume):
+        super().update_trials(records, best_hypervolume=best_hypervolume)
+        if any("finetune" in r.info for r in records):
+            self.crash_after -= 1
+            if self.crash_after == 0:
+                raise RuntimeError("worker died")
+
+
+def test_an_interrupted_stage_resumes_keeping_the_candidates_already_tuned(tmp_path):
+    generate(tmp_path / "voc", n_train=8, n_val=4, num_classes=4, min_size=36, max_size=48)
+    raw = {
+        "name": "resume",
+        "search_space": {"name": "deeplabv3plus", "options": {
+            **DEEPLAB_TINY, "data_dir": "voc", "subset_size": 4, "batch_size": 4}},
+        "objectives": [{"metric": "miou", "direction": "maximize"},
+                       {"metric": "params", "direction": "minimize"}],
+        "strategy": {"name": "random"}, "budget": {"trials": 6}, "seed": 2,
+        "finetune": {"epochs": 1},
+    }
+    store = CrashingStore()
+    with pytest.raises(RuntimeError, match="worker died"):
+        StudyRunner(resolve_spec(StudySpec.model_validate(raw)), store).run()
+    first = [t for t in store.trials if "finetune" in t.info]
+    assert len(first) == 1 and "stage_done" not in first[0].info["finetune"]
+    tuned_value = first[0].values["miou"]
+    assert StudyRunner(resolve_spec(StudySpec.model_validate(raw)), store).run() == "completed"
+    summary = store.extra["finetune"]
+    resumed = [c for c in summary["per_candidate"] if c.get("resumed")]
+    assert [c["number"] for c in resumed] == [first[0].number]
+    again = next(t for t in store.trials if t.number == first[0].number)
+    assert again.values["miou"] == tuned_value  # not fine-tuned twice
+    assert len(summary["per_candidate"]) == summary["front_size"] >= 2
+    assert all(t.info["finetune"]["stage_done"] for t in store.trials if "finetune" in t.info)
+    # a third run finds the stage done and leaves it alone
+    assert StudyRunner(resolve_spec(StudySpec.model_validate(raw)), store).run() == "completed"
+    assert store.extra["finetune"] is summary
