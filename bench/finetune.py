@@ -11,11 +11,12 @@ For each model one subnet (a mid-size arch) is:
 3. scored out of sample: BERT on the task's dev split, DeepLabV3+ on its full validation split.
 
 Prints one JSON object: per model the subset sizes, the accuracy and fine-tuning seconds on each
-subset and on the full set, the winning ticket's (largest subset's) size ratio, accuracy delta
-and time saved, the last both without and with the probe's cost (the probe is paid once per
-study, shared by every finalist: figures for 1 and 8 finalists; timings exclude model
-loading). Each figure is one fine-tuning run per seed; with ``--seeds``
-> 1 the medians over seeds. Run: ``python bench/finetune.py [--full]``.
+subset, on the full set and on a random subset of the winning ticket's size (the baseline the
+success-rate selection must beat), the winning ticket's (largest subset's) size ratio, accuracy
+delta and time saved, the last both without and with the probe's cost (the probe is paid once
+per study, shared by every finalist: figures for 1 and 8 finalists; timings exclude model
+loading). Each figure is one fine-tuning run per seed; with ``--full`` (3 seeds) the medians
+over seeds. Run: ``python bench/finetune.py [--full]``.
 """
 
 from __future__ import annotations
@@ -83,9 +84,15 @@ def run_model(space: SearchSpace, arch: Arch, metric: str, *, epochs: int, probe
     }
     if rows:
         wt = rows[0]
+        # the baseline the selection must beat: a random subset of the winning ticket's size
+        pick = np.random.default_rng(0).permutation(len(rates))[:wt["size"]]
+        out["random_subset_same_size"] = {"size": wt["size"],
+                                          **tune(sorted(int(i) for i in pick))}
         out["winning_ticket"] = {
             "size": wt["size"], "size_ratio": round(len(rates) / wt["size"], 2),
             "accuracy_delta": round(wt["accuracy"] - full["accuracy"], 4),
+            "accuracy_delta_vs_random_same_size": round(
+                wt["accuracy"] - out["random_subset_same_size"]["accuracy"], 4),
             "time_saved": round(1 - wt["seconds"] / full["seconds"], 3),
             "time_saved_with_probe_one_finalist": round(
                 1 - (wt["seconds"] + probe_s) / full["seconds"], 3),
