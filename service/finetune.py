@@ -155,7 +155,12 @@ def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Tria
     store.set_extra("finetune", summary)
     pruning = None
     if ft.prune is not None and chosen:
-        pruning = probe_subsets(study, chosen[0], accuracy, context)
+        try:
+            pruning = probe_subsets(study, chosen[0], accuracy, context)
+        except Exception as exc:  # without subsets the candidates still train, on the full set
+            log.warning("pruning probe on trial %s failed: %s", chosen[0].number, exc)
+            pruning = {"probe_trial": chosen[0].number, "subsets": [], "chosen": None,
+                       "reason": f"the probe failed: {type(exc).__name__}: {exc}"}
         store.set_extra("finetune_subsets", pruning)
         summary["pruning"] = {k: v for k, v in pruning.items() if k != "subsets"} | {
             "subsets": data_pruning.summary(pruning["subsets"],
