@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -328,8 +328,15 @@ class SearchSpace(ABC):
         epochs: int,
         lr: float | None = None,
         context: EvalContext | None = None,
+        examples: Sequence[int] | None = None,
+        record_success: bool = False,
+        score_threshold: float = 0.9,
     ) -> tuple[dict[str, float], dict[str, Any]]:
-        """Fine-tune ``arch``'s extracted subnet (inherited weights) on the full training data,
-        then return the requested accuracy metrics measured as ``evaluate`` does (so before and
-        after compare), and details for the trial's info (time, steps, ...)."""
+        """Fine-tune ``arch``'s extracted subnet (inherited weights) on the training data (the
+        ``examples`` indices of it; default all), then return the requested accuracy metrics
+        measured as ``evaluate`` does (so before and after compare), and details for the
+        trial's info (time, steps, ``train_examples``, ...). With ``record_success`` the
+        details also hold ``success_rate``: each training example's fraction of epochs in
+        which it was correct (``search_spaces.success``; an image/scene is correct when its
+        pixel accuracy is at least ``score_threshold``)."""
         raise NotImplementedError(f"search space {self.name!r} cannot fine-tune")

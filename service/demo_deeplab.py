@@ -28,7 +28,7 @@ def demo_spec(options: dict[str, Any], *, trials: int) -> dict[str, Any]:
                        {"metric": "latency_ms", "device": "gap8", "direction": "minimize"}],
         "strategy": {"name": "nsga2", "options": {"population_size": 10}},
         "budget": {"trials": trials},
-        "finetune": {"epochs": 2, "max_candidates": 3},
+        "finetune": {"epochs": 2, "budget_seconds": 180},
         "seed": 0,
     }
 

@@ -218,9 +218,11 @@ class StudyRunner:
 
     def _finetune_front(self) -> None:
         """The study's optional ``finetune`` stage (FMAS), once, after the search."""
-        if self.spec.finetune is not None and not any("finetune" in r.info for r in self.records):
-            from service.finetune import finetune_front
+        if self.spec.finetune is None:
+            return
+        from service.finetune import finetune_front, stage_pending
 
+        if stage_pending(self.records):  # not yet run, or interrupted: resumed
             finetune_front(self.study, self.records, self.store, seed=self.spec.seed)
 
     def _ask(self) -> _Pending:

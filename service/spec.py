@@ -84,14 +84,44 @@ class BudgetSpec(_Strict):
     seconds: float | None = Field(default=None, gt=0, description="wall-clock limit")
 
 
+class PruneSpec(_Strict):
+    """Fine-tune on a subset of the training set chosen by per-example success rate (see
+    ``service.data_pruning``): one probe fine-tuning per study records the rates, every
+    candidate then trains on the chosen subset."""
+
+    probe_epochs: int = Field(
+        default=2, ge=1, le=100, description="early epochs of the probe fine-tuning whose "
+        "per-example correctness gives the success rates")
+    pick: Literal["winning_ticket", "smallest"] = Field(
+        default="winning_ticket", description="winning_ticket: the largest candidate subset "
+        "(examples not correct in every probe epoch); smallest: the smallest one")
+    min_examples: int = Field(
+        default=8, ge=1, le=10_000_000, description="a subset needs this many examples; "
+        "with none that large the candidates train on the full set")
+    score_threshold: float = Field(
+        default=0.9, gt=0, le=1, description="an image or scene counts as correct when its "
+        "pixel (point) accuracy is at least this; a sentence under distillation when its "
+        "cosine similarity to the teacher is (classification: the predicted label)")
+
+
 class FinetuneSpec(_Strict):
-    """After the search, fine-tune the Pareto candidates (FMAS); the front is recomputed."""
+    """After the search, fine-tune the front's candidates (FMAS); the front after fine-tuning
+    is recomputed over the fine-tuned values only."""
 
     epochs: int = Field(default=3, ge=1, le=1000, description="training epochs per candidate")
-    max_candidates: int = Field(
-        default=8, ge=1, le=100, description="at most this many front trials (best first)"
+    max_candidates: int | None = Field(
+        default=None, ge=1, le=10_000, description="at most this many front trials, in equal "
+        "steps along the first objective, both ends included (default: every front trial)"
+    )
+    budget_seconds: float | None = Field(
+        default=None, gt=0, le=10_000_000, description="stop starting candidates once this "
+        "many seconds are spent (the probe of `prune` included; the first candidate always "
+        "runs); candidates run ends first, then midpoints, so the ones done cover the front "
+        "evenly"
     )
     lr: float | None = Field(default=None, gt=0, le=1, description="learning rate")
+    prune: PruneSpec | None = Field(
+        default=None, description="fine-tune on a training subset pruned by success rate")
 
 
 class AccuracySpec(_Strict):

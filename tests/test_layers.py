@@ -29,7 +29,8 @@ ALLOWED = {
 }
 ENGINE = ("service.spec", "service.resolve", "service.runner", "service.executors",
           "service.stages", "service.front", "service.evaluation", "service.finetune",
-          "service.records", "service.strategies", "service.clock", "service.backends")
+          "service.records", "service.strategies", "service.clock", "service.backends",
+          "service.front_spread", "service.data_pruning")
 PERSISTENCE = ("sqlalchemy", "alembic", "service.db", "service.models", "service.store",
                "service.queue", "service.crud", "service.measurement_cache", "service.devices",
                "service.migrations")

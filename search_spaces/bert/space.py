@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -245,6 +246,9 @@ class BertSpace(SearchSpace):
         epochs: int,
         lr: float | None = None,
         context: EvalContext | None = None,
+        examples: Sequence[int] | None = None,
+        record_success: bool = False,
+        score_threshold: float = 0.9,
     ) -> tuple[dict[str, float], dict[str, Any]]:
         """Fine-tune the extracted subnet (task cross-entropy, or distillation from the full
         model without a task; see ``finetune.py``), then measure ``metrics`` on the same texts
@@ -264,7 +268,10 @@ class BertSpace(SearchSpace):
         compute = compute_of(context)
         model = compute.module(self.extract(arch))  # extracted on the CPU, moved once
         stats = finetune_subnet(rt, model, epochs=epochs, lr=lr,
-                                seed=context.seed if context else 0, compute=compute)
+                                seed=context.seed if context else 0, compute=compute,
+                                examples=None if examples is None else list(examples),
+                                record_success=record_success,
+                                score_threshold=score_threshold)
         values: dict[str, float] = {}
         if "fidelity" in metrics:
             values["fidelity"] = rt.fidelity(model=model, compute=compute)

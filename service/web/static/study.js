@@ -6,6 +6,7 @@ import {
   showError, statusBadge,
 } from "./common.js";
 import { importanceHtml, parcoordsFigure, splomFigure } from "./study_analysis.js";
+import { finetuneHtml } from "./study_finetune.js";
 import { renderManage, wireManage } from "./study_manage.js";
 import { accuracyHtml, constraintsHtml, renderNotes } from "./study_notes.js";
 import { STAGE, hypervolumeFigure, scatterLayout, scatterTraces } from "./study_plot.js";
@@ -118,6 +119,9 @@ function renderSummary() {
   const quality = qualityHtml(s.extra?.predictor_quality);
   $("quality").hidden = !quality;
   $("quality-body").innerHTML = quality;
+  const finetune = finetuneHtml(s.extra?.finetune);
+  $("finetune").hidden = !finetune;
+  $("finetune-body").innerHTML = finetune;
 }
 
 /** Metrics and architecture dimensions: what the axes, colour and filter can use. */
