@@ -138,7 +138,7 @@ class Problem:
 
 
 def make_sampler(method: str, problem: Problem, seed: int, options: dict) -> Any:
-    from service.strategies import STRATEGIES
+    from service.engine.strategies import STRATEGIES
 
     context = {"space": problem.space, "objectives": [m for m, _ in OBJECTIVES]}
     return STRATEGIES.get(method)(options).make_sampler(seed=seed, context=context)
