@@ -27,7 +27,7 @@ vendor:
 # FMAS flow: synthetic VOC -> small DeepLabV3+ supernet (trained once, cached in .paretonas/) ->
 # the service (SQLite, a local worker) runs mIoU vs CPU/GAP8 latency, fine-tunes the front.
 demo:
-	$(PY) -m service.demo_deeplab --port $(PORT)
+	$(PY) -m service.interfaces.demos.deeplab --port $(PORT)
 
 # The table-space demo (digits MLPs), seconds instead of minutes.
 demo-table:

@@ -40,7 +40,7 @@ SERVICE_ALLOWED = {
     "service.persistence": {"service.engine"},
     "service.interfaces": {"service.engine", "service.persistence"},
 }
-SERVICE_SHARED = ("service", "service.settings", "service.demo_deeplab")
+SERVICE_SHARED = ("service", "service.settings")  # the package itself (version) and settings
 DATABASE_LIBRARIES = ("sqlalchemy", "alembic")
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.interfaces.demos.table import finish, run_study, running_service
+from service.interfaces.demos.harness import finish, run_study, running_service
 
 WORKDIR = Path(".paretonas")
 DEMO_ROOT = WORKDIR / "deeplab-demo"
