@@ -34,7 +34,7 @@ VOLUME ["/data", "/var/lib/paretonas"]
 EXPOSE 8000
 
 HEALTHCHECK --interval=10s --timeout=5s --retries=5 \
-  CMD ["python", "-m", "service.healthcheck", "--api", "http://127.0.0.1:8000"]
+  CMD ["python", "-m", "service.interfaces.healthcheck", "--api", "http://127.0.0.1:8000"]
 
 # The API listens beyond loopback, so it needs PARETONAS_API_KEYS (or --insecure behind a proxy).
 CMD ["paretonas", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "0"]

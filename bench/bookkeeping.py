@@ -48,13 +48,13 @@ def spec_for(strategy: str, trials: int) -> dict:
 
 
 def measure(strategy: str, trials: int, url: str) -> dict:
-    from service import crud
-    from service.db import Database
-    from service.queue import claim_study
-    from service.resolve import resolve_spec
-    from service.runner import StudyRunner
-    from service.spec import StudySpec
-    from service.store import DbStore
+    from service.engine.resolve import resolve_spec
+    from service.engine.runner import StudyRunner
+    from service.engine.spec import StudySpec
+    from service.persistence import crud
+    from service.persistence.db import Database
+    from service.persistence.queue import claim_study
+    from service.persistence.store import DbStore
 
     db = Database(url)
     resolved = resolve_spec(StudySpec.model_validate(spec_for(strategy, trials)))

@@ -7,7 +7,7 @@ For each model one subnet (a mid-size arch) is:
 1. probed: fine-tuned for ``probe_epochs`` on the whole training set while each example's
    correctness is recorded (an image is correct when its pixel accuracy is >= the threshold);
 2. fine-tuned from its inherited weights on the whole set and on each candidate subset derived
-   from the success rates (``service.data_pruning``), the same epochs and seed each time;
+   from the success rates (``service.engine.data_pruning``), the same epochs and seed each time;
 3. scored out of sample: BERT on the task's dev split, DeepLabV3+ on its full validation split.
 
 Prints one JSON object: per model the subset sizes, the accuracy and fine-tuning seconds on each
@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from search_spaces.base import Arch, EvalContext, SearchSpace  # noqa: E402
-from service.data_pruning import derive_subsets, summary  # noqa: E402
+from service.engine.data_pruning import derive_subsets, summary  # noqa: E402
 
 
 def median(xs: list[float]) -> float:

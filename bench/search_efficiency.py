@@ -4,7 +4,7 @@ For each dataset the true Pareto front (``valid_perf`` maximised, ``latency_ms``
 found by brute force over the table. Each strategy then searches the table space through Optuna
 ask/tell with the sampler the service would build, and every *unique evaluable* arch it asks for
 counts as one evaluation (repeats are answered from a cache; archs without a row are re-asked
-through ``service.valid_ask`` as the service's runner does; both free). Figures, medians:
+through ``service.engine.valid_ask`` as the service's runner does; both free). Figures, medians:
 
 - ``recall``: fraction of the true front's archs evaluated, at each budget;
 - ``hv_ratio``: hypervolume of the evaluated archs / of the true front, reference point at the
@@ -169,7 +169,7 @@ class Problem:
 
 
 def make_sampler(method: str, problem: Problem, seed: int, options: dict) -> Any:
-    from service.strategies import STRATEGIES
+    from service.engine.strategies import STRATEGIES
 
     context = {"space": problem.space, "objectives": [m for m, _ in problem.objectives]}
     return STRATEGIES.get(method)(options).make_sampler(seed=seed, context=context)
@@ -181,8 +181,8 @@ def run_one(
     """Search until ``budget`` unique evaluable archs; the order they were evaluated in."""
     import optuna
 
-    from service.stages import single_stage_view
-    from service.valid_ask import ask_valid
+    from service.engine.stages import single_stage_view
+    from service.engine.valid_ask import ask_valid
 
     view = single_stage_view(problem.space)
     study = optuna.create_study(directions=problem.directions,

@@ -190,8 +190,8 @@ def check_trials(url: str) -> dict:
     """Read the database directly: lost or duplicated trials, who still holds a lease."""
     from sqlalchemy import func, select
 
-    from service.db import Database
-    from service.models import Study, Trial
+    from service.persistence.db import Database
+    from service.persistence.models import Study, Trial
 
     db = Database(url)
     lost, duplicated, studies = [], 0, defaultdict(int)
@@ -282,7 +282,8 @@ def main() -> None:
         port = free_port()
         env = {**os.environ, "PARETONAS_DATABASE_URL": url, "OMP_NUM_THREADS": "1"}
         server = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--workers", str(args.workers),
+            [sys.executable, "-m", "service.interfaces.cli",
+             "serve", "--workers", str(args.workers),
              "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base = f"http://127.0.0.1:{port}"
         try:

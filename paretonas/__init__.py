@@ -8,8 +8,8 @@ document. Everything else lives in the packages underneath (``service``, ``searc
 
 from __future__ import annotations
 
-from service.client import Client, ClientError, StudyWarning
-from service.commands.run import run_in_process as run_study
-from service.spec import StudySpec
+from service.engine.spec import StudySpec
+from service.interfaces.client import Client, ClientError, StudyWarning
+from service.interfaces.commands.run import run_in_process as run_study
 
 __all__ = ["Client", "ClientError", "StudySpec", "StudyWarning", "run_study"]

@@ -236,7 +236,7 @@ class SearchSpace(ABC):
     def is_valid(self, arch: Arch) -> bool:
         """Whether the space can evaluate ``arch`` at all (an arch of the grid that the space
         has no network or row for is not). The runner re-asks the sampler for such archs
-        instead of spending a trial on them (``service.valid_ask``). Default: every arch of
+        instead of spending a trial on them (``service.engine.valid_ask``). Default: every arch of
         the grid."""
         return True
 

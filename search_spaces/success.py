@@ -3,7 +3,7 @@
 A space's ``finetune`` called with ``record_success=True`` marks, in each epoch, whether each
 training example (an image, a scene, a sentence) was predicted correctly in its training forward
 pass: no extra passes, the loss's own logits. ``SuccessLog.rates()`` is then each example's
-success rate over the epochs, from which ``service.data_pruning`` derives training subsets.
+success rate over the epochs, from which ``service.engine.data_pruning`` derives training subsets.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from paretonas_core.compute import (
     resolve_device,
     worker_device,
 )
-from service.spec import ComputeSpec
+from service.engine.spec import ComputeSpec
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
 

@@ -5,8 +5,11 @@ also those inside functions, so a lazy import cannot slip past):
   ``paretonas_core`` (the ground floor); ``paretonas`` (the public face) sits on top; no cycle
   between top-level packages;
 * ``search_spaces`` and ``evaluators`` do not import each other, nor ``service``;
-* the engine (spec, resolve, runner, executors, stages, front, evaluation, fine-tuning, records,
-  strategies, backends) imports neither SQLAlchemy nor the persistence modules.
+* inside ``service``, three sub-packages: ``service.engine`` (spec, resolve, runner, executors,
+  stages, front, evaluation, fine-tuning, records, strategies, backends) imports neither
+  SQLAlchemy/Alembic nor ``service.persistence`` nor ``service.interfaces``;
+  ``service.persistence`` may import the engine, not the interfaces; ``service.interfaces`` may
+  import both; every ``service`` module lives in one of them (or is ``service.settings``).
 """
 
 from __future__ import annotations
@@ -27,13 +30,18 @@ ALLOWED = {
     "service": {"paretonas_core", "search_spaces", "evaluators", "surrogate"},
     "paretonas": {"service"},
 }
-ENGINE = ("service.spec", "service.resolve", "service.runner", "service.executors",
-          "service.stages", "service.front", "service.evaluation", "service.finetune",
-          "service.records", "service.strategies", "service.clock", "service.backends",
-          "service.front_spread", "service.data_pruning")
-PERSISTENCE = ("sqlalchemy", "alembic", "service.db", "service.models", "service.store",
-               "service.queue", "service.crud", "service.measurement_cache", "service.devices",
-               "service.migrations")
+#: ``service``'s three layers: the engine imports neither of the others (nor SQLAlchemy or
+#: Alembic); persistence may import the engine (it implements the engine's ``TrialStore``);
+#: interfaces wire the two together. ``service.settings`` (environment configuration, a leaf)
+#: sits beside them and may be imported by any.
+SERVICE_LAYERS = ("service.engine", "service.persistence", "service.interfaces")
+SERVICE_ALLOWED = {
+    "service.engine": set(),
+    "service.persistence": {"service.engine"},
+    "service.interfaces": {"service.engine", "service.persistence"},
+}
+SERVICE_SHARED = ("service", "service.settings")  # the package itself (version) and settings
+DATABASE_LIBRARIES = ("sqlalchemy", "alembic")
 
 
 def module_name(path: Path) -> str:
@@ -80,14 +88,14 @@ def under(name: str, prefixes) -> bool:
 
 def test_the_checker_sees_lazy_and_relative_imports():
     src = "import os\ndef f():\n    from sqlalchemy import select\nfrom . import stages\n"
-    found = imports_of(src, "service.runner")
-    assert {"os", "sqlalchemy", "service.stages"} <= found
+    found = imports_of(src, "service.engine.runner")
+    assert {"os", "sqlalchemy", "service.engine.stages"} <= found
     assert "service.x" in imports_of("from .x import y", "service", is_package=True)
 
 
 def test_every_package_is_read():
     assert {name.split(".")[0] for name in GRAPH} == set(PACKAGES)
-    assert "service.runner" in GRAPH and "paretonas_core.registry" in GRAPH
+    assert "service.engine.runner" in GRAPH and "paretonas_core.registry" in GRAPH
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -124,11 +132,38 @@ def test_no_cycle_between_top_level_packages():
             visit(package, [package])
 
 
-def test_the_engine_imports_no_persistence():
-    engine = [m for m in GRAPH if under(m, ENGINE)]
-    assert "service.backends.ray_backend" in engine and "service.runner" in engine
-    wrong = sorted(f"{m} imports {t}" for m in engine for t in GRAPH[m] if under(t, PERSISTENCE))
-    assert not wrong, "\n".join(wrong)
+def service_layer(name: str) -> str | None:
+    return next((layer for layer in SERVICE_LAYERS if under(name, [layer])), None)
+
+
+def test_every_service_module_is_in_a_layer():
+    loose = sorted(m for m in GRAPH if m.split(".")[0] == "service"
+                   and service_layer(m) is None and m not in SERVICE_SHARED)
+    assert not loose, f"modules outside service.engine/persistence/interfaces: {loose}"
+
+
+def test_service_layers_import_only_the_layers_they_may():
+    engine = [m for m in GRAPH if service_layer(m) == "service.engine"]
+    assert "service.engine.backends.ray_backend" in engine and "service.engine.runner" in engine
+    wrong = []
+    for module, targets in GRAPH.items():
+        layer = service_layer(module)
+        if layer is None:
+            continue
+        for target in targets:
+            other = service_layer(target)
+            if other not in (None, layer) and other not in SERVICE_ALLOWED[layer]:
+                wrong.append(f"{module} imports {target}")
+            if layer == "service.engine" and under(target, DATABASE_LIBRARIES):
+                wrong.append(f"{module} imports {target}")
+    assert not sorted(wrong), "\n".join(sorted(wrong))
+
+
+def test_the_layer_check_would_catch_the_engine_importing_persistence():
+    found = imports_of("from service.persistence.db import utcnow\nimport sqlalchemy\n",
+                       "service.engine.runner")
+    assert {service_layer(t) for t in found} >= {"service.persistence"}
+    assert any(under(t, DATABASE_LIBRARIES) for t in found)
 
 
 def test_optuna_is_used_through_its_public_api_only():

@@ -7,8 +7,8 @@ from tests.conftest import table_spec
 
 
 def test_the_public_names_are_the_service_s_own():
-    from service.client import Client
-    from service.spec import StudySpec
+    from service.engine.spec import StudySpec
+    from service.interfaces.client import Client
 
     assert paretonas.Client is Client and paretonas.StudySpec is StudySpec
     assert set(paretonas.__all__) == {"Client", "ClientError", "StudySpec", "StudyWarning",

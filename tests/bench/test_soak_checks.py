@@ -6,13 +6,13 @@ from __future__ import annotations
 from sqlalchemy import delete, update
 
 from bench.soak import check_trials
-from service import crud
-from service.db import Database
-from service.models import Study, Trial
-from service.resolve import resolve_spec
+from service.engine.resolve import resolve_spec
+from service.engine.spec import StudySpec
+from service.interfaces.worker import Worker
+from service.persistence import crud
+from service.persistence.db import Database
+from service.persistence.models import Study, Trial
 from service.settings import Settings
-from service.spec import StudySpec
-from service.worker import Worker
 from tests.conftest import table_spec
 
 

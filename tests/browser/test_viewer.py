@@ -286,7 +286,7 @@ def test_pinned_trial_shows_device_measurements_and_predictions(live, page):
     """A device study written through the ORM (the table space has no device metrics)."""
     import datetime as dt
 
-    from service.models import Study, Trial
+    from service.persistence.models import Study, Trial
 
     spec = live.spec("device study", trials=3)
     spec["objectives"][1]["device"] = "cpu"

@@ -24,7 +24,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from search_spaces.table import TableSpace
-from service.strategies import Strategy
+from service.engine.strategies import Strategy
 
 OPS = ("conv", "pool", "skip", "attn")
 DIRECTIONS = ["maximize", "minimize"]

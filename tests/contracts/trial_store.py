@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from service.clock import utcnow
-from service.records import FrontUpdate, LeaseLost, TrialRecord, TrialStore
+from service.engine.clock import utcnow
+from service.engine.records import FrontUpdate, LeaseLost, TrialRecord, TrialStore
 
 
 @dataclass

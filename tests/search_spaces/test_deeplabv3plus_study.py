@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from search_spaces.deeplabv3plus.synth import generate
-from service.records import MemoryStore
-from service.resolve import SpecError, resolve_spec
-from service.runner import StudyRunner
-from service.spec import StudySpec
+from service.engine.records import MemoryStore
+from service.engine.resolve import SpecError, resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
 from surrogate.pareto import pareto_mask, to_loss
 from tests.search_spaces.test_deeplabv3plus import TINY
 from tests.search_spaces.test_table import write_table

@@ -10,10 +10,10 @@ import torch
 from search_spaces.bert.corpus import write_stdlib_topic_task
 from search_spaces.deeplabv3plus.synth import generate
 from search_spaces.randlanet.synthetic import write_dataset
-from service.records import MemoryStore
-from service.resolve import resolve_spec
-from service.runner import StudyRunner
-from service.spec import StudySpec
+from service.engine.records import MemoryStore
+from service.engine.resolve import resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
 from tests.search_spaces.test_deeplabv3plus import TINY as DEEPLAB_TINY
 from tests.search_spaces.test_randlanet import TINY as RANDLA_TINY
 

@@ -8,10 +8,10 @@ import io
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
-from service.models import Study
+from service.interfaces.api.app import create_app
+from service.interfaces.worker import Worker
+from service.persistence.models import Study
 from service.settings import Settings
-from service.worker import Worker
 from tests.conftest import table_spec
 from tests.service.helpers import brute_force_front
 

@@ -11,9 +11,9 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
-from service.models import Study
-from service.safe_values import printable, value_problem
+from service.engine.safe_values import printable, value_problem
+from service.interfaces.api.app import create_app
+from service.persistence.models import Study
 from service.settings import Settings
 from tests.conftest import table_spec
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
-from service.checks import explain_no_feasible, study_warnings
-from service.records import TrialRecord
-from service.resolve import resolve_spec
+from service.engine.checks import explain_no_feasible, study_warnings
+from service.engine.records import TrialRecord
+from service.engine.resolve import resolve_spec
+from service.engine.spec import StudySpec
+from service.interfaces.api.app import create_app
+from service.interfaces.worker import Worker
 from service.settings import Settings
-from service.spec import StudySpec
-from service.worker import Worker
 from tests.conftest import table_spec
 
 SHARED_DATA = Path("/work/shared/data")
@@ -80,7 +80,7 @@ def test_accuracy_mode_that_cannot_screen(tmp_path, monkeypatch):
                       accuracy={"mode": "surrogate"})
     assert codes(spec) == {"accuracy.mode": "accuracy_not_screened"}
     # the screen really is off: the evaluator measures every trial (what the warning says)
-    from service.evaluation import make_screen
+    from service.engine.evaluation import make_screen
 
     assert make_screen(resolve_spec(StudySpec.model_validate(spec))) is None
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from sqlalchemy import make_url
 
-from service.cli import build_parser
+from service.interfaces.cli import build_parser
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,13 +125,13 @@ def test_volumes_persist_the_database_and_mount_data_read_only(compose):
 
 
 def test_healthchecks_run_real_commands(compose):
-    from service import healthcheck
+    from service.interfaces import healthcheck
 
     parser = build_parser()
     for svc in compose["services"].values():
         test = svc["healthcheck"]["test"]
         if test[:3] == ["CMD", "python", "-m"]:
-            assert test[3] == "service.healthcheck"
+            assert test[3] == "service.interfaces.healthcheck"
             with pytest.raises(SystemExit) as exit_info:  # --help exits 0 only if args parse
                 healthcheck.main([*test[4:], "--help"])
             assert exit_info.value.code == 0
@@ -157,8 +157,8 @@ def test_dockerfile_installs_the_package_and_runs_the_cli():
 
 
 def test_database_healthcheck(tmp_path, monkeypatch, database_url):
-    from service import healthcheck
-    from service.db import Database
+    from service.interfaces import healthcheck
+    from service.persistence.db import Database
 
     Database(database_url).dispose()
     monkeypatch.setenv("PARETONAS_DATABASE_URL", database_url)

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, make_url, text
 
-from service.api.app import create_app
-from service.models import Study
+from service.interfaces.api.app import create_app
+from service.persistence.models import Study
 from service.settings import Settings
 from tests.conftest import table_spec
 
@@ -57,7 +57,7 @@ def n_studies(app) -> int:
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
-    from service.db import Database
+    from service.persistence.db import Database
 
     db = Database(f"sqlite:///{tmp_path / 'x.db'}", lock_timeout_s=1.5)
     with db.engine.connect() as conn:

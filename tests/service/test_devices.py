@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from evaluators.profilers.devices import DeviceError
 from search_spaces import SPACES
 from search_spaces.base import Dim, SearchSpace
-from service.api.app import create_app
-from service.measurement_cache import DbMeasurementCache
-from service.models import Measurement
+from service.interfaces.api.app import create_app
+from service.interfaces.worker import Worker
+from service.persistence.measurement_cache import DbMeasurementCache
+from service.persistence.models import Measurement
 from service.settings import Settings
-from service.worker import Worker
 from tests.contracts.profiler import small_cnn
 
 FAKE = Path(__file__).parents[1] / "evaluators" / "profilers" / "fixtures" / "fake_gvsoc.py"
@@ -275,7 +275,7 @@ def test_a_broken_config_file_stops_the_app(tmp_path, database_url):
 
 
 def test_cache_unit(database_url):
-    from service.db import Database
+    from service.persistence.db import Database
 
     db = Database(database_url)
     try:

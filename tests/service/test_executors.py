@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from service.executors import LocalExecutor, Outcome, make_executor
-from service.records import MemoryStore
-from service.resolve import resolve_spec
-from service.runner import StudyRunner
-from service.spec import StudySpec
+from service.engine.executors import LocalExecutor, Outcome, make_executor
+from service.engine.records import MemoryStore
+from service.engine.resolve import resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
 from tests.conftest import table_spec
 from tests.service.helpers import brute_force_front
 

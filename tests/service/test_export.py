@@ -9,10 +9,10 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
-from service.client import _frame, flat_trial
+from service.interfaces.api.app import create_app
+from service.interfaces.client import _frame, flat_trial
+from service.interfaces.worker import Worker
 from service.settings import Settings
-from service.worker import Worker
 from tests.conftest import table_spec
 from tests.search_spaces.test_table import write_table
 

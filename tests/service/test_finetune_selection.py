@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from search_spaces.success import SuccessLog, subset_of
-from service.data_pruning import derive_subsets, pick_subset, summary
-from service.front_spread import coarse_to_fine, even_positions
+from service.engine.data_pruning import derive_subsets, pick_subset, summary
+from service.engine.front_spread import coarse_to_fine, even_positions
 
 
 def test_even_positions_take_equal_steps_and_both_ends():

@@ -8,9 +8,9 @@ import csv
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
+from service.interfaces.api.app import create_app
+from service.interfaces.worker import Worker
 from service.settings import Settings
-from service.worker import Worker
 from tests.conftest import table_spec
 
 

@@ -9,15 +9,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from service.api.app import create_app
-from service.db import Database, make_engine, utcnow
-from service.lifecycle import resumed_spec, stage1_length
-from service.models import HypervolumePoint, Study, Trial
-from service.queue import claim_study
-from service.resolve import resolve_spec
+from service.engine.lifecycle import resumed_spec, stage1_length
+from service.engine.resolve import resolve_spec
+from service.engine.spec import BudgetSpec, StudySpec
+from service.interfaces.api.app import create_app
+from service.interfaces.worker import Worker
+from service.persistence.db import Database, make_engine, utcnow
+from service.persistence.models import HypervolumePoint, Study, Trial
+from service.persistence.queue import claim_study
 from service.settings import Settings
-from service.spec import BudgetSpec, StudySpec
-from service.worker import Worker
 from tests.conftest import table_spec
 from tests.service.helpers import cancel_once_complete
 
@@ -194,7 +194,7 @@ def test_migration_fills_existing_studies(database_url):
     from alembic import command
     from alembic.config import Config
 
-    from service.db import MIGRATIONS
+    from service.persistence.db import MIGRATIONS
 
     engine = make_engine(database_url)
     cfg = Config()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from service.client import Client, ClientError, StudyWarning
+from service.interfaces.client import Client, ClientError, StudyWarning
 from service.settings import Settings
 from tests.conftest import table_spec
 from tests.service.live import live_server

@@ -9,7 +9,7 @@ import types
 import pytest
 
 from search_spaces import DATA_GENERATORS, SPACES, TRAINERS
-from service.cli import main
+from service.interfaces.cli import main
 
 
 @pytest.fixture

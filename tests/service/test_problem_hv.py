@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
-from service.problem_hv import Normaliser, history, problem_reference
-from service.resolve import resolve_spec
+from service.engine.problem_hv import Normaliser, history, problem_reference
+from service.engine.resolve import resolve_spec
+from service.engine.spec import StudySpec
+from service.interfaces.api.app import create_app
+from service.interfaces.worker import Worker
 from service.settings import Settings
-from service.spec import StudySpec
-from service.worker import Worker
 from tests.conftest import table_spec
 
 

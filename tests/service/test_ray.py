@@ -10,16 +10,16 @@ import pytest
 from sqlalchemy import select
 
 from evaluators.profilers.devices import DEFAULT_DEVICES, DeviceCatalog
-from service.backends.ray_backend import RayExecutor, RayOptions, trial_resources
-from service.db import Database
-from service.models import Study, Trial
-from service.queue import claim_study
-from service.resolve import resolve_spec
-from service.runner import StudyRunner
+from service.engine.backends.ray_backend import RayExecutor, RayOptions, trial_resources
+from service.engine.resolve import resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
+from service.interfaces.worker import Worker
+from service.persistence.db import Database
+from service.persistence.models import Study, Trial
+from service.persistence.queue import claim_study
+from service.persistence.store import DbStore
 from service.settings import Settings
-from service.spec import StudySpec
-from service.store import DbStore
-from service.worker import Worker
 from tests.conftest import table_spec
 from tests.search_spaces.test_table import write_table
 from tests.service.helpers import brute_force_front, cancel_once_complete
@@ -50,7 +50,7 @@ def new_db(tmp_path, name: str) -> Database:
 
 
 def submit(db: Database, spec: dict) -> int:
-    from service import crud
+    from service.persistence import crud
 
     with db.session() as s:
         return crud.create_study(s, resolved=resolve_spec(StudySpec.model_validate(spec))).id
@@ -99,8 +99,8 @@ def test_ray_and_local_backends_give_the_same_trials(ray_cluster, tmp_path, stra
 
 
 def test_paretonas_run_honours_the_ray_backend(ray_cluster):
-    from service.commands.run import run_in_process
-    from service.executors import LocalExecutor, make_executor
+    from service.engine.executors import LocalExecutor, make_executor
+    from service.interfaces.commands.run import run_in_process
 
     spec = table_spec(strategy=STRATEGIES["nsga2"], budget={"trials": 6}, seed=3)
     on_ray = StudySpec.model_validate({**spec, "backend": "ray"})
@@ -177,7 +177,7 @@ def test_device_trials_ask_for_the_device_resource():
 
 
 def test_trials_needing_a_resource_no_node_has_fail_at_once(ray_cluster):
-    from service.backends.ray_backend import UnschedulableError, check_schedulable
+    from service.engine.backends.ray_backend import UnschedulableError, check_schedulable
 
     check_schedulable({"cpu": 1.0, "gap8": 1.0})  # the module's Ray has one gap8 "board"
     with pytest.raises(UnschedulableError, match=r"gvsoc.*ray start --resources"):
@@ -199,7 +199,7 @@ def test_ray_client_addresses_are_refused_with_the_alternative(tmp_path):
     import subprocess
     import sys
 
-    from service.backends.ray_backend import check_address
+    from service.engine.backends.ray_backend import check_address
 
     check_address("auto")
     check_address("head:6379")
@@ -209,6 +209,7 @@ def test_ray_client_addresses_are_refused_with_the_alternative(tmp_path):
     env["PARETONAS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
     for argv in (["--backend", "ray", "--address", "ray://head:10001"],
                  ["--address", "auto"]):  # an address without the ray backend
-        r = subprocess.run([sys.executable, "-m", "service.cli", "worker", *argv], env=env,
+        r = subprocess.run([sys.executable, "-m", "service.interfaces.cli",
+                            "worker", *argv], env=env,
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr

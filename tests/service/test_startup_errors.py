@@ -9,12 +9,13 @@ import sys
 
 import pytest
 
-from service.db import DatabaseUnavailable, open_database
+from service.persistence.db import DatabaseUnavailable, open_database
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PARETONAS_")}
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], env={**clean, **env},
+    return subprocess.run([sys.executable, "-m", "service.interfaces.cli",
+                           *args], env={**clean, **env},
                           capture_output=True, text=True, timeout=120)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from service import crud
-from service.db import Database
-from service.models import Study
-from service.queue import claim_study
-from service.records import MemoryStore
-from service.resolve import resolve_spec
-from service.spec import StudySpec
-from service.store import DbStore
+from service.engine.records import MemoryStore
+from service.engine.resolve import resolve_spec
+from service.engine.spec import StudySpec
+from service.persistence import crud
+from service.persistence.db import Database
+from service.persistence.models import Study
+from service.persistence.queue import claim_study
+from service.persistence.store import DbStore
 from tests.conftest import table_spec
 from tests.contracts.trial_store import StoreUnderTest, TrialStoreContract
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.strategies import STRATEGIES
+from service.engine.strategies import STRATEGIES
 from tests.contracts.strategy import StrategyContract
 
 

@@ -7,11 +7,11 @@ from dataclasses import asdict
 import pytest
 from pydantic import ValidationError
 
-from service.records import MemoryStore
-from service.resolve import SpecError, resolve_spec
-from service.runner import StudyRunner
-from service.spec import StudySpec
-from service.stages import StagePlan
+from service.engine.records import MemoryStore
+from service.engine.resolve import SpecError, resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
+from service.engine.stages import StagePlan
 from tests.conftest import table_spec
 from tests.service.helpers import brute_force_front
 
@@ -135,9 +135,9 @@ def test_spec_shape_is_checked():
 def test_both_stages_are_persisted_and_served_over_the_api(database_url, data_dir):
     from fastapi.testclient import TestClient
 
-    from service.api.app import create_app
+    from service.interfaces.api.app import create_app
+    from service.interfaces.worker import Worker
     from service.settings import Settings
-    from service.worker import Worker
 
     app = create_app(Settings(database_url=database_url, max_trials=1000))
     try:
@@ -166,7 +166,7 @@ def test_both_stages_are_persisted_and_served_over_the_api(database_url, data_di
 
 
 def test_paretonas_run_reports_stages(data_dir):
-    from service.commands.run import run_in_process
+    from service.interfaces.commands.run import run_in_process
 
     result = run_in_process(StudySpec.model_validate(two_stage_spec()), progress=False)
     assert [t["stage"] for t in result["trials"]] == [1] * 4 + [2] * 12
@@ -265,7 +265,7 @@ def test_a_grouped_stage_space_draws_only_the_front_configurations():
 
     from search_spaces.base import Arch
     from search_spaces.randlanet.space import RandLANetSpace
-    from service.stages import STAGE1_CONFIG, GroupedSpace, StageView
+    from service.engine.stages import STAGE1_CONFIG, GroupedSpace, StageView
     from surrogate.candidates import IndexedSpace, candidate_pool
 
     space = RandLANetSpace({"max_widths": [8, 16], "num_points": [128, 256, 512],
@@ -301,6 +301,6 @@ def test_a_grouped_stage_space_draws_only_the_front_configurations():
 
 
 def single_stage_view_space_is(space) -> bool:
-    from service.stages import single_stage_view
+    from service.engine.stages import single_stage_view
 
     return single_stage_view(space).search_space(space) is space

@@ -11,8 +11,8 @@ from optuna.trial import TrialState
 
 from search_spaces.base import Arch
 from search_spaces.table import TableSpace
-from service.stages import single_stage_view
-from service.valid_ask import NoValidArch, ask_valid
+from service.engine.stages import single_stage_view
+from service.engine.valid_ask import NoValidArch, ask_valid
 from tests.search_spaces.test_table import write_sparse_table
 
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from service.db import Database
-from service.models import Study, Trial
+from service.persistence.db import Database
+from service.persistence.models import Study, Trial
 from tests.conftest import table_spec
 from tests.service.helpers import brute_force_front
 from tests.service.live import free_port
@@ -84,7 +84,8 @@ def test_embedded_workers_stop_with_the_server(database_url, data_dir, how):
     db = Database(database_url)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--workers", "2", "--port", str(port)],
+        [sys.executable, "-m", "service.interfaces.cli",
+         "serve", "--workers", "2", "--port", str(port)],
         env=_env(database_url, data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}/api/v1"
@@ -114,15 +115,16 @@ def test_embedded_workers_stop_with_the_server(database_url, data_dir, how):
 
 
 def _start_worker(database_url: str, data_dir: Path, **extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--exit-when-idle"],
+    return subprocess.Popen([sys.executable, "-m", "service.interfaces.cli", "worker",
+                             "--exit-when-idle"],
                             env=_env(database_url, data_dir, **extra),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _submit(db: Database, spec: dict) -> int:
-    from service import crud
-    from service.resolve import resolve_spec
-    from service.spec import StudySpec
+    from service.engine.resolve import resolve_spec
+    from service.engine.spec import StudySpec
+    from service.persistence import crud
 
     with db.session() as s:
         return crud.create_study(s, resolved=resolve_spec(StudySpec.model_validate(spec))).id
