@@ -13,6 +13,8 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu \
         torch==2.14.1 torchvision==0.29.1
 
 COPY pyproject.toml README.md ./
+COPY paretonas ./paretonas
+COPY paretonas_core ./paretonas_core
 COPY search_spaces ./search_spaces
 COPY evaluators ./evaluators
 COPY surrogate ./surrogate
@@ -32,7 +34,7 @@ VOLUME ["/data", "/var/lib/paretonas"]
 EXPOSE 8000
 
 HEALTHCHECK --interval=10s --timeout=5s --retries=5 \
-  CMD ["python", "-m", "service.healthcheck", "--api", "http://127.0.0.1:8000"]
+  CMD ["python", "-m", "service.interfaces.healthcheck", "--api", "http://127.0.0.1:8000"]
 
 # The API listens beyond loopback, so it needs PARETONAS_API_KEYS (or --insecure behind a proxy).
 CMD ["paretonas", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "0"]

@@ -4,7 +4,7 @@ PIP ?= .venv/bin/pip
 PORT ?= 8765
 
 PLOTLY_GL2D ?= plotly.js-gl2d-dist-min@3.7.0
-VENDOR := service/web/vendor
+VENDOR := service/interfaces/web/vendor
 
 .PHONY: install vendor demo demo-table test test-fast serve bench lint
 
@@ -27,11 +27,11 @@ vendor:
 # FMAS flow: synthetic VOC -> small DeepLabV3+ supernet (trained once, cached in .paretonas/) ->
 # the service (SQLite, a local worker) runs mIoU vs CPU/GAP8 latency, fine-tunes the front.
 demo:
-	$(PY) -m service.demo_deeplab --port $(PORT)
+	$(PY) -m service.interfaces.demos.deeplab --port $(PORT)
 
 # The table-space demo (digits MLPs), seconds instead of minutes.
 demo-table:
-	$(PY) -m service.demo --port $(PORT)
+	$(PY) -m service.interfaces.demos.table --port $(PORT)
 
 test:
 	$(PY) -m pytest -q -m "not slow" tests

@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def populate(url: str) -> int:
-    from service import crud
-    from service.db import Database
-    from service.queue import claim_study
-    from service.resolve import resolve_spec
-    from service.runner import StudyRunner
-    from service.spec import StudySpec
-    from service.store import DbStore
+    from service.engine.resolve import resolve_spec
+    from service.engine.runner import StudyRunner
+    from service.engine.spec import StudySpec
+    from service.persistence import crud
+    from service.persistence.db import Database
+    from service.persistence.queue import claim_study
+    from service.persistence.store import DbStore
 
     spec = StudySpec.model_validate({
         "name": "api bench", "search_space": {"name": "table", "options": {
@@ -112,7 +112,7 @@ def main() -> None:
         sid = populate(url)
         env = {**os.environ, "PARETONAS_DATABASE_URL": url}
         server = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--workers", "0", "--port",
+            [sys.executable, "-m", "service.interfaces.cli", "serve", "--workers", "0", "--port",
              str(args.port)], env=env, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{args.port}"
         try:

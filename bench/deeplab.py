@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluators.segmentation import (  # noqa: E402
+from paretonas_core.segmentation import (  # noqa: E402
     kendall_tau,
     mean_iou,
     random_subset,

@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluators.compute import CPU, Compute, gpu_info  # noqa: E402
+from paretonas_core.compute import CPU, Compute, gpu_info  # noqa: E402
 from search_spaces.base import Arch, ArchError, EvalContext  # noqa: E402
 from search_spaces.deeplabv3plus.space import DeepLabSpace  # noqa: E402
 from search_spaces.deeplabv3plus.synth import generate  # noqa: E402

@@ -236,10 +236,10 @@ class Memo:
 
 
 def run_search(spec: dict, memo: Memo) -> list[dict]:
-    from service.records import MemoryStore
-    from service.resolve import resolve_spec
-    from service.runner import StudyRunner
-    from service.spec import StudySpec
+    from service.engine.records import MemoryStore
+    from service.engine.resolve import resolve_spec
+    from service.engine.runner import StudyRunner
+    from service.engine.spec import StudySpec
 
     resolved = resolve_spec(StudySpec.model_validate(spec))
     memo.wrap(resolved.space)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@
    so the figures are the backends' own cost, not model evaluation), each trial persisted to a
    SQLite database through the same ``DbStore``:
    * local: ``StudyRunner`` in this process;
-   * Ray: ``RayStudyRunner`` on a local Ray with 1 and 2 trials in flight.
+   * Ray: ``StudyRunner`` with a ``RayExecutor`` on a local Ray with 1 and 2 trials in flight.
    Each is run with two budgets (``--short``, ``--long`` trials); the slope between them is the
    cost per trial, the intercept the fixed cost per study (on Ray: mostly starting one trial
    actor per slot, a fresh Python process that imports torch and resolves the space; Tune reuses
@@ -56,8 +56,8 @@ def _spec(trials: int, seed: int) -> dict:
 
 def _check_spec() -> None:
     """Fail early, with the reason, if the shipped table or its metrics changed."""
-    from service.resolve import SpecError, resolve_spec
-    from service.spec import StudySpec
+    from service.engine.resolve import SpecError, resolve_spec
+    from service.engine.spec import StudySpec
 
     try:
         resolve_spec(StudySpec.model_validate(SPEC))
@@ -67,14 +67,14 @@ def _check_spec() -> None:
 
 def _run_study(tmp: Path, trials: int, seed: int, *, backend: str, concurrency: int) -> float:
     """Seconds to run one study of ``trials`` trials, persisted to a fresh SQLite database."""
-    from service import crud
-    from service.backends.ray_backend import RayOptions, RayStudyRunner
-    from service.db import Database
-    from service.queue import claim_study
-    from service.resolve import resolve_spec
-    from service.runner import StudyRunner
-    from service.spec import StudySpec
-    from service.store import DbStore
+    from service.engine.backends.ray_backend import RayExecutor, RayOptions
+    from service.engine.resolve import resolve_spec
+    from service.engine.runner import StudyRunner
+    from service.engine.spec import StudySpec
+    from service.persistence import crud
+    from service.persistence.db import Database
+    from service.persistence.queue import claim_study
+    from service.persistence.store import DbStore
 
     db = Database(f"sqlite:///{tmp / f'{backend}-{concurrency}-{trials}-{seed}.db'}")
     resolved = resolve_spec(StudySpec.model_validate(_spec(trials, seed)))
@@ -85,8 +85,8 @@ def _run_study(tmp: Path, trials: int, seed: int, *, backend: str, concurrency: 
     if backend == "local":
         runner = StudyRunner(resolved, store, worker_id="bench")
     else:
-        runner = RayStudyRunner(resolved, store, worker_id="bench",
-                                options=RayOptions(max_concurrency=concurrency))
+        runner = StudyRunner(resolved, store, worker_id="bench", executor=RayExecutor(
+            resolved, RayOptions(max_concurrency=concurrency)))
     t0 = time.perf_counter()
     assert runner.run() == "completed"
     elapsed = time.perf_counter() - t0
@@ -146,7 +146,8 @@ def api_latency(tmp: Path, *, clients: int, requests_per_client: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARETONAS_")}
     env["PARETONAS_DATABASE_URL"] = f"sqlite:///{tmp / 'api.db'}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "1"],
+        [sys.executable, "-m", "service.interfaces.cli",
+         "serve", "--port", str(port), "--workers", "1"],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
     base = f"http://127.0.0.1:{port}/api/v1"

@@ -3,8 +3,8 @@
 For each dataset the true Pareto front (``valid_perf`` maximised, ``latency_ms`` minimised) is
 found by brute force over the table. Each strategy then searches the table space through Optuna
 ask/tell with the sampler the service would build, and every *unique evaluable* arch it asks for
-counts as one evaluation (repeats are answered from a cache and archs without a row fail, both
-free, as they would be in the service). Figures, medians over seeds:
+counts as one evaluation (repeats are answered from a cache; archs without a row are re-asked
+through ``service.engine.valid_ask`` as the service's runner does; both free). Figures, medians:
 
 - ``recall``: fraction of the true front's archs evaluated, at each budget;
 - ``hv_ratio``: hypervolume of the evaluated archs / of the true front, reference point at the
@@ -28,9 +28,17 @@ of other methods on the same datasets (a ``--methods surrogate`` run against sto
 the later file's entry winning). The figures on all nine datasets, 5 seeds, are in
 ``surrogate/RESULTS.md``.
 
+The suite (issue #17, ``bench/problems.py``): ``--problems dev`` / ``--problems test`` runs the
+declared split (NAS-Bench-Graph 2- and 3-objective and constrained problems and a synthetic
+table for dev; NAS-Bench-Macro with GAP8 latency, 2-4 objectives and constrained, and two other
+synthetic tables for test). Constrained problems report ``infeasible_share`` (the share of
+evaluations that violate a constraint) and their front and HV use feasible archs only;
+``s_per_eval`` is the process CPU time per evaluation (proposal overhead; the lookups are
+free). ``--markdown`` prints the dev and test tables apart.
+
 Usage: ``python bench/search_efficiency.py [--datasets cora,pubmed] [--seeds 5]
-[--budgets 50,100,200,500] [--methods random,nsga2,tpe,surrogate]``. Skips (exit 0, a JSON
-message) when the table is absent.
+[--budgets 50,100,200,500] [--methods random,nsga2,tpe,gp,surrogate] [--problems test]``.
+Skips (exit 0, a JSON message) when the table is absent.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/problems.py
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "shared/data/nas-bench-graph/"
 TABLE_NAME = "nas_bench_graph_light.csv.gz"
@@ -63,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"folder holding {TABLE_NAME}")
     p.add_argument("--datasets", default="cora,citeseer,pubmed,photo,computers",
                    help=f"comma-separated, from {','.join(ALL_DATASETS)} or 'all'")
+    p.add_argument("--problems", default=None,
+                   help="comma-separated problems of bench/problems.py, or 'dev' / 'test' (the "
+                   "suite's split); overrides --datasets")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--budgets", default="50,100,200,500")
     p.add_argument("--methods", default="random,nsga2,tpe,surrogate")
@@ -85,6 +97,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.datasets) - set(ALL_DATASETS))
     if unknown:
         p.error(f"--datasets: unknown {unknown}; allowed: {', '.join(ALL_DATASETS)}, all")
+    if args.problems:
+        from problems import PROBLEMS, SUITES
+
+        names = [n for part in args.problems.split(",") for n in SUITES.get(part, [part])]
+        unknown = sorted(set(names) - set(PROBLEMS))
+        if unknown:
+            p.error(f"--problems: unknown {unknown}; allowed: dev, test, {', '.join(PROBLEMS)}")
+        args.datasets = names
     try:
         args.budgets = sorted(int(b) for b in args.budgets.split(","))
     except ValueError:
@@ -100,21 +120,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class Problem:
-    """One dataset of the table: the space, its rows, the true front and the HV reference."""
+    """One table problem (``bench/problems.py``): the space, its rows, the true front (of the
+    feasible rows, when constrained) and the HV reference (the true front's nadir)."""
 
     def __init__(self, dataset: str):
+        from problems import PROBLEMS, ProblemDef, _nbg
+
         from search_spaces.table import TableSpace
         from surrogate.pareto import hypervolume, pareto_mask, to_loss
 
-        self.dataset = dataset
-        self.space = TableSpace({
-            "path": TABLE_NAME, "params": PARAMS, "metrics": [m for m, _ in OBJECTIVES],
-            "filter": {"dataset": dataset},
-        })
-        self.directions = [d for _, d in OBJECTIVES]
-        self.rows = {k: tuple(v[m] for m, _ in OBJECTIVES)
-                     for k, v in self.space.table.lookup.items()}
-        keys = list(self.rows)
+        # a bare NAS-Bench-Graph dataset name (earlier runs' keys) is its 2-objective problem
+        d: ProblemDef = PROBLEMS[dataset] if dataset in PROBLEMS else _nbg(dataset)
+        self.dataset, self.split, self.params = dataset, d.split, d.params
+        self.objectives, self.constraints = d.objectives, d.constraints
+        metrics = [m for m, _ in d.objectives] + [m for m, _ in d.constraints]
+        self.space = TableSpace({"path": d.path, "params": d.params,
+                                 "metrics": list(dict.fromkeys(metrics)), "filter": d.filter})
+        self.directions = [dr for _, dr in d.objectives]
+        lookup = self.space.table.lookup
+        self.rows = {k: tuple(v[m] for m, _ in d.objectives) for k, v in lookup.items()}
+        self.violations = {k: tuple(v[m] - cap for m, cap in d.constraints)
+                           for k, v in lookup.items()}
+        keys = [k for k in self.rows if self.feasible(k)]
+        self.feasible_share = len(keys) / len(self.rows)
         loss = to_loss(np.array([self.rows[k] for k in keys]), self.directions)
         on_front = pareto_mask(loss)
         self.true_front = {k for k, f in zip(keys, on_front, strict=True) if f}
@@ -127,6 +155,9 @@ class Problem:
         self.true_hv = hypervolume(front, self.reference)
         self._hv, self._loss = hypervolume, to_loss
 
+    def feasible(self, key: tuple) -> bool:
+        return all(v <= 0 for v in self.violations[key])
+
     def dominates(self, a: tuple[float, ...], b: tuple[float, ...]) -> bool:
         la, lb = self._loss(np.array([a, b]), self.directions)
         return bool(np.all(la <= lb) and np.any(la < lb))
@@ -138,9 +169,9 @@ class Problem:
 
 
 def make_sampler(method: str, problem: Problem, seed: int, options: dict) -> Any:
-    from service.strategies import STRATEGIES
+    from service.engine.strategies import STRATEGIES
 
-    context = {"space": problem.space, "objectives": [m for m, _ in OBJECTIVES]}
+    context = {"space": problem.space, "objectives": [m for m, _ in problem.objectives]}
     return STRATEGIES.get(method)(options).make_sampler(seed=seed, context=context)
 
 
@@ -149,35 +180,38 @@ def run_one(
 ) -> dict:
     """Search until ``budget`` unique evaluable archs; the order they were evaluated in."""
     import optuna
-    from optuna.distributions import CategoricalDistribution
-    from optuna.trial import TrialState
 
-    dims = problem.space.dimensions()
-    dists = {n: CategoricalDistribution(list(d.choices)) for n, d in dims.items()}
+    from service.engine.stages import single_stage_view
+    from service.engine.valid_ask import ask_valid
+
+    view = single_stage_view(problem.space)
     study = optuna.create_study(directions=problem.directions,
                                 sampler=make_sampler(method, problem, seed, options))
     order: list[tuple] = []
     seen: set[tuple] = set()
     asks = 0
     start = time.process_time()
+    invalid = 0
     while len(order) < budget and asks < ask_factor * budget:
-        trial = study.ask(dists)
-        asks += 1
-        key = tuple(trial.params[p] for p in PARAMS)
-        values = problem.rows.get(key)
-        if values is None:
-            study.tell(trial, state=TrialState.FAIL)
-            continue
+        # As the service's runner does: archs without a row are re-asked, never evaluations.
+        trial, arch, skipped = ask_valid(study, view, problem.space, seed=seed)
+        asks += 1 + skipped
+        invalid += skipped
+        key = tuple(arch[p] for p in problem.params)
+        values = problem.rows[key]
         if key not in seen:
             seen.add(key)
             order.append(key)
+        for i, v in enumerate(problem.violations[key]):  # as the runner sets them
+            trial.set_constraint(f"{i}:{problem.constraints[i][0]}", v)
         study.tell(trial, list(values))
-    return {"order": order, "asks": asks, "cpu_s": time.process_time() - start}
+    return {"order": order, "asks": asks, "invalid_asks": invalid,
+            "cpu_s": time.process_time() - start}
 
 
 def curves(problem: Problem, order: list[tuple], budgets: list[int]) -> dict:
-    recall, hv = [], []
-    hits = 0
+    recall, hv, infeasible = [], [], []
+    hits = bad = 0
     # The evaluated archs' front, kept incrementally: the hypervolume of a prefix is that of
     # its front, and recomputing the front of every prefix is quadratic in long runs.
     front: list[tuple[float, ...]] = []
@@ -185,7 +219,11 @@ def curves(problem: Problem, order: list[tuple], budgets: list[int]) -> dict:
         hits += key in problem.true_front
         recall.append(hits / len(problem.true_front))
         values = problem.rows[key]
-        if not any(problem.dominates(f, values) or f == values for f in front):
+        bad += not problem.feasible(key)
+        infeasible.append(bad)
+        if not problem.feasible(key):  # never on the front (and HV 0 before a feasible one)
+            hv.append(hv[-1] if hv else 0.0)
+        elif not any(problem.dominates(f, values) or f == values for f in front):
             front = [f for f in front if not problem.dominates(values, f)] + [values]
             hv.append(problem.hv_ratio(front))
         else:
@@ -200,6 +238,7 @@ def curves(problem: Problem, order: list[tuple], budgets: list[int]) -> dict:
     return {
         "recall": {b: at(recall, b) for b in budgets},
         "hv_ratio": {b: at(hv, b) for b in budgets},
+        "infeasible_share": {b: at(infeasible, b) / min(b, max(len(order), 1)) for b in budgets},
         "evals_to_hv_ratio_0.99": first(hv, 0.99),
         "evals_to_recall_0.5": first(recall, 0.5),
     }
@@ -222,14 +261,19 @@ def run_method(problem: Problem, method: str, args: argparse.Namespace) -> dict:
         options = args.strategy_options.get(method, {})
         r = run_one(problem, method, seed, cap, args.ask_factor, options)
         runs.append({**curves(problem, r["order"], budgets),
-                     "asks": r["asks"], "cpu_s": r["cpu_s"], "evals": len(r["order"])})
+                     "asks": r["asks"], "invalid_asks": r["invalid_asks"], "cpu_s": r["cpu_s"],
+                     "evals": len(r["order"])})
     return {
         "recall": {b: median([r["recall"][b] for r in runs]) for b in budgets},
         "hv_ratio": {b: median([r["hv_ratio"][b] for r in runs]) for b in budgets},
         **{mark: median([r[mark] for r in runs]) for mark in MARKS},
+        **({"infeasible_share": {b: median([r["infeasible_share"][b] for r in runs])
+                                 for b in budgets}} if problem.constraints else {}),
+        "s_per_eval": median([r["cpu_s"] / max(r["evals"], 1) for r in runs]),
         "evals_cap": cap,
         "evals": median([r["evals"] for r in runs]),
         "asks": median([r["asks"] for r in runs]),
+        "invalid_asks": median([r["invalid_asks"] for r in runs]),
         "cpu_s_per_run": median([r["cpu_s"] for r in runs]),
     }
 
@@ -263,11 +307,18 @@ def main(argv: list[str] | None = None) -> int:
         out = merge(args.merge)
         print(markdown(out) if args.markdown else json.dumps(out, indent=1))
         return 0
+    from problems import PROBLEMS, prepare
+
     table = args.data_dir / TABLE_NAME
-    if not table.is_file():
+    if not args.problems and not table.is_file():
         print(json.dumps({"skipped": f"{table} not found (NAS-Bench-Graph table absent)"}))
         return 0
-    os.environ["PARETONAS_DATA_DIRS"] = str(args.data_dir.resolve())
+    skipped = {n: why for n in args.datasets if n in PROBLEMS and (why := prepare(PROBLEMS[n]))}
+    args.datasets = [n for n in args.datasets if n not in skipped]
+    from problems import data_dirs
+
+    os.environ["PARETONAS_DATA_DIRS"] = os.pathsep.join([str(args.data_dir.resolve()),
+                                                          data_dirs()])
     import optuna
     import torch
     from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
@@ -282,14 +333,20 @@ def main(argv: list[str] | None = None) -> int:
         "objectives": dict(OBJECTIVES), "budgets": args.budgets, "seeds": args.seeds,
         "methods": args.methods, "strategy_options": args.strategy_options,
         "long_budget": args.long_budget, "long_methods": args.long_methods,
-        "datasets": {},
+        "datasets": {}, **({"skipped": skipped} if skipped else {}),
     }
     for dataset in args.datasets:
         problem = Problem(dataset)
+        signs = [-1 if d == "maximize" else 1 for d in problem.directions]
         entry: dict[str, Any] = {
+            "split": problem.split, "objectives": dict(problem.objectives),
+            **({"constraints": {m: f"<= {c:g}" for m, c in problem.constraints},
+                "feasible_share": round(problem.feasible_share, 4)}
+               if problem.constraints else {}),
             "archs": len(problem.rows), "true_front": len(problem.true_front),
             "chance_level_on_front": problem.n_chance_on_front,
-            "reference_point": [round(-problem.reference[0], 5), round(problem.reference[1], 5)],
+            "reference_point": [round(float(s * r), 5)
+                                for s, r in zip(signs, problem.reference, strict=True)],
             "methods": {},
         }
         for method in args.methods:
@@ -325,8 +382,9 @@ def merge(paths: list[Path]) -> dict:
         for dataset, entry in part["datasets"].items():
             # JSON turned the integer budget keys into strings.
             for m in entry["methods"].values():
-                for k in ("recall", "hv_ratio"):
-                    m[k] = {int(b): v for b, v in m[k].items()}
+                for k in ("recall", "hv_ratio", "infeasible_share"):
+                    if k in m:
+                        m[k] = {int(b): v for b, v in m[k].items()}
             mine = out["datasets"].setdefault(dataset, {**entry, "methods": {}})
             for key in ("archs", "true_front", "reference_point"):
                 if entry.get(key) != mine.get(key):
@@ -380,21 +438,36 @@ def finish(out: dict) -> None:
 
 
 def markdown(out: dict) -> str:
-    """The medians as Markdown: one row per dataset and method."""
+    """The medians as Markdown: one table per split (dev, test; earlier runs' entries have no
+    split), one row per problem and method."""
     budgets = out["budgets"]
-    head = (["dataset", "method"] + [f"recall@{b}" for b in budgets]
-            + [f"HV@{b}" for b in budgets] + ["evals to HV 0.99", "evals to recall 0.5"])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    constrained = any("constraints" in d for d in out["datasets"].values())
+    head = (["problem", "method"] + [f"recall@{b}" for b in budgets]
+            + [f"HV@{b}" for b in budgets] + ["evals to HV 0.99", "evals to recall 0.5"]
+            + ([f"infeasible@{budgets[-1]}"] if constrained else []) + ["s/eval"])
+
     def cell(v: Any, cap: int) -> str:
         return f"> {cap}" if v is None else f"{v:g}"
 
-    for ds, d in out["datasets"].items():
-        for method, m in d["methods"].items():
-            row = [ds, method] + [f"{m['recall'][b]:.2f}" for b in budgets]
-            row += [f"{m['hv_ratio'][b]:.3f}" for b in budgets]
-            row += [cell(m[mark], m["evals_cap"]) for mark in MARKS]
-            lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+    blocks = []
+    for split in ("dev", "test", None):
+        rows = [(ds, d) for ds, d in out["datasets"].items() if d.get("split") == split]
+        if not rows:
+            continue
+        lines = [f"{split or 'problems'}:", "", "| " + " | ".join(head) + " |",
+                 "|" + "---|" * len(head)]
+        for ds, d in rows:
+            for method, m in d["methods"].items():
+                row = [ds, method] + [f"{m['recall'][b]:.2f}" for b in budgets]
+                row += [f"{m['hv_ratio'][b]:.3f}" for b in budgets]
+                row += [cell(m[mark], m["evals_cap"]) for mark in MARKS]
+                if constrained:
+                    share = m.get("infeasible_share", {}).get(budgets[-1])
+                    row.append("" if share is None else f"{share:.2f}")
+                row.append(f"{m['s_per_eval']:.3f}" if "s_per_eval" in m else "")
+                lines.append("| " + " | ".join(row) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.db import Database  # noqa: E402
-from service.models import HypervolumePoint, Study, Trial  # noqa: E402
-from service.spec import StudySpec  # noqa: E402
+from service.engine.spec import StudySpec  # noqa: E402
+from service.persistence.db import Database  # noqa: E402
+from service.persistence.models import HypervolumePoint, Study, Trial  # noqa: E402
 from surrogate.pareto import default_reference, hypervolume, pareto_mask, to_loss  # noqa: E402
 from tests.browser.harness import CHROMIUM, LiveServer, launch_chromium  # noqa: E402
 
@@ -192,7 +192,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     from playwright.sync_api import sync_playwright
 
-    from service.api.app import create_app
+    from service.interfaces.api.app import create_app
     from service.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:

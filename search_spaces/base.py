@@ -15,14 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from evaluators.compute import Compute
+from paretonas_core.compute import Compute
 
 ChoiceValue = int | float | str | bool
 
@@ -33,6 +33,11 @@ class SpaceError(ValueError):
 
 class ArchError(ValueError):
     """An arch outside the space; the message names the dimension and the allowed values."""
+
+
+class UnknownMetricError(ArchError):
+    """A metric the space cannot compute. An ``ArchError`` so that, like an arch outside the
+    space, it fails the one trial that asked, never the whole study."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ class SpaceOptions(BaseModel):
 @dataclass
 class EvalContext:
     """What the runner hands a space when evaluating: a seed, where torch runs (``compute``:
-    None is the CPU, see ``evaluators.compute``) and where to log progress."""
+    None is the CPU, see ``paretonas_core.compute``) and where to log progress."""
 
     seed: int = 0
     compute: Compute | None = None
@@ -167,6 +172,14 @@ class SearchSpace(ABC):
     def metrics(self) -> dict[str, MetricInfo]:
         """Metrics ``evaluate`` can compute (accuracy-like); costs come from ``cost``."""
         return {}
+
+    def check_metrics(self, metrics: Iterable[str]) -> None:
+        """Raise ``UnknownMetricError`` naming the metrics ``evaluate`` cannot compute and the
+        ones it can; every space's ``evaluate`` and ``finetune`` start with it."""
+        allowed = self.metrics()
+        unknown = sorted({m for m in metrics if m not in allowed})
+        if unknown:
+            raise UnknownMetricError(f"unknown metric(s) {unknown}; allowed: {sorted(allowed)}")
 
     def cost_metrics(self) -> dict[str, MetricInfo]:
         return dict(COST_METRICS) if self.has_models else {}
@@ -219,6 +232,13 @@ class SearchSpace(ABC):
         return Arch(
             {n: d.choices[int(rng.integers(len(d.choices)))] for n, d in self.dimensions().items()}
         )
+
+    def is_valid(self, arch: Arch) -> bool:
+        """Whether the space can evaluate ``arch`` at all (an arch of the grid that the space
+        has no network or row for is not). The runner re-asks the sampler for such archs
+        instead of spending a trial on them (``service.engine.valid_ask``). Default: every arch of
+        the grid."""
+        return True
 
     def enumerate_archs(self) -> list[Arch] | None:
         """Every evaluable arch when the space is a finite list of them (a table whose rows do
@@ -308,8 +328,15 @@ class SearchSpace(ABC):
         epochs: int,
         lr: float | None = None,
         context: EvalContext | None = None,
+        examples: Sequence[int] | None = None,
+        record_success: bool = False,
+        score_threshold: float = 0.9,
     ) -> tuple[dict[str, float], dict[str, Any]]:
-        """Fine-tune ``arch``'s extracted subnet (inherited weights) on the full training data,
-        then return the requested accuracy metrics measured as ``evaluate`` does (so before and
-        after compare), and details for the trial's info (time, steps, ...)."""
+        """Fine-tune ``arch``'s extracted subnet (inherited weights) on the training data (the
+        ``examples`` indices of it; default all), then return the requested accuracy metrics
+        measured as ``evaluate`` does (so before and after compare), and details for the
+        trial's info (time, steps, ``train_examples``, ...). With ``record_success`` the
+        details also hold ``success_rate``: each training example's fraction of epochs in
+        which it was correct (``search_spaces.success``; an image/scene is correct when its
+        pixel accuracy is at least ``score_threshold``)."""
         raise NotImplementedError(f"search space {self.name!r} cannot fine-tune")

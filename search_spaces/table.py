@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import threading
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from search_spaces.base import (
     SpaceError,
     SpaceOptions,
 )
-from search_spaces.paths import resolve_data_path
+from search_spaces.paths import open_data_file, read_capped, resolve_data_path
+
+_FIELD = "search_space.options.path"
 
 _MINIMIZED_HINTS = ("latency", "params", "macs", "flops", "time", "energy", "size", "bytes")
 
@@ -56,13 +59,17 @@ class _Table:
     """A parsed table: dims and a lookup from parameter tuple to metric dict."""
 
     def __init__(self, path: Path, options: TableOptions):
-        opener = gzip.open if path.suffix == ".gz" else open
-        try:
-            with opener(path, "rt", newline="") as fh:  # type: ignore[operator]
-                reader = csv.DictReader(io.StringIO(fh.read()))
-                header = list(reader.fieldnames or [])
-                rows = list(reader)
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        try:  # never blocks on a special file, never reads more than the size cap
+            with open_data_file(path, field=_FIELD) as raw:
+                if path.suffix == ".gz":
+                    with gzip.GzipFile(fileobj=raw) as unzipped:
+                        data = read_capped(unzipped, name=path.name, field=_FIELD)
+                else:
+                    data = read_capped(raw, name=path.name, field=_FIELD)
+            reader = csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""))
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
             raise SpaceError(f"path: cannot read {path.name} as CSV: {exc}") from exc
         wanted = list(options.params) + list(options.metrics or []) + list(options.filter)
         missing = [c for c in wanted if c not in header]
@@ -113,7 +120,7 @@ class TableSpace(SearchSpace):
 
     def __init__(self, options: TableOptions | dict[str, Any] | None = None):
         super().__init__(options)
-        self.path = resolve_data_path(self.options.path, field="search_space.options.path")
+        self.path = resolve_data_path(self.options.path, field=_FIELD, kind="file")
         self.table = _load(self.path, self.options)
 
     def dimensions(self) -> dict[str, Dim]:
@@ -135,9 +142,15 @@ class TableSpace(SearchSpace):
     def row(self, arch: Arch) -> dict[str, float] | None:
         return self.table.lookup.get(tuple(arch[p] for p in self.options.params))
 
+    def is_valid(self, arch: Arch) -> bool:
+        """Only archs with a row: the table may not cover the full product of its dims."""
+        return self.row(arch) is not None
+
     def evaluate(
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None
     ) -> dict[str, float]:
+        if not all(m in self.table.metric_names for m in metrics):  # the hot path skips it
+            self.check_metrics(metrics)
         row = self.row(arch)
         if row is None:
             raise ArchError(f"no row of {self.path.name} for arch {arch.to_dict()}")

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0, description="how long a worker's claim lasts")
     heartbeat_seconds: float = Field(default=5.0, gt=0, description="how often a worker renews it")
     poll_seconds: float = Field(default=1.0, gt=0, description="idle worker's queue poll period")
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="a stopping worker finishes its current trial within this time, else "
+                    "abandons it; either way it gives its study back to the queue",
+    )
     config_file: Path | None = Field(default=None, description="server config (YAML): devices")
     max_trials: int = Field(default=100_000, ge=1, description="largest budget.trials accepted")
     max_seconds: float = Field(default=7 * 24 * 3600, gt=0, description="largest budget.seconds")
@@ -41,6 +46,15 @@ class Settings(BaseSettings):
     allow_insecure: bool = Field(
         default=False, description="allow listening on a non-loopback host without API keys"
     )
+    db_lock_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=600,
+        description="API: how long one attempt waits for a database lock held by another writer",
+    )
+    write_retry_seconds: float = Field(
+        default=10.0, ge=0, le=600,
+        description="API: how long a request blocked by database locks is retried (with "
+                    "back-off) before it answers 503 with Retry-After",
+    )
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, description="largest request body accepted (bytes)"
     )
@@ -61,6 +75,22 @@ class Settings(BaseSettings):
             value, list) else value
 
 
+class SettingsError(ValueError):
+    """Invalid ``PARETONAS_*`` variables, as one line naming each variable and its value."""
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> SettingsError:
+        parts = []
+        for e in exc.errors(include_url=False):
+            field = str(e["loc"][0]) if e["loc"] else ""
+            name = f"PARETONAS_{field.upper()}" if field else "settings"
+            parts.append(f"{name}={e.get('input')!r}: {e['msg']}")
+        return cls("; ".join(parts))
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:  # a startup error: one line, not a pydantic report
+        raise SettingsError.from_validation(exc) from None

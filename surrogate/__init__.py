@@ -6,7 +6,7 @@ import torch); third-party predictors register through the ``paretonas.predictor
 
 from __future__ import annotations
 
-from search_spaces.registry import Registry
+from paretonas_core.registry import Registry
 
 PREDICTORS: Registry = Registry("predictor", "paretonas.predictors")
 PREDICTORS.register("mlp_ensemble", "surrogate.mlp:MLPEnsemble")

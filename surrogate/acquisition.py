@@ -37,17 +37,32 @@ def hv_improvement_2d(points: np.ndarray, front: np.ndarray, reference: np.ndarr
 
 
 def hv_improvement(points: np.ndarray, front: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Hypervolume improvement of each point over ``front`` (any number of objectives)."""
+    """Hypervolume improvement of each point over ``front`` (any number of objectives).
+
+    For 3+ objectives, per point p: the volume of p's box [p, reference] minus the hypervolume
+    of the front clipped into that box (each member replaced by max(member, p), then only the
+    non-dominated ones). Exact, and the clipped front is small, so this is several times
+    faster than hypervolume(front + p) - hypervolume(front) with WFG on the whole front."""
     points = np.asarray(points, dtype=np.float64)
     if points.shape[1] == 2:
         return hv_improvement_2d(points, front, reference)
-    base = hypervolume(front, reference) if len(front) else 0.0
+    front = np.asarray(front, dtype=np.float64).reshape(-1, points.shape[1])
+    front = front[np.all(front < reference, axis=1)]
+    if len(front):
+        front = front[pareto_mask(front)]
     out = np.zeros(len(points))
-    for i, p in enumerate(points):
-        if np.all(p < reference) and not _dominated(p, front):
-            out[i] = hypervolume(np.vstack([front, p]), reference) - base if len(front) else (
-                float(np.prod(reference - p))
-            )
+    inside = np.all(points < reference, axis=1)
+    if len(front):  # a point some member weakly dominates adds nothing
+        inside &= ~np.any(np.all(front[None, :, :] <= points[:, None, :], axis=2), axis=1)
+    for i in np.flatnonzero(inside):
+        p = points[i]
+        box = float(np.prod(reference - p))
+        if not len(front):
+            out[i] = box
+            continue
+        clipped = np.maximum(front, p)
+        clipped = clipped[pareto_mask(clipped)]
+        out[i] = max(box - hypervolume(clipped, reference), 0.0)
     return out
 
 
@@ -113,6 +128,7 @@ def select_batch(
     reference: np.ndarray | None = None,
     to_units: Callable[[np.ndarray], np.ndarray] | None = None,
     spread: bool = False,
+    feasibility: np.ndarray | None = None,
 ) -> list[int]:
     """Indices of up to ``batch_size`` candidates, best first (see module docstring).
 
@@ -126,6 +142,10 @@ def select_batch(
     ``spread``: after the first pick, each pick is the best candidate near a part of the front
     that no earlier pick of the batch is near (see ``front_segments``), so that one batch
     explores along the whole front rather than around its most promising point.
+    ``feasibility``: (c,) predicted probability that each candidate satisfies the study's
+    constraints. As in constrained EHVI the improvement is weighted by it (and the distance of
+    a candidate that adds nothing divided by it); a pick joins the front as a fantasy only when
+    it is more likely feasible than not. ``front`` must then hold feasible points only.
     """
     mean = np.asarray(mean, dtype=np.float64)
     optimistic = mean - kappa * np.asarray(std, dtype=np.float64)
@@ -137,6 +157,8 @@ def select_batch(
         pool = current if len(current) else optimistic
         worst, best = pool.max(axis=0), pool.min(axis=0)
         reference = worst + 0.1 * np.where(worst > best, worst - best, 1.0)
+    pf = (np.ones(len(mean)) if feasibility is None
+          else np.clip(np.asarray(feasibility, dtype=np.float64), 1e-6, 1.0))
     chosen: list[int] = []
     available = np.ones(len(mean), dtype=bool)
     # Only the non-dominated part matters, and a fantasy can only change that part.
@@ -144,9 +166,24 @@ def select_batch(
     segment = (front_segments(optimistic, nondominated, batch_size) if spread
                else np.zeros(len(mean), dtype=int))
     covered: set[int] = set()
+    # 3+ objectives: lazy greedy (below) computes the exact gain of few candidates per pick.
+    lazy = LazyGains(optimistic, pf, reference) if mean.shape[1] > 2 and not spread else None
     for _ in range(min(batch_size, len(mean))):
+        if lazy is not None:
+            best_i = lazy.best(nondominated, available)
+            if best_i is None:  # nothing adds volume: the nearest to the front
+                score = -epsilon_to_front(optimistic, nondominated) / pf
+                score[~available] = -np.inf
+                best_i = int(np.argmax(score))
+            chosen.append(best_i)
+            available[best_i] = False
+            if pf[best_i] >= 0.5:  # as below: only a likely feasible pick is a fantasy
+                nondominated = np.vstack([nondominated, mean[best_i]])
+                nondominated = nondominated[pareto_mask(nondominated)]
+                lazy.front_grew()
+            continue
         gain = hv_improvement(optimistic, nondominated, reference)
-        score = np.where(gain > 0, gain, -epsilon_to_front(optimistic, nondominated))
+        score = np.where(gain > 0, gain * pf, -epsilon_to_front(optimistic, nondominated) / pf)
         score[~available] = -np.inf
         fresh = available & ~np.isin(segment, list(covered))
         if spread and covered and fresh.any():
@@ -155,6 +192,45 @@ def select_batch(
         covered.add(int(segment[best_i]))
         chosen.append(best_i)
         available[best_i] = False
+        if pf[best_i] < 0.5:  # likely infeasible: would not join the (feasible) front
+            continue
         nondominated = np.vstack([nondominated, mean[best_i]])
         nondominated = nondominated[pareto_mask(nondominated)]
     return chosen
+
+
+class LazyGains:
+    """Greedy hypervolume-improvement picks without scoring every candidate every time.
+
+    A point's improvement only shrinks as the front grows, and never exceeds the volume of its
+    box [point, reference]: both are upper bounds. Each pick scores exactly (``hv_improvement``)
+    the candidates in order of their bound until the best exact score reached is at least the
+    next bound, the same pick as scoring all of them (lazy greedy, as for any submodular
+    gain). With 3-4 objectives and ~2,000 candidates this makes a round several times cheaper.
+    """
+
+    def __init__(self, points: np.ndarray, weight: np.ndarray, reference: np.ndarray):
+        self.points, self.weight, self.reference = points, weight, reference
+        inside = np.all(points < reference, axis=1)
+        box = np.prod(np.clip(reference - points, 0.0, None), axis=1)
+        self.bound = np.where(inside, box * weight, 0.0)
+        self.exact = np.zeros(len(points), dtype=bool)
+
+    def front_grew(self) -> None:
+        self.exact[:] = False  # the scores stay upper bounds
+
+    def best(self, front: np.ndarray, available: np.ndarray) -> int | None:
+        """The available candidate of largest weighted improvement; None if none adds any."""
+        order = np.flatnonzero(available & (self.bound > 0))
+        order = order[np.argsort(-self.bound[order], kind="stable")]
+        best_i, best = None, 0.0
+        for i in order:
+            if self.bound[i] <= best:
+                break
+            if not self.exact[i]:
+                gain = hv_improvement(self.points[i : i + 1], front, self.reference)[0]
+                self.bound[i] = gain * self.weight[i]
+                self.exact[i] = True
+            if self.bound[i] > best:
+                best_i, best = int(i), float(self.bound[i])
+        return best_i

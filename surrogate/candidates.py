@@ -7,27 +7,35 @@ space's own ``encode`` is still what the predictors see, cached per tuple.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from search_spaces.base import Arch, SearchSpace
+from search_spaces.base import Arch, Dim
 
 Index = tuple[int, ...]
 
 
-class IndexedSpace:
-    """A ``SearchSpace`` seen as a grid of choice indices, with cached encodings.
+class ArchSpace(Protocol):
+    """What the surrogate strategy reads of a search space (a ``SearchSpace`` has it all)."""
 
-    ``restrict`` limits every dimension to a subset of its choices, and optionally a group of
-    dimensions to a list of allowed value combinations (a two-stage study's second stage takes
-    the stage-1 dimensions as whole front configurations); random draws, neighbours and
+    def dimensions(self) -> Mapping[str, Dim]: ...
+
+    def encode(self, arch: Mapping[str, Any]) -> np.ndarray: ...
+
+    def enumerate_archs(self) -> list[Arch] | None: ...
+
+
+class IndexedSpace:
+    """A space seen as a grid of choice indices, with cached encodings.
+
+    ``restrict`` limits every dimension to a subset of its choices; random draws, neighbours and
     enumeration then stay inside it.
     """
 
-    def __init__(self, space: SearchSpace):
+    def __init__(self, space: ArchSpace):
         self.space = space
-        self.dims = space.dimensions()
+        self.dims = dict(space.dimensions())
         self.names = list(self.dims)
         self.sizes = np.array([len(d.choices) for d in self.dims.values()], dtype=np.int64)
         self._lookup = [
@@ -40,25 +48,17 @@ class IndexedSpace:
         if listed is not None:
             found = (self.index_of(a) for a in listed)
             self._all = sorted({i for i in found if i is not None})
+        self.allowed: list[list[int]] | None = None
         self.restrict(None)
 
-    def restrict(self, allowed: list[list[int]] | None,
-                 combos: tuple[tuple[int, ...], list[Index]] | None = None) -> None:
-        """Allowed choice indices per dimension (None: all); ``combos``: (positions of a group
-        of dimensions, the allowed index tuples of that group) or None."""
+    def restrict(self, allowed: list[list[int]] | None) -> None:
+        """Allowed choice indices per dimension (None: all)."""
         allowed = [list(a) for a in allowed] if allowed else [list(range(int(n)))
                                                               for n in self.sizes]
-        if combos is not None:  # the group's dims take exactly the values its combos use
-            positions, tuples = combos
-            combos = (tuple(positions), list(dict.fromkeys(tuple(t) for t in tuples)))
-            for k, j in enumerate(positions):
-                allowed[j] = sorted({t[k] for t in combos[1]})
-        if (allowed, combos) == (getattr(self, "allowed", None), getattr(self, "combos", None)):
+        if allowed == self.allowed:
             return
         self.allowed = allowed
-        self.combos = combos
         self._allowed_sets = [set(a) for a in self.allowed]
-        self._combo_set = set(combos[1]) if combos else None
         self.universe: list[Index] | None = None
         self._members: set[Index] | None = None
         if self._all is not None:
@@ -66,27 +66,13 @@ class IndexedSpace:
             self._members = set(self.universe)
 
     def contains(self, idx: Index) -> bool:
-        if not all(v in s for v, s in zip(idx, self._allowed_sets, strict=True)):
-            return False
-        return self.combos is None or self._group(idx) in self._combo_set  # type: ignore[operator]
-
-    def _group(self, idx: Index) -> Index:
-        return tuple(idx[j] for j in self.combos[0])  # type: ignore[index]
-
-    def _with_group(self, idx: Index, values: Index) -> Index:
-        out = list(idx)
-        for j, v in zip(self.combos[0], values, strict=True):  # type: ignore[index]
-            out[j] = v
-        return tuple(out)
+        return all(v in s for v, s in zip(idx, self._allowed_sets, strict=True))
 
     @property
     def size(self) -> int:
         if self.universe is not None:
             return len(self.universe)
-        if self.combos is None:
-            return int(np.prod([float(len(a)) for a in self.allowed]))
-        free = [a for j, a in enumerate(self.allowed) if j not in self.combos[0]]
-        return int(np.prod([float(len(a)) for a in free]) * len(self.combos[1]))
+        return int(np.prod([float(len(a)) for a in self.allowed]))
 
     def index_of(self, params: Mapping[str, Any]) -> Index | None:
         """Index tuple of a params dict, or None when a value is not in the space."""
@@ -122,41 +108,22 @@ class IndexedSpace:
             picks = rng.integers(0, len(self.universe), size=n)
             return [self.universe[int(k)] for k in picks]
         cols = [np.asarray(a)[rng.integers(0, len(a), size=n)] for a in self.allowed]
-        out = [tuple(int(c[r]) for c in cols) for r in range(n)]
-        if self.combos is not None:  # the group takes one of its combinations, uniformly
-            picks = rng.integers(0, len(self.combos[1]), size=n)
-            out = [self._with_group(i, self.combos[1][int(k)]) for i, k in zip(out, picks,
-                                                                               strict=True)]
-        return out
+        return [tuple(int(c[r]) for c in cols) for r in range(n)]
 
     def enumerate_all(self) -> list[Index]:
         if self.universe is not None:
             return list(self.universe)
         grids = np.meshgrid(*[np.asarray(a) for a in self.allowed], indexing="ij")
-        if self.combos is None:
-            flat = np.stack([g.ravel() for g in grids], axis=1)
-            return [tuple(int(v) for v in row) for row in flat]
-        # every combination of the free dims (the group's dims held at one value), then each
-        # allowed combination of the group's
-        first = [a[:1] if j in self.combos[0] else a for j, a in enumerate(self.allowed)]
-        grids = np.meshgrid(*[np.asarray(a) for a in first], indexing="ij")
         flat = np.stack([g.ravel() for g in grids], axis=1)
-        return [self._with_group(tuple(int(v) for v in row), c)
-                for row in flat for c in self.combos[1]]
+        return [tuple(int(v) for v in row) for row in flat]
 
     def neighbours(self, idx: Index) -> list[Index]:
         """Every allowed (and evaluable) arch that differs from ``idx`` in one dimension."""
         out = []
-        grouped = self.combos[0] if self.combos is not None else ()
         for j, choices in enumerate(self.allowed):
-            if j in grouped:
-                continue
             for v in choices:
                 if v != idx[j]:
                     out.append(idx[:j] + (v,) + idx[j + 1 :])
-        if self.combos is not None:  # the group moves as a whole, to another combination
-            own = self._group(idx)
-            out.extend(self._with_group(idx, c) for c in self.combos[1] if c != own)
         if self._members is not None:
             out = [i for i in out if i in self._members]
         return out

@@ -1,7 +1,8 @@
 """Pareto fronts and hypervolume for 2-4 objectives with mixed directions.
 
 Everything works on a *loss matrix* (Optuna's convention): maximised objectives are negated so
-that every column is minimised. The hypervolume itself is Optuna's exact WFG implementation.
+that every column is minimised. The hypervolume is exact: a sweep in two dimensions, slicing
+along the last objective above that (fronts here are tens to hundreds of points).
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from optuna._hypervolume import compute_hypervolume
+
+
+def loss_signs(directions: Sequence[str]) -> np.ndarray:
+    """Per objective: -1 where it is maximised, +1 where minimised (values * signs = losses;
+    a loss-space point * signs = the point in objective units)."""
+    return np.array([-1.0 if str(getattr(d, "name", d)).lower() == "maximize" else 1.0
+                     for d in directions])
 
 
 def to_loss(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     """(n, m) objective values -> (n, m) losses (maximised columns negated)."""
     values = np.asarray(values, dtype=np.float64).reshape(-1, len(directions))
-    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    return values * signs
+    return values * loss_signs(directions)
 
 
 def pareto_mask(loss: np.ndarray, chunk: int = 512) -> np.ndarray:
@@ -51,8 +57,32 @@ def hypervolume(loss: np.ndarray, reference: np.ndarray) -> float:
     inside = loss[np.all(loss < reference, axis=1)]
     if len(inside) == 0:
         return 0.0
-    front = inside[pareto_mask(inside)]
-    return float(compute_hypervolume(np.unique(front, axis=0), reference, assume_pareto=True))
+    front = np.unique(inside[pareto_mask(inside)], axis=0)
+    return float(_dominated_volume(front, reference))
+
+
+def _dominated_volume(points: np.ndarray, reference: np.ndarray) -> float:
+    """Volume dominated by ``points`` (all strictly better than ``reference``; dominated points
+    allowed) inside the box bounded by ``reference``."""
+    n, m = points.shape
+    if m == 1:
+        return float(reference[0] - points[:, 0].min())
+    if m == 2:  # sweep along the first objective; the height is the best second value so far
+        order = np.argsort(points[:, 0], kind="stable")
+        x, y = points[order, 0], np.minimum.accumulate(points[order, 1])
+        widths = np.diff(np.append(x, reference[0]))
+        return float(np.sum(widths * (reference[1] - y)))
+    # slice along the last objective: between consecutive values the dominated region is the
+    # (m-1)-dimensional volume of the points at or below the slice, times its depth
+    order = np.argsort(points[:, -1], kind="stable")
+    pts = points[order]
+    upper = np.append(pts[1:, -1], reference[-1])
+    total = 0.0
+    for i in range(n):
+        depth = upper[i] - pts[i, -1]
+        if depth > 0:
+            total += depth * _dominated_volume(pts[: i + 1, :-1], reference[:-1])
+    return total
 
 
 def default_reference(loss: np.ndarray, margin: float = 0.1) -> np.ndarray:

@@ -7,6 +7,11 @@ queues a batch chosen by optimistic hypervolume improvement (``surrogate.acquisi
 the queue; it never proposes an arch that is already measured, failed or pending, so parallel
 workers (asks before tells) get distinct archs, and pending archs enter the batch selection as
 fantasies at their predicted means. The first ``n_initial`` archs are uniform random.
+Constraints (Optuna's per-trial constraint values, as the runner sets them) are modelled too:
+one predictor per constraint, and each candidate's hypervolume improvement is weighted by its
+predicted probability of satisfying all of them (as constrained EHVI does); the front, the
+reference and the parents come from feasible trials (until there is one, the candidates most
+likely feasible are chosen).
 The batch rule's hypervolume reference (``reference``), the units it is measured in
 (``hv_units``) and whether a batch spreads along the front (``spread``) are options; what each
 did on NAS-Bench-Graph is in ``surrogate/RESULTS.md``.
@@ -30,42 +35,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
-from optuna.study import Study, StudyDirection
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import norm, rankdata
 
-from search_spaces.base import SearchSpace
 from surrogate import PREDICTORS
 from surrogate.acquisition import epsilon_to_front, front_reference, select_batch
 from surrogate.base import Predictor
-from surrogate.candidates import Index, IndexedSpace, candidate_pool
-from surrogate.pareto import crowding_distance, pareto_mask
+from surrogate.candidates import ArchSpace, Index, IndexedSpace, candidate_pool
+from surrogate.pareto import crowding_distance, loss_signs, pareto_mask
 from surrogate.quality import prediction_quality
 
 logger = logging.getLogger(__name__)
-
-ATTR = "surrogate"  # trial system attr: how the arch was chosen and what was predicted
-
-
-class GroupedView(Protocol):
-    """How a study names its parameters when one of them, ``param``, stands for a ``group`` of
-    the space's dimensions: its choice k means the values ``configs[k]`` (``service.stages``
-    builds one for a two-stage study's second stage)."""
-
-    param: str
-    group: tuple[str, ...]
-    configs: tuple[tuple[Any, ...], ...]
-    distributions: dict[str, BaseDistribution]
-
-    def arch_params(self, params: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    def sampler_params(self, arch: Mapping[str, Any]) -> dict[str, Any] | None: ...
 
 
 REFERENCES = ("median", "nadir", "front")  # hypervolume references of the batch selection
@@ -73,11 +60,14 @@ WARPS = ("rank", "none")  # target transforms before the fit
 
 
 class SurrogateSampler(optuna.samplers.BaseSampler):
-    """Surrogate-assisted multi-objective sampler over a ``SearchSpace`` (see module doc)."""
+    """Surrogate-assisted multi-objective sampler over a search space (see module doc).
+
+    ``explain(number)`` says why a trial's arch was chosen and what was predicted for it;
+    ``quality()`` how well the predictors rank held-out trials."""
 
     def __init__(
         self,
-        space: SearchSpace,
+        space: ArchSpace,
         *,
         predictor: str = "gp",
         predictor_options: dict[str, Any] | None = None,
@@ -88,19 +78,16 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         n_parents: int = 10,
         generations: int = 2,
         log_ratio: float = 10.0,
-        reference: str = "median",
+        reference: str = "front",
         hv_units: str = "model",
         spread: bool = False,
+        extremes: bool = False,
         warp: str = "rank",
         quality_window: int = 100,
         objective_names: Sequence[str] | None = None,
         seed: int | None = None,
-        view: GroupedView | None = None,
     ):
         self.ispace = IndexedSpace(space)
-        # A two-stage study's second stage may ask for a group of dimensions as one parameter
-        # (``STAGE1_CONFIG``, an index into whole configurations): the view maps it to archs.
-        self.view = view if view is not None and view.group else None
         self.predictor_cls = PREDICTORS.get(predictor)
         self.predictor_options = dict(predictor_options or {})
         self.predictor_cls(self.predictor_options)  # validate options now, not mid-study
@@ -118,12 +105,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             raise ValueError(f"hv_units={hv_units!r}; allowed: model, objective")
         self.hv_units = hv_units
         self.spread = spread
+        self.extremes = extremes
         if warp not in WARPS:
             raise ValueError(f"warp={warp!r}; allowed: {', '.join(WARPS)}")
         self.warp = warp
         self._warps: list[tuple[np.ndarray, np.ndarray]] = []  # per objective: (z, loss) sorted
         self.objective_names = list(objective_names) if objective_names else None
-        self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._random = optuna.samplers.RandomSampler(seed=seed)
         self._lock = threading.Lock()
@@ -131,6 +118,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self._queue: deque[tuple[Index, dict[str, Any]]] = deque()
         self._fitted_on: set[int] = set()  # trial numbers of the last fit
         self._models: list[Predictor] | None = None
+        self._cmodels: list[Predictor] = []  # one per constraint of the study
         self._logs: list[bool] = []
         self._pairs: list[deque[tuple[float, float]]] = []
         self._window = quality_window
@@ -138,8 +126,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.distributions = {
             n: CategoricalDistribution(list(d.choices)) for n, d in self.ispace.dims.items()
         }
-        if self.view is not None:  # the names the study asks for
-            self.distributions = dict(self.view.distributions)
+        self._why: dict[int, dict[str, Any]] = {}  # trial number -> how its arch was chosen
 
     # --- Optuna sampler interface -------------------------------------------------------------
     def reseed_rng(self) -> None:
@@ -170,50 +157,20 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     ) -> dict[str, Any]:
         if not search_space:
             return {}
-        allowed, combos = self._allowed(search_space)
         with self._lock:
-            self.ispace.restrict(allowed, combos)
+            self.ispace.restrict(self._allowed(search_space))
             idx, info = self._next(study, trial)
-        study._storage.set_trial_system_attr(trial._trial_id, ATTR, info)
-        return self._sampler_params(idx)
+            self._why[trial.number] = info
+        return self.ispace.params(idx)
 
-    def _allowed(self, search_space: dict[str, BaseDistribution]) -> tuple[
-            list[list[int]], tuple[tuple[int, ...], list[Index]] | None]:
-        """The study's distributions as allowed choice indices per dimension, plus the allowed
-        combinations of the view's group (None without one)."""
-        group = self.view.group if self.view is not None else ()
+    def _allowed(self, search_space: dict[str, BaseDistribution]) -> list[list[int]]:
+        """The study's distributions as allowed choice indices per dimension."""
         allowed = []
         for j, name in enumerate(self.ispace.names):
-            if name in group:  # set from the combinations below
-                allowed.append(list(range(int(self.ispace.sizes[j]))))
-                continue
             choices = search_space[name].choices  # type: ignore[attr-defined]
             found = [self.ispace.index_of_choice(j, c) for c in choices]
             allowed.append(sorted(i for i in found if i is not None))
-        if self.view is None:
-            return allowed, None
-        positions = tuple(self.ispace.names.index(n) for n in group)
-        tuples = []
-        for k in search_space[self.view.param].choices:  # type: ignore[attr-defined]
-            found = [self.ispace.index_of_choice(j, v)
-                     for j, v in zip(positions, self.view.configs[k], strict=True)]
-            if None not in found:
-                tuples.append(tuple(found))
-        return allowed, (positions, tuples)
-
-    def _arch_index(self, params: dict[str, Any]) -> Index | None:
-        """Index of a trial's arch, whichever names its parameters use."""
-        if self.view is not None:
-            params = self.view.arch_params(params)
-        return self.ispace.index_of(params)
-
-    def _sampler_params(self, idx: Index) -> dict[str, Any]:
-        params = self.ispace.params(idx)
-        if self.view is None:
-            return params
-        out = self.view.sampler_params(params)
-        assert out is not None, "a drawn arch outside the stage's configurations"
-        return out
+        return allowed
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: Any
@@ -226,17 +183,20 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         ):
             with self._lock:
                 if self._first is None or self._first[0] != trial.number:
-                    self._first = (trial.number,
-                                   self._sampler_params(self._random_unknown(set())))
-                    study._storage.set_trial_system_attr(
-                        trial._trial_id, ATTR, {"source": "initial"}
-                    )
+                    self._first = (trial.number, self.ispace.params(self._random_unknown(set())))
+                    self._why[trial.number] = {"source": "initial"}
             value = self._first[1][param_name]
             if value in param_distribution.choices:
                 return value
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
-    # --- what the service reads -------------------------------------------------------------
+    # --- what the strategy reports -----------------------------------------------------------
+    def explain(self, number: int) -> dict[str, Any] | None:
+        """Why trial ``number``'s arch was chosen ("source": initial, surrogate or random) and,
+        for surrogate picks, the round, rank and predicted values; once per trial."""
+        with self._lock:
+            return self._why.pop(number, None)
+
     def quality(self) -> dict[str, dict[str, float | int | None]]:
         """Per objective: Kendall tau and RMSE of predictions on held-out measured trials."""
         names = self.objective_names or [f"objective_{i}" for i in range(len(self._pairs))]
@@ -254,7 +214,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         for t in trials:
             if t.number == trial.number:
                 continue
-            idx = self._arch_index(t.params)
+            idx = self.ispace.index_of(t.params)
             if idx is None:
                 continue
             known.add(idx)
@@ -297,9 +257,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         for j, use_log in enumerate(self._logs):
             if use_log:
                 out[:, j] = np.log(np.clip(values[:, j], 1e-300, None))
-        signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
-        self._signs = signs
-        out = out * np.array(signs)
+        self._signs = loss_signs(study.directions)
+        out = out * self._signs
         if self.warp == "rank":
             out = self._rank_warp(out)
         return out
@@ -360,7 +319,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         return out
 
     def _from_scale(self, j: int, loss: np.ndarray, study: Study) -> np.ndarray:
-        sign = -1.0 if study.directions[j] == StudyDirection.MAXIMIZE else 1.0
+        sign = loss_signs(study.directions)[j]
         if self.warp == "rank" and self._warps:
             loss = self._unwarp(j, np.asarray(loss, dtype=np.float64))
         value = loss * sign
@@ -389,14 +348,20 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.rounds += 1
 
         feasible = np.array([_feasible(t) for t in trials])
+        constrained = self._fit_constraints(trials, X)
         front = Y[feasible] if feasible.any() else Y[:0]
         if pending:
-            front = np.vstack([front, self._predict(self.ispace.encode(pending))[0]])
+            Xp = self.ispace.encode(pending)
+            likely = self._p_feasible(Xp) >= 0.5  # a pending arch as a fantasy, if feasible
+            front = np.vstack([front, self._predict(Xp)[0][likely]])
         # Hypervolume reference: "median" = the median measured arch on each objective, so an
         # arch worse than a typical one on some objective earns no volume (the cheap corner of
         # a space is full of such archs); "nadir" = the worst measured value on each objective
         # + 10% of the range (select_batch's default); "front" = the nadir of the measured
-        # *front* (far-out archs left out) + 10% of its range (``front_reference``).
+        # *front* (far-out archs left out) + 10% of its range (``front_reference``), the
+        # default since issue #17: with 3-4 objectives a candidate must beat the median arch on
+        # every objective to earn volume under "median", so the ends of the front were reached
+        # late (dev split, surrogate/RESULTS.md).
         # The hypervolume is measured on the predictors' scale (hv_units "model", e.g. log
         # latency) or in the objectives' own units ("objective", as the study reports it).
         # The predictors fit rank-warped targets (``warp``), but hypervolume is measured on the
@@ -406,35 +371,45 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         # optimistic quantile on the modelling scale.
         units = self._to_units if self.hv_units == "objective" else self._unwarped
         Yu = units(Y)
-        ref = {"median": lambda: np.median(Yu, axis=0), "nadir": lambda: None,
-               "front": lambda: front_reference(Yu[feasible] if feasible.any() else Yu)}[
-            self.reference]()
-        parents = [idxs[k] for k in choose_parents(Y, self.n_parents)]
+        Yf = Yu[feasible] if feasible.any() else Yu  # the reference from feasible trials
+        ref = {"median": lambda: np.median(Yf, axis=0), "nadir": lambda: None,
+               "front": lambda: front_reference(Yf)}[self.reference]()
+        parents = [idxs[k] for k in self._parents(Y, feasible, trials)]
         pool = candidate_pool(
             self.ispace, parents, exclude=known, n_random=self.n_random, rng=self._rng
         )
         if not pool:
             self._queue.clear()
             return
-        mean, std = self._predict(self.ispace.encode(pool))
+        Xc = self.ispace.encode(pool)
+        mean, std = self._predict(Xc)
+        pf = self._p_feasible(Xc)
         for _ in range(self.generations):
             # Evolution over the predictor: mutate the best-scoring candidates, score again.
-            top = select_batch(mean, std, front, batch_size=self.n_parents, kappa=self.kappa,
-                               reference=ref, to_units=units)
+            top = self._select(mean, std, pf, front, self.n_parents, ref, units,
+                               no_feasible=constrained and not feasible.any())
             extra = candidate_pool(
                 self.ispace, [pool[k] for k in top], exclude=known | set(pool), n_random=0,
                 rng=self._rng,
             )
             if not extra:
                 break
-            m2, s2 = self._predict(self.ispace.encode(extra))
+            Xe = self.ispace.encode(extra)
+            m2, s2 = self._predict(Xe)
             pool, mean, std = pool + extra, np.vstack([mean, m2]), np.vstack([std, s2])
-        batch = select_batch(mean, std, front, batch_size=self.batch_size, kappa=self.kappa,
-                             reference=ref, to_units=units, spread=self.spread)
+            pf = np.concatenate([pf, self._p_feasible(Xe)])
+        batch = self._select(mean, std, pf, front, self.batch_size, ref, units,
+                             no_feasible=constrained and not feasible.any(),
+                             spread=self.spread)
+        extreme = None
+        if self.extremes and feasible.any():
+            batch, extreme = self._with_extreme(batch, mean, std, pf, Y[feasible])
         self._queue.clear()
         for rank, k in enumerate(batch):
             info = {
                 "source": "surrogate", "round": self.rounds, "rank": rank,
+                **({"p_feasible": round(float(pf[k]), 4)} if constrained else {}),
+                **({"extreme_of": extreme[1]} if extreme and extreme[0] == k else {}),
                 "predicted": [float(v) for v in self._from_scale_all(mean[k], study)],
                 # on the modelling scale (log for log-scaled objectives), as a half-width
                 "predicted_std": [float(v) for v in (self._unwarped(mean[k] + std[k])
@@ -443,6 +418,68 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             }
             self._queue.append((pool[k], info))
         logger.debug("surrogate round %d: %d candidates, batch %s", self.rounds, len(pool), batch)
+
+    # --- constraints (constrained EHVI: improvement x probability of feasibility) ------------
+    def _fit_constraints(self, trials: list[FrozenTrial], X: np.ndarray) -> bool:
+        """One predictor per constraint of the study (Optuna's per-trial constraint values,
+        feasible when <= 0), fitted on the measured violations; False when there is none."""
+        names = sorted({name for t in trials for name in t.constraints})
+        if not names:
+            self._cmodels = []
+            return False
+        C = np.array([[t.constraints.get(n, 0.0) for n in names] for t in trials])
+        if len(self._cmodels) != len(names):
+            self._cmodels = [self.predictor_cls(self.predictor_options) for _ in names]
+        for j, model in enumerate(self._cmodels):
+            model.fit(X, C[:, j])
+        return True
+
+    def _p_feasible(self, X: np.ndarray) -> np.ndarray:
+        """Predicted probability that each row satisfies every constraint: the product over
+        constraints of P(violation <= 0) under each predictor's Gaussian (1 without any)."""
+        p = np.ones(len(X))
+        for model in self._cmodels:
+            mean, std = model.predict(X)
+            p *= norm.cdf(-mean / np.maximum(std, 1e-9))
+        return p
+
+    def _parents(self, Y: np.ndarray, feasible: np.ndarray, trials: list[FrozenTrial]) -> list:
+        """Rows to mutate: the feasible ones by ``choose_parents``, then (too few feasible)
+        the infeasible ones with the smallest total violation."""
+        if feasible.all():
+            return list(choose_parents(Y, self.n_parents))
+        ok = np.flatnonzero(feasible)
+        out = list(ok[choose_parents(Y[ok], self.n_parents)]) if len(ok) else []
+        bad = np.flatnonzero(~feasible)
+        excess = [sum(max(v, 0.0) for v in trials[k].constraints.values()) for k in bad]
+        out += list(bad[np.argsort(excess, kind="stable")][: self.n_parents - len(out)])
+        return out
+
+    def _select(self, mean, std, pf, front, size, ref, units, *, no_feasible: bool,
+                spread: bool = False) -> list[int]:
+        """The batch rule, constraint-aware. Before any feasible arch is measured there is no
+        front to improve: the candidates most likely feasible come first."""
+        if no_feasible:
+            return list(np.argsort(-pf, kind="stable")[:size])
+        return select_batch(mean, std, front, batch_size=size, kappa=self.kappa,
+                            reference=ref, to_units=units, spread=spread,
+                            feasibility=pf if self._cmodels else None)
+
+    def _with_extreme(self, batch: list[int], mean: np.ndarray, std: np.ndarray,
+                      pf: np.ndarray, measured: np.ndarray
+                      ) -> tuple[list[int], tuple[int, int] | None]:
+        """``extremes``: the batch's first pick is the candidate most likely to extend the
+        front's range on one objective (objective ``rounds % m``, cycling): the best optimistic
+        value on it among the candidates more likely feasible than not, if that beats the best
+        measured value. Hypervolume with a reference at the front's nadir credits the ends of
+        the front, which a median-referenced batch rule reaches late."""
+        j = self.rounds % mean.shape[1]
+        optimistic = mean[:, j] - self.kappa * std[:, j]
+        optimistic = np.where(pf >= 0.5, optimistic, np.inf)
+        k = int(np.argmin(optimistic))
+        if not optimistic[k] < measured[:, j].min():
+            return batch, None
+        return [k] + [i for i in batch if i != k][: self.batch_size - 1], (k, j)
 
     def _from_scale_all(self, loss_row: np.ndarray, study: Study) -> np.ndarray:
         return np.array([self._from_scale(j, loss_row[j : j + 1], study)[0]

@@ -24,6 +24,7 @@ import numpy as np
 
 from surrogate import PREDICTORS
 from surrogate.base import Predictor
+from surrogate.pareto import loss_signs
 from surrogate.quality import prediction_quality
 
 Mode = Literal["measured", "surrogate", "hybrid"]
@@ -56,7 +57,7 @@ class AccuracyScreen:
     ):
         self.mode = mode
         self.keys = [k for k, _ in objectives]
-        self.signs = np.array([-1.0 if d == "maximize" else 1.0 for _, d in objectives])
+        self.signs = loss_signs([d for _, d in objectives])
         self.accuracy_keys = [k for k in self.keys if k in set(accuracy_keys)]
         self.predictor_cls = PREDICTORS.get(predictor)
         self.predictor_options = dict(predictor_options or {})

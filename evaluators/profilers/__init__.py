@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search_spaces.registry import Registry
+from paretonas_core.registry import Registry
 
 PROFILERS: Registry = Registry("profiler", "paretonas.profilers")
 # Built-ins, imported lazily (listing kinds must not import torch or onnxruntime).

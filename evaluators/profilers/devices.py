@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evaluators.profilers import PROFILERS
 from evaluators.profilers.base import Profiler, settings_hash
-from search_spaces.registry import UnknownNameError
+from paretonas_core.registry import UnknownNameError
 
 Source = Literal["default", "config", "api"]
 

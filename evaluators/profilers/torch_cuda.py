@@ -75,7 +75,7 @@ class TorchCudaProfiler(Profiler):
     def measure(self, model: Any, example_input: Any) -> LatencyResult:
         import torch
 
-        from evaluators.compute import gpu_info
+        from paretonas_core.compute import gpu_info
 
         s: TorchCudaSettings = self.settings  # type: ignore[assignment]
         device = check_gpu(s.gpu, expect=s.expect_gpu)

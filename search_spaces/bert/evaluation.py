@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluators.compute import CPU, Compute
+from paretonas_core.compute import CPU, Compute
 from search_spaces.base import SpaceError
 from search_spaces.bert.checkpoint import BertConfig
 from search_spaces.bert.data import TaskSplit, label_indices, read_tsv

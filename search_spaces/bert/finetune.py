@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from evaluators.compute import CPU, Compute
+from paretonas_core.compute import CPU, Compute
 from search_spaces.base import SpaceError
 from search_spaces.bert.corpus import stdlib_sentences
 from search_spaces.bert.data import label_indices
 from search_spaces.bert.evaluation import batched
 from search_spaces.bert.model import BertNet
+from search_spaces.success import SuccessLog, subset_of
 
 if TYPE_CHECKING:
     from search_spaces.bert.runtime import BertRuntime
@@ -46,12 +47,18 @@ def _training_data(rt: BertRuntime, compute: Compute = CPU) -> tuple[list, torch
 
 def finetune_subnet(
     rt: BertRuntime, model: BertNet, *, epochs: int, lr: float, seed: int,
-    compute: Compute = CPU,
+    compute: Compute = CPU, examples: list[int] | None = None, record_success: bool = False,
+    score_threshold: float = 0.9,
 ) -> dict[str, Any]:
-    """Train ``model`` (on ``compute``'s device) in place with AdamW; returns what happened
-    (for the trial's info)."""
+    """Train ``model`` (on ``compute``'s device) in place with AdamW on the ``examples``
+    (indices of the training texts; default all); returns what happened (for the trial's
+    info), with each text's ``success_rate`` when ``record_success`` (a sentence is correct
+    when its predicted label is, or under distillation when its cosine similarity to the
+    teacher is at least ``score_threshold``)."""
     texts, targets, objective = _training_data(rt, compute)
     targets = compute.to(targets)
+    chosen = subset_of(len(texts), examples)
+    log = SuccessLog(len(texts)) if record_success else None
     distill = targets.dtype.is_floating_point
     size = rt.space.options.eval_batch_size
     gen = torch.Generator().manual_seed(seed)
@@ -62,7 +69,9 @@ def finetune_subnet(
     scaled = compute.steps()
     with torch.enable_grad():
         for _ in range(epochs):
-            order = torch.randperm(len(texts), generator=gen).tolist()
+            order = chosen[torch.randperm(len(chosen), generator=gen).numpy()].tolist()
+            if log is not None:
+                log.new_epoch()
             total = 0.0
             for start in range(0, len(order), size):
                 idx = order[start:start + size]
@@ -70,18 +79,26 @@ def finetune_subnet(
                 with compute.autocast():
                     if distill:
                         emb = F.normalize(model.embed(ids), dim=-1)
-                        loss = (1.0 - (emb * targets[idx]).sum(-1)).mean()
+                        cos = (emb * targets[idx]).sum(-1)
+                        loss = (1.0 - cos).mean()
+                        correct = cos.detach() >= score_threshold
                     else:
-                        loss = F.cross_entropy(model(ids), targets[idx])
+                        logits = model(ids)
+                        loss = F.cross_entropy(logits, targets[idx])
+                        correct = logits.detach().argmax(-1) == targets[idx]
+                if log is not None:
+                    log.mark(idx, correct.cpu().tolist())
                 opt.zero_grad(set_to_none=True)
                 scaled.backward(loss)
                 scaled.step(opt)
                 total += float(loss.detach()) * len(idx)
                 steps += 1
-            epoch_losses.append(total / len(texts))
+            epoch_losses.append(total / len(order))
     model.eval().requires_grad_(False)
     return {
-        "objective": objective, "train_examples": len(texts), "steps": steps,
+        "objective": objective, "train_examples": len(chosen), "train_set_size": len(texts),
+        "steps": steps,
         "epoch_losses": [round(v, 5) for v in epoch_losses],
         "seconds": round(time.perf_counter() - t0, 2),
+        **({"success_rate": log.rates()} if log is not None else {}),
     }

@@ -13,6 +13,12 @@ from pathlib import Path
 
 from search_spaces.bert.corpus import TOPICS, write_stdlib_topic_task
 
+#: what ``paretonas ... --help`` shows (the docstring is for developers)
+CLI_HELP = (
+    "Write the standard-library topic task (English docstring sentences labelled by "
+    "module) as GLUE-style TSV files: a task directory for the bert space."
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, help="output directory (train.tsv, dev.tsv)")

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from search_spaces.bert.model import BertNet
+from search_spaces.elastic import permute_, strongest_first
 
 
 @dataclass
@@ -98,7 +99,7 @@ def permutation_from_scores(scores: list[tuple[torch.Tensor, torch.Tensor]]) -> 
     """Descending order of each score vector (ties keep the original order)."""
 
     def order(s: torch.Tensor) -> list[int]:
-        return torch.sort(s, descending=True, stable=True).indices.tolist()
+        return strongest_first(s).tolist()
 
     return Permutation([order(h) for h, _ in scores], [order(n) for _, n in scores])
 
@@ -110,10 +111,10 @@ def apply_permutation(net: BertNet, perm: Permutation) -> None:
     for layer, heads, neurons in zip(net.layers, perm.heads, perm.neurons, strict=True):
         rows = torch.cat([torch.arange(h * d, (h + 1) * d) for h in heads])
         for lin in (layer.query, layer.key, layer.value):
-            lin.weight.copy_(lin.weight[rows])
-            lin.bias.copy_(lin.bias[rows])
-        layer.attn_out.weight.copy_(layer.attn_out.weight[:, rows])
+            permute_(lin.weight, rows)
+            permute_(lin.bias, rows)
+        permute_(layer.attn_out.weight, rows, dim=1)
         idx = torch.tensor(neurons)
-        layer.ffn_in.weight.copy_(layer.ffn_in.weight[idx])
-        layer.ffn_in.bias.copy_(layer.ffn_in.bias[idx])
-        layer.ffn_out.weight.copy_(layer.ffn_out.weight[:, idx])
+        permute_(layer.ffn_in.weight, idx)
+        permute_(layer.ffn_in.bias, idx)
+        permute_(layer.ffn_out.weight, idx, dim=1)

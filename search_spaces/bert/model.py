@@ -84,7 +84,7 @@ class BertLayer(nn.Module):
     def __init__(self, hidden: int, heads: int, head_dim: int, ffn: int, eps: float, act: str):
         super().__init__()
         inner = heads * head_dim
-        self.head_dim, self.act_name = head_dim, act
+        self.head_dim = head_dim
         self.query = nn.Linear(hidden, inner)
         self.key = nn.Linear(hidden, inner)
         self.value = nn.Linear(hidden, inner)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from evaluators.compute import CPU, Compute
+from paretonas_core.compute import CPU, Compute
 from search_spaces.base import SpaceError
 from search_spaces.bert.checkpoint import default_cache_dir, load_weights
 from search_spaces.bert.corpus import stdlib_sentences

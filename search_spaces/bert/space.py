@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from evaluators.compute import compute_of
+from paretonas_core.compute import compute_of
 from search_spaces.base import (
     Arch,
-    ArchError,
     Dim,
     EvalContext,
     MetricInfo,
@@ -227,10 +227,7 @@ class BertSpace(SearchSpace):
     def evaluate(
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None
     ) -> dict[str, float]:
-        allowed = self.metrics()
-        unknown = [m for m in metrics if m not in allowed]
-        if unknown:
-            raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(allowed)}")
+        self.check_metrics(metrics)
         shape = self.shape_of(arch)
         rt = self.runtime
         compute = compute_of(context)
@@ -249,6 +246,9 @@ class BertSpace(SearchSpace):
         epochs: int,
         lr: float | None = None,
         context: EvalContext | None = None,
+        examples: Sequence[int] | None = None,
+        record_success: bool = False,
+        score_threshold: float = 0.9,
     ) -> tuple[dict[str, float], dict[str, Any]]:
         """Fine-tune the extracted subnet (task cross-entropy, or distillation from the full
         model without a task; see ``finetune.py``), then measure ``metrics`` on the same texts
@@ -256,10 +256,7 @@ class BertSpace(SearchSpace):
         from search_spaces.bert.finetune import finetune_subnet
         from search_spaces.bert.model import BertShape
 
-        allowed = self.metrics()
-        unknown = [m for m in metrics if m not in allowed]
-        if unknown:
-            raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(allowed)}")
+        self.check_metrics(metrics)
         rt = self.runtime
         arch = self.validate(dict(arch))
         lr = lr or 1e-4
@@ -271,7 +268,10 @@ class BertSpace(SearchSpace):
         compute = compute_of(context)
         model = compute.module(self.extract(arch))  # extracted on the CPU, moved once
         stats = finetune_subnet(rt, model, epochs=epochs, lr=lr,
-                                seed=context.seed if context else 0, compute=compute)
+                                seed=context.seed if context else 0, compute=compute,
+                                examples=None if examples is None else list(examples),
+                                record_success=record_success,
+                                score_threshold=score_threshold)
         values: dict[str, float] = {}
         if "fidelity" in metrics:
             values["fidelity"] = rt.fidelity(model=model, compute=compute)

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluators.compute import CPU, Compute
-from evaluators.segmentation import confusion_matrix
+from paretonas_core.compute import CPU, Compute
+from paretonas_core.segmentation import confusion_matrix
 from search_spaces.deeplabv3plus.data import VOCSegmentation, to_tensor
 
 

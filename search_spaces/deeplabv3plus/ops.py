@@ -8,9 +8,10 @@ tensor. ``export`` builds a plain ``nn`` module holding *copies* of the selected
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from search_spaces.elastic import permute_, sliced_batch_norm
 
 
 def same_padding(kernel_size: int, dilation: int) -> int:
@@ -94,23 +95,7 @@ class DynamicBatchNorm2d(nn.BatchNorm2d):
         c = x.shape[1]
         if c == self.num_features:
             return super().forward(x)
-        # Same running-average factor as nn.BatchNorm2d (momentum None = cumulative average).
-        factor = 0.0
-        if self.training:
-            self.num_batches_tracked.add_(1)
-            factor = (
-                1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            )
-        return F.batch_norm(
-            x,
-            self.running_mean[:c],
-            self.running_var[:c],
-            self.weight[:c],
-            self.bias[:c],
-            self.training,
-            factor,
-            self.eps,
-        )
+        return sliced_batch_norm(x, self, c)
 
     def export(self, channels: int) -> nn.BatchNorm2d:
         bn = nn.BatchNorm2d(channels, eps=self.eps, momentum=self.momentum, device="meta")
@@ -122,27 +107,9 @@ class DynamicBatchNorm2d(nn.BatchNorm2d):
         return bn
 
 
-def permute_bn_(bn: nn.BatchNorm2d, order: Tensor) -> None:
-    """Reorder a batch norm's channels in place (params and running statistics)."""
-    with torch.no_grad():
-        for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
-            t.copy_(t.index_select(0, order))
-
-
 def permute_conv_(conv: nn.Conv2d, order: Tensor, *, dim: int, start: int = 0) -> None:
-    """Reorder ``conv.weight`` along ``dim`` (0 = out, 1 = in) within ``[start, start+len)``."""
-    with torch.no_grad():
-        n = order.numel()
-        part = conv.weight.narrow(dim, start, n)
-        part.copy_(part.index_select(dim, order))
-        if dim == 0 and conv.bias is not None:
-            bias = conv.bias.narrow(0, start, n)
-            bias.copy_(bias.index_select(0, order))
-
-
-def importance_order(weight: Tensor, *, dim: int) -> Tensor:
-    """Channels along ``dim`` sorted by the L1 norm of ``weight`` over all other dims, largest
-    first (stable, so re-sorting an already sorted tensor is the identity)."""
-    dims = [d for d in range(weight.dim()) if d != dim]
-    importance = weight.detach().abs().sum(dim=dims)
-    return torch.argsort(importance, descending=True, stable=True)
+    """Reorder a conv's output (``dim=0``, with its bias) or input (``dim=1``) channels within
+    ``[start, start + len(order))``."""
+    permute_(conv.weight, order, dim=dim, start=start)
+    if dim == 0 and conv.bias is not None:
+        permute_(conv.bias, order, start=start)

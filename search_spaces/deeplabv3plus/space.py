@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from evaluators.compute import CPU, Compute, compute_of
-from evaluators.segmentation import (
+from paretonas_core.compute import CPU, Compute, compute_of
+from paretonas_core.segmentation import (
     mean_iou,
     pixel_accuracy,
     random_subset,
@@ -333,9 +333,7 @@ class DeepLabSpace(SearchSpace):
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None,
         model: torch.nn.Module | None = None,
     ) -> dict[str, float]:
-        unknown = sorted(set(metrics) - set(self.metrics()))
-        if unknown:
-            raise SpaceError(f"unknown metric(s) {unknown}; allowed: {sorted(self.metrics())}")
+        self.check_metrics(metrics)
         with self._threads():
             conf = self.confusions(arch, self.subset(), model=model,
                                    compute=compute_of(context)).sum(axis=0)
@@ -344,12 +342,14 @@ class DeepLabSpace(SearchSpace):
 
     def finetune(
         self, arch: Arch, metrics: list[str], *, epochs: int, lr: float | None = None,
-        context: EvalContext | None = None,
+        context: EvalContext | None = None, examples: Sequence[int] | None = None,
+        record_success: bool = False, score_threshold: float = 0.9,
     ) -> tuple[dict[str, float], dict[str, Any]]:
-        """FMAS's last step: train the extracted subnet on the whole training split (inherited
-        weights, the supernet's recipe at a lower learning rate), then score it on the same
-        validation subset as during the search, and on the full validation set."""
-        from search_spaces.deeplabv3plus.training import train_model
+        """FMAS's last step: train the extracted subnet on the training split (or its
+        ``examples``; inherited weights, the supernet's recipe at a lower learning rate), then
+        score it on the same validation subset as during the search, and on the full
+        validation set."""
+        from search_spaces.deeplabv3plus.finetune import finetune_model
 
         arch = self.validate(arch)
         opts: DeepLabOptions = self.options  # type: ignore[assignment]
@@ -359,10 +359,12 @@ class DeepLabSpace(SearchSpace):
             everything = np.arange(len(self.val.dataset))
             before_full = float(mean_iou(
                 self.confusions(arch, everything, model=model, compute=compute).sum(0)))
-            stats = train_model(
+            stats = finetune_model(
                 model, self.train.dataset, resolution=int(arch["resolution"]), epochs=epochs,
                 batch_size=max(2, opts.batch_size), lr=lr or 5e-4,
                 seed=context.seed if context else opts.seed, compute=compute,
+                examples=None if examples is None else list(examples),
+                record_success=record_success, score_threshold=score_threshold,
             )
             values = self.evaluate(arch, metrics, model=model, context=context)
             after_full = float(mean_iou(

@@ -138,9 +138,6 @@ class Structure:
             inp = oup
         return out
 
-    def max_expand(self, t: int) -> int:
-        return 1 if t == 1 else max(self.expand_ratios)
-
     def dimensions(self) -> dict[str, Dim]:
         dims: dict[str, Dim] = {}
         for stage, (_t, _c, n, _s) in enumerate(MOBILENET_V2_SETTING):
@@ -206,11 +203,3 @@ class Structure:
             "decoder_channels": self.decoder_channels,
             "resolutions": list(self.resolutions),
         }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Structure:
-        kwargs = dict(data)
-        for key in ("expand_ratios", "resolutions"):
-            if key in kwargs:
-                kwargs[key] = tuple(kwargs[key])
-        return cls(**kwargs)

@@ -12,14 +12,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from search_spaces.deeplabv3plus import static
-from search_spaces.deeplabv3plus.ops import (
-    DynamicBatchNorm2d,
-    DynamicConv2d,
-    importance_order,
-    permute_bn_,
-    permute_conv_,
-)
+from search_spaces.deeplabv3plus.ops import DynamicBatchNorm2d, DynamicConv2d, permute_conv_
 from search_spaces.deeplabv3plus.structure import LOW_LEVEL_LAST, BlockSpec, NetConfig, Structure
+from search_spaces.elastic import importance_order, permute_batch_norm_
 
 
 class DynamicConvBNAct(nn.Sequential):
@@ -86,9 +81,9 @@ class DynamicInvertedResidual(nn.Module):
             return
         order = importance_order(self.conv[2].weight, dim=1)
         permute_conv_(self.conv[0][0], order, dim=0)
-        permute_bn_(self.conv[0][1], order)
+        permute_batch_norm_(self.conv[0][1], order)
         permute_conv_(self.conv[1][0], order, dim=0)
-        permute_bn_(self.conv[1][1], order)
+        permute_batch_norm_(self.conv[1][1], order)
         permute_conv_(self.conv[2], order, dim=1)
 
 
@@ -174,7 +169,7 @@ class DynamicASPP(nn.Module):
             last = j == len(self.convs) - 1  # the pooling branch: (pool, conv, bn, relu)
             conv, bn = (branch[1], branch[2]) if last else (branch[0], branch[1])
             permute_conv_(conv, order, dim=0)
-            permute_bn_(bn, order)
+            permute_batch_norm_(bn, order)
             permute_conv_(proj, order, dim=1, start=j * self.channels)
 
 
@@ -226,15 +221,15 @@ class DynamicHead(nn.Module):
         dec = self.classifier[0]
         low = importance_order(dec.weight[:, : self.low_channels], dim=1)
         permute_conv_(self.project[0], low, dim=0)
-        permute_bn_(self.project[1], low)
+        permute_batch_norm_(self.project[1], low)
         permute_conv_(dec, low, dim=1)
         aspp_out = importance_order(dec.weight[:, self.low_channels :], dim=1)
         permute_conv_(self.aspp.project[0], aspp_out, dim=0)
-        permute_bn_(self.aspp.project[1], aspp_out)
+        permute_batch_norm_(self.aspp.project[1], aspp_out)
         permute_conv_(dec, aspp_out, dim=1, start=self.low_channels)
         order = importance_order(self.classifier[3].weight, dim=1)
         permute_conv_(dec, order, dim=0)
-        permute_bn_(self.classifier[1], order)
+        permute_batch_norm_(self.classifier[1], order)
         permute_conv_(self.classifier[3], order, dim=1)
 
 

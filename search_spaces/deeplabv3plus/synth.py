@@ -17,6 +17,13 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+#: what ``paretonas ... --help`` shows (the docstring is for developers)
+CLI_HELP = (
+    "Write a small VOC-format dataset of textured shapes (JPEG images, PNG masks, "
+    "train/val lists) for the deeplabv3plus space."
+)
+
+
 log = logging.getLogger(__name__)
 
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond", "bar", "ellipse")

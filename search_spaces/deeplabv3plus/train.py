@@ -10,9 +10,17 @@ import json
 import logging
 from pathlib import Path
 
-from evaluators.compute import ComputeError, from_arguments
-from evaluators.compute import add_arguments as compute_arguments
+from paretonas_core.compute import ComputeError, from_arguments
+from paretonas_core.compute import add_arguments as compute_arguments
 from search_spaces.base import SpaceError
+
+#: what ``paretonas ... --help`` shows (the docstring is for developers)
+CLI_HELP = (
+    "Train a DeepLabV3+ supernet on a VOC-format dataset (sandwich rule, optional "
+    "in-place distillation), saving a checkpoint every epoch; --resume continues an "
+    "interrupted run."
+)
+
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluators.compute import CPU, Compute, Steps
+from paretonas_core.compute import CPU, Compute, Steps
 from search_spaces.base import Arch, SearchSpace, SpaceError
 from search_spaces.deeplabv3plus import checkpoint as ckpt
 from search_spaces.deeplabv3plus.data import (

@@ -1,9 +1,8 @@
 """Elastic shared MLP (Once-for-All style): one full-size weight, sliced per active subnet.
 
-A *selection* (``Sel``) names which channels of a full-size dimension are active: an ``int`` n
-means the first n (a view, so BatchNorm running statistics still update in place while training),
-a ``LongTensor`` lists indices (used where a tensor is the concatenation of two elastic halves,
-e.g. RandLA-Net's [neighbour features, relative-position encoding]). ``None`` means all.
+Channels are chosen by selections (``search_spaces.elastic.Sel``); index selections arise where
+a tensor is the concatenation of two elastic halves, e.g. RandLA-Net's [neighbour features,
+relative-position encoding] (``halves``, ``pair``).
 
 The same class is the static layer of an extracted subnet: with every selection ``None`` the
 forward uses the weights as they are, with no slicing overhead.
@@ -15,25 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Sel = int | torch.Tensor | None
+from search_spaces.elastic import (
+    Sel,
+    permute_,
+    permute_batch_norm_,
+    sliced_batch_norm,
+    take,
+)
 
 #: RandLA-Net's activation (LeakyReLU with slope 0.2, as in the reference implementation).
 NEG_SLOPE = 0.2
-
-
-def take(t: torch.Tensor, sel: Sel, dim: int) -> torch.Tensor:
-    """``t`` restricted to ``sel`` along ``dim``."""
-    if sel is None:
-        return t
-    if isinstance(sel, int):
-        return t.narrow(dim, 0, sel)
-    return t.index_select(dim, sel.to(t.device))  # selections are built on the CPU
-
-
-def sel_size(sel: Sel, full: int) -> int:
-    if sel is None:
-        return full
-    return sel if isinstance(sel, int) else int(sel.numel())
 
 
 def halves(active: int, full: int) -> Sel:
@@ -69,24 +59,7 @@ class SharedMLP(nn.Module):
         b = None if self.bias is None else take(self.bias, out_sel, 0)
         y = F.linear(x, w, b)
         if self.bn is not None:
-            bn = self.bn
-            momentum = bn.momentum
-            if momentum is None and bn.training:  # cumulative average, as nn.BatchNorm does
-                bn.num_batches_tracked.add_(1)
-                momentum = 1.0 / float(bn.num_batches_tracked)
-            shape = y.shape
-            flat = y.reshape(-1, shape[-1])
-            flat = F.batch_norm(
-                flat,
-                take(bn.running_mean, out_sel, 0),
-                take(bn.running_var, out_sel, 0),
-                take(bn.weight, out_sel, 0),
-                take(bn.bias, out_sel, 0),
-                bn.training,
-                momentum if momentum is not None else 0.0,
-                bn.eps,
-            )
-            y = flat.reshape(shape)
+            y = sliced_batch_norm(y.reshape(-1, y.shape[-1]), self.bn, out_sel).reshape(y.shape)
         return F.leaky_relu(y, NEG_SLOPE) if self.act else y
 
     @torch.no_grad()
@@ -104,21 +77,16 @@ class SharedMLP(nn.Module):
     @torch.no_grad()
     def permute_out(self, perm: torch.Tensor, offset: int = 0) -> None:
         """Reorder output channels ``[offset, offset + len(perm))`` (producer side)."""
-        span = slice(offset, offset + len(perm))
-        idx = perm + offset
-        self.weight[span] = self.weight[idx].clone()
+        permute_(self.weight, perm, start=offset)
         if self.bias is not None:
-            self.bias[span] = self.bias[idx].clone()
+            permute_(self.bias, perm, start=offset)
         if self.bn is not None:
-            for name in ("weight", "bias", "running_mean", "running_var"):
-                t = getattr(self.bn, name)
-                t[span] = t[idx].clone()
+            permute_batch_norm_(self.bn, perm, start=offset)
 
     @torch.no_grad()
     def permute_in(self, perm: torch.Tensor, offset: int = 0) -> None:
         """Reorder input channels ``[offset, offset + len(perm))`` (consumer side)."""
-        span = slice(offset, offset + len(perm))
-        self.weight[:, span] = self.weight[:, perm + offset].clone()
+        permute_(self.weight, perm, dim=1, start=offset)
 
     def importance(self, offset: int = 0, size: int | None = None) -> torch.Tensor:
         """L1 norm of each output channel's weights (scaled by |BN gamma| when there is BN)."""

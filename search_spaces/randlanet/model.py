@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.randlanet.elastic import NEG_SLOPE, Sel, SharedMLP, halves, pair
+from search_spaces.elastic import Sel, strongest_first
+from search_spaces.randlanet.elastic import NEG_SLOPE, SharedMLP, halves, pair
 from search_spaces.randlanet.geometry import PointGeometry
 from search_spaces.randlanet.neighbors import gather_neighbours
 
@@ -280,38 +281,37 @@ class RandLANet(nn.Module):
         n = len(self.blocks)
         for i, blk in enumerate(self.blocks):
             half, w = blk.width // 2, blk.width
-
-            def order(imp: torch.Tensor) -> torch.Tensor:
-                return torch.argsort(imp, descending=True, stable=True)
-
-            perm = order(blk.mlp1.importance())  # neighbour features, first half of cat 1
+            # neighbour features, first half of cat 1
+            perm = strongest_first(blk.mlp1.importance())
             blk.mlp1.permute_out(perm)
             blk.att1_fc.permute_out(perm)
             blk.att1_fc.permute_in(perm)
             blk.att1_mlp.permute_in(perm)
-            perm = order(blk.lse1.importance())  # position encoding 1, second half of cat 1
+            # position encoding 1, second half of cat 1
+            perm = strongest_first(blk.lse1.importance())
             blk.lse1.permute_out(perm)
             blk.att1_fc.permute_out(perm, half)
             blk.att1_fc.permute_in(perm, half)
             blk.att1_mlp.permute_in(perm, half)
             blk.lse2.permute_in(perm)
-            perm = order(blk.att1_mlp.importance())  # first half of cat 2
+            perm = strongest_first(blk.att1_mlp.importance())  # first half of cat 2
             blk.att1_mlp.permute_out(perm)
             blk.att2_fc.permute_out(perm)
             blk.att2_fc.permute_in(perm)
             blk.att2_mlp.permute_in(perm)
-            perm = order(blk.lse2.importance())  # position encoding 2, second half of cat 2
+            # position encoding 2, second half of cat 2
+            perm = strongest_first(blk.lse2.importance())
             blk.lse2.permute_out(perm)
             blk.att2_fc.permute_out(perm, half)
             blk.att2_fc.permute_in(perm, half)
             blk.att2_mlp.permute_in(perm, half)
-            perm = order(blk.att2_mlp.importance())
+            perm = strongest_first(blk.att2_mlp.importance())
             assert len(perm) == w
             blk.att2_mlp.permute_out(perm)
             blk.mlp2.permute_in(perm)
             # the block output feeds the next block, the bottleneck of depth i+1 and the
             # decoder skips of level i+1 (and of level 0 for the first block)
-            perm = order(blk.mlp2.importance() + blk.shortcut.importance())
+            perm = strongest_first(blk.mlp2.importance() + blk.shortcut.importance())
             blk.mlp2.permute_out(perm)
             blk.shortcut.permute_out(perm)
             if i + 1 < n:

@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,8 +36,8 @@ import torch
 from pydantic import Field, field_validator
 from scipy.spatial import cKDTree
 
-from evaluators.compute import CPU, Compute, compute_of
-from evaluators.segmentation import confusion_matrix, mean_iou, pixel_accuracy
+from paretonas_core.compute import CPU, Compute, compute_of
+from paretonas_core.segmentation import confusion_matrix, mean_iou, pixel_accuracy
 from search_spaces.base import (
     Arch,
     ArchError,
@@ -110,6 +111,11 @@ class RandLANetOptions(SpaceOptions):
         default=0, ge=0, le=1000, description="re-estimate each subnet's BatchNorm statistics on "
         "this many training scenes before evaluating it (0: keep the supernet's)"
     )
+    finetune_scenes: int = Field(
+        default=64, ge=1, le=100_000, description="training scenes a finalist is fine-tuned "
+        "on (the first ones of train/; a study's finetune stage)")
+    finetune_batch: int = Field(default=4, ge=1, le=1024, description="scenes per "
+                                "fine-tuning step")
     geometry_cache: int = Field(
         default=64, ge=0, le=100_000, description="sampled scenes whose neighbour indices and "
         "position encodings are kept between evaluations (least recently used dropped; 0: "
@@ -142,6 +148,7 @@ class RandLANetOptions(SpaceOptions):
 class RandLANetSpace(SearchSpace):
     name = "randlanet"
     Options = RandLANetOptions
+    can_finetune = True
 
     def __init__(self, options: RandLANetOptions | dict[str, Any] | None = None):
         super().__init__(options)
@@ -322,9 +329,7 @@ class RandLANetSpace(SearchSpace):
     def evaluate(
         self, arch: Arch, metrics: list[str], *, context: EvalContext | None = None
     ) -> dict[str, float]:
-        unknown = sorted(set(metrics) - set(self.metrics()))
-        if unknown:
-            raise ArchError(f"unknown metric(s) {unknown}; allowed: {sorted(self.metrics())}")
+        self.check_metrics(metrics)
         arch = self.validate(arch)
         compute = compute_of(context)
         model = None
@@ -333,6 +338,32 @@ class RandLANetSpace(SearchSpace):
                                     compute=compute)
         values = self.score(arch, self.val_scenes(), model, compute=compute)
         return {m: values[m] for m in metrics}
+
+    def finetune(
+        self, arch: Arch, metrics: list[str], *, epochs: int, lr: float | None = None,
+        context: EvalContext | None = None, examples: Sequence[int] | None = None,
+        record_success: bool = False, score_threshold: float = 0.9,
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """Train the extracted subnet (inherited weights) on the first ``finetune_scenes``
+        training scenes (or the ``examples`` among them), then score it on the validation
+        scenes as ``evaluate`` does; the supernet is not changed."""
+        from search_spaces.randlanet.finetune import finetune_subnet
+
+        self.check_metrics(metrics)
+        arch = self.validate(arch)
+        o: RandLANetOptions = self.options  # type: ignore[assignment]
+        compute = compute_of(context)
+        _, num_points = self.subnet(arch)
+        model = compute.module(self.extract(arch))
+        lr = lr or 1e-3
+        stats = finetune_subnet(
+            model, self.train_scenes(o.finetune_scenes), num_points=num_points, epochs=epochs,
+            batch=o.finetune_batch, lr=lr, seed=context.seed if context else o.init_seed,
+            compute=compute, examples=None if examples is None else list(examples),
+            record_success=record_success, score_threshold=score_threshold)
+        values = self.score(arch, self.val_scenes(), model, compute=compute)
+        return ({m: values[m] for m in metrics},
+                {**stats, "epochs": epochs, "lr": lr, "compute": compute.describe()})
 
     def calibrated(self, arch: Arch, scene_list: list[scenes.Scene], *,
                    compute: Compute = CPU) -> torch.nn.Module:

@@ -17,6 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+#: what ``paretonas ... --help`` shows (the docstring is for developers)
+CLI_HELP = (
+    "Write synthetic indoor point-cloud scenes (floor, boxes, cylinders, spheres) in the "
+    "S3DIS-style layout the randlanet space reads."
+)
+
+
 log = logging.getLogger(__name__)
 
 CLASSES = ("floor", "box", "cylinder", "sphere")

@@ -23,13 +23,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluators.compute import CPU, Compute, from_arguments
-from evaluators.compute import add_arguments as compute_arguments
+from paretonas_core.compute import CPU, Compute, from_arguments
+from paretonas_core.compute import add_arguments as compute_arguments
 from search_spaces.base import Arch, ArchError, SpaceError
 from search_spaces.randlanet.checkpoint import save_supernet
 from search_spaces.randlanet.data import Scene, features, load_split, sample_points
 from search_spaces.randlanet.model import RandLANet, SubnetConfig
 from search_spaces.randlanet.space import RandLANetSpace
+
+#: what ``paretonas ... --help`` shows (the docstring is for developers)
+CLI_HELP = (
+    "Train a RandLA-Net supernet with weight sharing (sandwich rule: largest, smallest "
+    "and random subnets each step), or one subnet from scratch."
+)
+
 
 log = logging.getLogger(__name__)
 

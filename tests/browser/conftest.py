@@ -47,7 +47,7 @@ class Live:
 
     def run_queue(self) -> None:
         """Run every queued study to its end with an in-process worker."""
-        from service.worker import Worker
+        from service.interfaces.worker import Worker
 
         Worker(self.db, self.settings, worker_id="test-worker").run_forever(exit_when_idle=True)
 
@@ -75,8 +75,8 @@ def bench_data(tmp_path_factory) -> Iterator[Path]:
 
 @pytest.fixture
 def live(tmp_path, bench_data) -> Iterator[Live]:
-    from service.api.app import create_app
-    from service.db import Database
+    from service.interfaces.api.app import create_app
+    from service.persistence.db import Database
     from service.settings import Settings
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'viewer.db'}", poll_seconds=0.1,

@@ -47,8 +47,12 @@ def test_studies_page_lists_filters_and_links(live, page):
         assert s["name"] in text
     assert "completed" in text and "queued" in text
     api = {s["id"]: s for s in live.get("/studies")["data"]}
-    best = page.locator(f"#studies tbody tr[data-id='{a['id']}'] td").nth(6).inner_text()
-    assert float(best) == pytest.approx(api[a["id"]]["best_hypervolume"], rel=1e-3)
+    cell = page.locator(f"#studies tbody tr[data-id='{a['id']}'] td").nth(6)
+    # the list compares studies: the problem-normalised value, the own-reference one on hover
+    assert 0 < api[a["id"]]["hypervolume_normalised"] <= 1
+    assert float(cell.inner_text()) == pytest.approx(api[a["id"]]["hypervolume_normalised"],
+                                                     rel=1e-3)
+    assert cell.get_attribute("title").startswith("own reference: ")
     screenshot(page, "studies")
 
     page.select_option("#status-filter", "completed")
@@ -95,7 +99,7 @@ def test_study_page_draws_every_trial_and_the_apis_front(live, page):
     for n, x, y in zip(on_front["ids"], on_front["x"], on_front["y"], strict=True):
         assert (x, y) == (by_number[n]["values"]["acc"], by_number[n]["values"]["latency_ms"])
     titles = page.locator("#scatter .g-xtitle, #scatter .g-ytitle").all_text_contents()
-    assert any("latency ms [ms]" in t and "better" in t for t in titles), titles
+    assert any("latency [ms]" in t and "better" in t for t in titles), titles  # unit once
     assert page.locator("#page-info").inner_text().endswith(f"({len(complete) + failed} trials)")
 
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
@@ -187,7 +191,11 @@ def test_running_study_updates_without_reload(live, page):
     assert page.locator("#scatter").get_attribute("data-front") == str(len(front))
     assert page.evaluate("window.__seen")[-1] == len(complete)
     hv = live.get(f"/studies/{study['id']}/hypervolume")["data"]
-    assert page.evaluate("document.getElementById('hypervolume').data[0].x.length") == len(hv)
+    last = max(t["number"]
+               for t in live.get(f"/studies/{study['id']}/trials", limit=10000)["data"])
+    drawn = page.evaluate("document.getElementById('hypervolume').data[0].x")
+    assert drawn[:len(hv)] == [p["trial_number"] for p in hv]
+    assert drawn[-1] == last  # held at its last value up to the last trial
     screenshot(page, "study-live")
 
 
@@ -213,6 +221,9 @@ def test_compare_shows_two_fronts(live, page):
     for s in (a, b):
         shown = page.locator(f"#fronts tr[data-id='{s['id']}'] .shared-hv").inner_text()
         assert float(shown) == pytest.approx(hypervolume(loss[s["id"]], reference), rel=1e-3)
+        problem = page.locator(f"#fronts tr[data-id='{s['id']}'] .problem-hv").inner_text()
+        expect = live.get(f"/studies/{s['id']}")["hypervolume_normalised"]
+        assert 0 < expect <= 1 and float(problem) == pytest.approx(expect, rel=1e-3)
     screenshot(page, "compare")
     page.goto(f"{live.url}/compare?ids={a['id']},x7,{b['id']}")
     wait_ready(page)
@@ -275,7 +286,7 @@ def test_pinned_trial_shows_device_measurements_and_predictions(live, page):
     """A device study written through the ORM (the table space has no device metrics)."""
     import datetime as dt
 
-    from service.models import Study, Trial
+    from service.persistence.models import Study, Trial
 
     spec = live.spec("device study", trials=3)
     spec["objectives"][1]["device"] = "cpu"
@@ -307,7 +318,7 @@ def test_pinned_trial_shows_device_measurements_and_predictions(live, page):
     acc_row = next(r for r in metrics if r.startswith("acc"))
     assert "predicted" in acc_row and "0.81 ± 0.02" in acc_row
     titles = page.locator("#scatter .g-ytitle").all_text_contents()
-    assert titles == ["latency ms on cpu [ms] ↓ better"]
+    assert titles == ["latency on cpu [ms] ↓ better"]  # the unit once, not "latency ms [ms]"
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
     assert page.locator("#hypervolume").is_hidden()  # no reference point yet: no empty axes
     assert page.locator("#hv-empty").is_visible()

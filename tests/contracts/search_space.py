@@ -75,6 +75,13 @@ class SearchSpaceContract:
         with pytest.raises(ArchError, match="unknown dimension"):
             space.validate({**space.largest().to_dict(), "no_such_dim": 1})
 
+    def test_an_unknown_metric_fails_the_trial_naming_the_allowed_ones(self, space) -> None:
+        from search_spaces.base import UnknownMetricError
+
+        with pytest.raises(UnknownMetricError, match="no_such_metric.*allowed") as info:
+            space.evaluate(space.smallest(), ["no_such_metric"])
+        assert isinstance(info.value, ArchError)  # ArchError: one failed trial, not the study
+
     def test_encoding_round_trips(self, space: SearchSpace) -> None:
         encodings = []
         for arch in self.archs(space, 10):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from evaluators.segmentation import (
+from paretonas_core.segmentation import (
     confusion_matrix,
     iou_per_class,
     kendall_tau,

@@ -13,8 +13,8 @@ import statistics
 import pytest
 import torch
 
-from evaluators.compute import CPU, Compute, resolve_compute
 from evaluators.profilers.torch_cuda import TorchCudaProfiler
+from paretonas_core.compute import CPU, Compute, resolve_compute
 from search_spaces.base import EvalContext
 from search_spaces.deeplabv3plus.space import DeepLabSpace
 from search_spaces.deeplabv3plus.synth import generate
@@ -145,7 +145,7 @@ def test_float16_training_goes_through_a_grad_scaler():
     steps = compute.steps()
     if compute.amp_dtype is torch.bfloat16:
         assert steps.scaler is None  # bf16 has float32's range: no loss scaling
-    from evaluators.compute import Steps
+    from paretonas_core.compute import Steps
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(),

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from service.commands.run import run_in_process
-from service.resolve import SpecError, resolve_spec
-from service.spec import StudySpec
+from service.engine.resolve import SpecError, resolve_spec
+from service.engine.spec import StudySpec
+from service.interfaces.commands.run import run_in_process
 
 
 @pytest.fixture(autouse=True)

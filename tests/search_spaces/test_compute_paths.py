@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evaluators.compute import CPU, Compute, ComputeError, resolve_compute
+from paretonas_core.compute import CPU, Compute, ComputeError, resolve_compute
 from search_spaces.base import EvalContext
 from search_spaces.deeplabv3plus.space import DeepLabSpace
 from search_spaces.deeplabv3plus.synth import generate
@@ -15,10 +15,10 @@ from search_spaces.deeplabv3plus.training import train_model
 from search_spaces.randlanet.space import RandLANetSpace
 from search_spaces.randlanet.synthetic import write_dataset
 from search_spaces.randlanet.train import fixed_plan, train_steps
-from service.records import MemoryStore
-from service.resolve import resolve_spec
-from service.runner import StudyRunner
-from service.spec import StudySpec
+from service.engine.records import MemoryStore
+from service.engine.resolve import resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
 from tests.search_spaces.test_deeplabv3plus import TINY as DEEPLAB
 from tests.search_spaces.test_randlanet import TINY as RANDLA
 

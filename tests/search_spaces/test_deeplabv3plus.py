@@ -221,5 +221,5 @@ def test_miou_needs_a_dataset():
     space = DeepLabSpace(TINY)
     with pytest.raises(SpaceError, match="data_dir is required"):
         space.evaluate(space.smallest(), ["miou"])
-    with pytest.raises(SpaceError, match="unknown metric"):
+    with pytest.raises(ArchError, match="unknown metric"):  # fails the trial, not the study
         space.evaluate(space.smallest(), ["accuracy"])

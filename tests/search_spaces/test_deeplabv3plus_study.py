@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from search_spaces.deeplabv3plus.synth import generate
-from service.records import MemoryStore
-from service.resolve import SpecError, resolve_spec
-from service.runner import StudyRunner
-from service.spec import StudySpec
+from service.engine.records import MemoryStore
+from service.engine.resolve import SpecError, resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
 from surrogate.pareto import pareto_mask, to_loss
 from tests.search_spaces.test_deeplabv3plus import TINY
 from tests.search_spaces.test_table import write_table
@@ -59,11 +59,20 @@ def test_study_with_finetune_stage(voc_dir):
         assert ft["steps"] == 2 and 0 <= ft["miou_full_val_after"] <= 1
     summary = store.extra["finetune"]
     assert sorted(summary["finetuned"]) == [t.number for t in tuned]
-    pool = [t for t in trials if "duplicate_of" not in t.info]
-    loss = to_loss(np.array([[t.values["miou"], t.values["macs"]] for t in pool]),
+    assert summary["progress"] == {"done": len(summary["candidates"]),
+                                   "total": len(summary["candidates"])}
+    assert [c["number"] for c in summary["per_candidate"]] == summary["candidates"]
+    assert all(c["seconds"] > 0 for c in summary["per_candidate"])
+    # the front after fine-tuning is over the fine-tuned values only
+    loss = to_loss(np.array([[t.values["miou"], t.values["macs"]] for t in tuned]),
                    ["maximize", "minimize"])
-    expected = {t.number for t, m in zip(pool, pareto_mask(loss), strict=True) if m}
-    assert {t.number for t in trials if t.on_front} == expected == set(summary["front_after"])
+    expected = {t.number for t, m in zip(tuned, pareto_mask(loss), strict=True) if m}
+    after = {p["number"] for p in summary["front_after"]}
+    assert {t.number for t in trials if t.on_front} == expected == after
+    assert {p["number"] for p in summary["front_before"]} >= set(summary["candidates"])
+    before = {p["number"]: p["values"] for p in summary["front_before"]}
+    for t in tuned:
+        assert before[t.number]["miou"] == t.info["finetune"]["before"]["miou"]
 
 
 def test_finetune_needs_a_capable_space_and_an_accuracy_metric(voc_dir):

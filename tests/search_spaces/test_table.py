@@ -32,6 +32,31 @@ def write_table(path: Path, *, drop_last: bool = False) -> Path:
     return path
 
 
+def write_sparse_table(path: Path, *, keep: float = 0.25, seed: int = 0) -> set[str]:
+    """A 4-dim table (5^4 combinations) holding a random ``keep`` share of them as rows, as
+    NAS-Bench-Graph holds 44% of its grid; returns the keys of the archs it has rows for."""
+    import itertools
+
+    import numpy as np
+
+    from search_spaces.base import Arch
+
+    rng = np.random.default_rng(seed)
+    rows, keys = [], set()
+    for combo in itertools.product(range(5), repeat=4):
+        if rng.random() >= keep:
+            continue
+        arch = dict(zip("abcd", combo, strict=True))
+        rows.append({**arch, "acc": round(0.5 + 0.02 * sum(combo) + 0.01 * rng.random(), 4),
+                     "latency_ms": round(1 + combo[0] * combo[1] + combo[2] + rng.random(), 3)})
+        keys.add(Arch(arch).key())
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return keys
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("PARETONAS_DATA_DIRS", str(tmp_path))

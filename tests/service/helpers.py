@@ -40,7 +40,7 @@ def cancel_once_complete(db, study_id: int, thread, n_complete: int, timeout: fl
     cancellation, and wait for the worker ``thread`` to end."""
     import time
 
-    from service.models import Study
+    from service.persistence.models import Study
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

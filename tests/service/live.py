@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from service.api.app import create_app
+from service.interfaces.api.app import create_app
+from service.interfaces.worker import Worker
 from service.settings import Settings
-from service.worker import Worker
 
 
 def free_port() -> int:

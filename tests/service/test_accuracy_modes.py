@@ -8,13 +8,13 @@ import torch
 from fastapi.testclient import TestClient
 
 from search_spaces.table import TableSpace
-from service.api.app import create_app
-from service.records import MemoryStore
-from service.resolve import SpecError, resolve_spec
-from service.runner import StudyRunner
+from service.engine.records import MemoryStore
+from service.engine.resolve import SpecError, resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
+from service.interfaces.api.app import create_app
+from service.interfaces.worker import Worker
 from service.settings import Settings
-from service.spec import StudySpec
-from service.worker import Worker
 from tests.surrogate.test_sampler import write_synthetic
 
 torch.set_num_threads(1)

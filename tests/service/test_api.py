@@ -8,10 +8,10 @@ import io
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
-from service.models import Study
+from service.interfaces.api.app import create_app
+from service.interfaces.worker import Worker
+from service.persistence.models import Study
 from service.settings import Settings
-from service.worker import Worker
 from tests.conftest import table_spec
 from tests.service.helpers import brute_force_front
 
@@ -103,7 +103,7 @@ BAD_SPECS = [
     ({"search_space": {"name": "nope"}}, ["search_space", "name"], "table"),
     ({"strategy": {"name": "annealing"}}, ["strategy", "name"], "nsga2"),
     ({"strategy": {"name": "nsga2", "options": {"pop": 3}}}, ["strategy", "options", "pop"],
-     "Extra inputs"),
+     "unknown option 'pop'; allowed: "),
     ({"objectives": [{"metric": "acc", "direction": "maximize"},
                      {"metric": "energy", "direction": "minimize"}]},
      ["objectives", 1, "metric"], "allowed: acc, latency_ms"),
@@ -115,7 +115,7 @@ BAD_SPECS = [
     ({"budget": {"trials": 5000}}, ["budget", "trials"], "limit of 1000"),
     ({"budget": {"trials": "many"}}, ["budget", "trials"], "integer"),
     ({"search_space": {"name": "table", "options": {"path": "/etc/passwd", "params": ["a"]}}},
-     ["search_space", "options"], "outside the allowed data directories"),
+     ["search_space", "options", "path"], "outside the allowed data directories"),
     ({"search_space": {"name": "table", "options": {"path": "t.csv", "params": ["depth", "x"]}}},
      ["search_space", "options"], "lacks column(s) ['x']"),
     ({"search_space": {"name": "table", "options": {"path": "t.csv"}}},

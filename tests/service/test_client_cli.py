@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from service.client import Client, ClientError
+from service.interfaces.client import Client, ClientError
 from service.settings import Settings
 from tests.conftest import table_spec
 from tests.service.live import live_server
@@ -26,7 +26,8 @@ def cli(*args: str, url: str | None = None, **env: str) -> subprocess.CompletedP
     full_env = {**os.environ, **env}
     if url:
         full_env["PARETONAS_URL"] = url
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "service.interfaces.cli",
+                           *args], capture_output=True,
                           text=True, env=full_env, timeout=120)
 
 
@@ -91,5 +92,6 @@ def test_run_in_process_writes_the_result_document(tmp_path, data_dir):
 
 
 def test_importing_the_client_does_not_import_torch():
-    code = "import sys, service.client; assert 'torch' not in sys.modules, 'torch imported'"
+    code = ("import sys, service.interfaces.client; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from sqlalchemy import make_url
 
-from service.cli import build_parser
+from service.interfaces.cli import build_parser
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,13 +125,13 @@ def test_volumes_persist_the_database_and_mount_data_read_only(compose):
 
 
 def test_healthchecks_run_real_commands(compose):
-    from service import healthcheck
+    from service.interfaces import healthcheck
 
     parser = build_parser()
     for svc in compose["services"].values():
         test = svc["healthcheck"]["test"]
         if test[:3] == ["CMD", "python", "-m"]:
-            assert test[3] == "service.healthcheck"
+            assert test[3] == "service.interfaces.healthcheck"
             with pytest.raises(SystemExit) as exit_info:  # --help exits 0 only if args parse
                 healthcheck.main([*test[4:], "--help"])
             assert exit_info.value.code == 0
@@ -157,8 +157,8 @@ def test_dockerfile_installs_the_package_and_runs_the_cli():
 
 
 def test_database_healthcheck(tmp_path, monkeypatch, database_url):
-    from service import healthcheck
-    from service.db import Database
+    from service.interfaces import healthcheck
+    from service.persistence.db import Database
 
     Database(database_url).dispose()
     monkeypatch.setenv("PARETONAS_DATABASE_URL", database_url)
@@ -168,3 +168,15 @@ def test_database_healthcheck(tmp_path, monkeypatch, database_url):
     assert healthcheck.main(["--database"]) == 1 and not missing.exists()
     monkeypatch.setenv("PARETONAS_DATABASE_URL", "postgresql+psycopg://x:y@127.0.0.1:9/none")
     assert healthcheck.main(["--database"]) == 1
+
+
+def test_the_image_holds_every_installed_package():
+    """``pip install .`` in the Dockerfile installs what pyproject finds: every package it
+    includes must be copied in first, or the image installs without it."""
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())[
+        "tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {p.rstrip("*") for p in include}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (ROOT / "Dockerfile").read_text(), re.M))
+    assert packages <= copied, sorted(packages - copied)

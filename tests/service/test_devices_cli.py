@@ -7,9 +7,9 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
-from service.cli import main
-from service.client import Client, ClientError
+from service.interfaces.api.app import create_app
+from service.interfaces.cli import main
+from service.interfaces.client import Client, ClientError
 from service.settings import Settings
 from tests.service.test_devices import tiny_space  # noqa: F401  (autouse: registers the space)
 

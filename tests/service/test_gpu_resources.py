@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from evaluators.profilers.devices import DeviceCatalog, DeviceSpec
-from service.backends.ray_backend import RayOptions, check_schedulable, trial_resources
-from service.evaluation import needs_gpu
-from service.resolve import resolve_spec
-from service.spec import StudySpec
+from service.engine.backends.ray_backend import RayOptions, check_schedulable, trial_resources
+from service.engine.evaluation import needs_gpu
+from service.engine.resolve import resolve_spec
+from service.engine.spec import StudySpec
 from tests.search_spaces.test_deeplabv3plus import TINY
 
 
@@ -55,7 +55,7 @@ def test_measuring_on_a_torch_cuda_device_asks_for_a_gpu():
 
 def test_a_cluster_without_gpus_fails_the_study_at_once():
     ray = pytest.importorskip("ray")
-    from service.backends.ray_backend import UnschedulableError
+    from service.engine.backends.ray_backend import UnschedulableError
 
     ray.init(num_cpus=1, num_gpus=0, include_dashboard=False, logging_level="WARNING",
              log_to_driver=False)
@@ -70,7 +70,7 @@ def test_a_cluster_without_gpus_fails_the_study_at_once():
 def test_the_api_checks_the_device_name_but_not_this_servers_gpus(tmp_path, data_dir):
     from fastapi.testclient import TestClient
 
-    from service.api.app import create_app
+    from service.interfaces.api.app import create_app
     from service.settings import Settings
     from tests.conftest import table_spec
 

@@ -87,3 +87,35 @@ def test_crowding_distance_ranks_extremes_then_isolated_points():
     assert np.isinf(dist[0]) and np.isinf(dist[4])
     np.testing.assert_allclose(dist[[1, 2, 3]], [0.4, 1.0, 1.6])
     assert np.isinf(crowding_distance(loss[:2])).all()
+
+
+def inclusion_exclusion_hv(loss: np.ndarray, ref: np.ndarray) -> float:
+    """Exact HV for a few real-valued points: the union of boxes by inclusion-exclusion."""
+    total = 0.0
+    for k in range(1, len(loss) + 1):
+        for subset in itertools.combinations(range(len(loss)), k):
+            corner = loss[list(subset)].max(axis=0)
+            total += (-1) ** (k + 1) * float(np.prod(np.clip(ref - corner, 0, None)))
+    return total
+
+
+def test_hypervolume_on_real_values_matches_inclusion_exclusion():
+    rng = np.random.default_rng(0)
+    for m in (2, 3, 4):
+        for n in (1, 3, 7):
+            loss = rng.uniform(0, 1, (n, m))
+            ref = np.full(m, 1.1)
+            assert np.isclose(hypervolume(loss, ref), inclusion_exclusion_hv(loss, ref),
+                              rtol=1e-12, atol=1e-12), (m, n)
+
+
+def test_loss_signs_read_strings_and_optuna_directions():
+    from optuna.study import StudyDirection
+
+    from surrogate.pareto import loss_signs
+
+    np.testing.assert_array_equal(loss_signs(["maximize", "minimize"]), [-1.0, 1.0])
+    np.testing.assert_array_equal(
+        loss_signs([StudyDirection.MINIMIZE, StudyDirection.MAXIMIZE]), [1.0, -1.0])
+    np.testing.assert_array_equal(to_loss(np.array([[2.0, 3.0]]), ["maximize", "minimize"]),
+                                  [[-2.0, 3.0]])

@@ -8,16 +8,16 @@ import time
 import pytest
 from sqlalchemy import select
 
-from service.db import Database
-from service.models import Study, Trial
-from service.queue import claim_study, finish_study, renew_lease
-from service.records import LeaseLost
-from service.resolve import resolve_spec
-from service.runner import StudyRunner
+from service.engine.records import LeaseLost
+from service.engine.resolve import resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
+from service.interfaces.worker import Worker
+from service.persistence.db import Database
+from service.persistence.models import Study, Trial
+from service.persistence.queue import claim_study, finish_study, renew_lease
+from service.persistence.store import DbStore
 from service.settings import Settings
-from service.spec import StudySpec
-from service.store import DbStore
-from service.worker import Worker
 from tests.conftest import table_spec
 from tests.service.helpers import cancel_once_complete
 
@@ -30,7 +30,7 @@ def db(database_url, data_dir):
 
 
 def add_studies(db: Database, n: int, **spec_overrides) -> list[int]:
-    from service import crud
+    from service.persistence import crud
 
     ids = []
     with db.session() as s:

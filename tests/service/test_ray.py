@@ -10,16 +10,16 @@ import pytest
 from sqlalchemy import select
 
 from evaluators.profilers.devices import DEFAULT_DEVICES, DeviceCatalog
-from service.backends.ray_backend import RayOptions, RayStudyRunner, trial_resources
-from service.db import Database
-from service.models import Study, Trial
-from service.queue import claim_study
-from service.resolve import resolve_spec
-from service.runner import StudyRunner
+from service.engine.backends.ray_backend import RayExecutor, RayOptions, trial_resources
+from service.engine.resolve import resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
+from service.interfaces.worker import Worker
+from service.persistence.db import Database
+from service.persistence.models import Study, Trial
+from service.persistence.queue import claim_study
+from service.persistence.store import DbStore
 from service.settings import Settings
-from service.spec import StudySpec
-from service.store import DbStore
-from service.worker import Worker
 from tests.conftest import table_spec
 from tests.search_spaces.test_table import write_table
 from tests.service.helpers import brute_force_front, cancel_once_complete
@@ -50,7 +50,7 @@ def new_db(tmp_path, name: str) -> Database:
 
 
 def submit(db: Database, spec: dict) -> int:
-    from service import crud
+    from service.persistence import crud
 
     with db.session() as s:
         return crud.create_study(s, resolved=resolve_spec(StudySpec.model_validate(spec))).id
@@ -98,6 +98,20 @@ def test_ray_and_local_backends_give_the_same_trials(ray_cluster, tmp_path, stra
     assert {t.stage for t in on_ray} == ({1, 2} if "stages" in spec else {1})
 
 
+def test_paretonas_run_honours_the_ray_backend(ray_cluster):
+    from service.engine.executors import LocalExecutor, make_executor
+    from service.interfaces.commands.run import run_in_process
+
+    spec = table_spec(strategy=STRATEGIES["nsga2"], budget={"trials": 6}, seed=3)
+    on_ray = StudySpec.model_validate({**spec, "backend": "ray"})
+    assert isinstance(make_executor(resolve_spec(on_ray)), RayExecutor)
+    assert isinstance(make_executor(resolve_spec(StudySpec.model_validate(spec))), LocalExecutor)
+    results = [run_in_process(StudySpec.model_validate({**spec, "backend": backend}),
+                              progress=False) for backend in ("local", "ray")]
+    assert results[1]["study"]["status"] == "completed"
+    assert results[0]["trials"] == results[1]["trials"] and len(results[1]["trials"]) == 6
+
+
 @pytest.mark.slow  # ~20 s of Tune on 2 shared cores
 def test_parallel_trials_resume_a_study_exactly_once(ray_cluster, tmp_path):
     db = new_db(tmp_path, "par.db")
@@ -109,12 +123,15 @@ def test_parallel_trials_resume_a_study_exactly_once(ray_cluster, tmp_path):
     # a local worker ran 6 trials and died; the Ray backend resumes with 2 trials in flight
     StudyRunner(resolve_spec(StudySpec.model_validate({**spec, "budget": {"trials": 6}})),
                 store, worker_id="w").run()
-    runner = RayStudyRunner(resolve_spec(StudySpec.model_validate(spec)), store, worker_id="w",
-                            options=RayOptions(max_concurrency=2))
+    resolved = resolve_spec(StudySpec.model_validate(spec))
+    runner = StudyRunner(resolved, store, worker_id="w",
+                         executor=RayExecutor(resolved, RayOptions(max_concurrency=2)))
     assert runner.run() == "completed"
     rows = trials(db, sid)
     assert [t.number for t in rows] == list(range(20))
-    assert ["ray" in t.info for t in rows] == [False] * 6 + [True] * 14
+    # a repeated arch takes its first trial's values in the driver: no Ray trial
+    assert ["ray" in t.info for t in rows] == \
+           [False] * 6 + ["duplicate_of" not in t.info for t in rows[6:]]
     as_dicts = [{"number": t.number, "arch_key": t.arch_key, "state": t.state,
                  "values": t.values} for t in rows]
     assert {t.number for t in rows if t.on_front} == brute_force_front(as_dicts, spec)
@@ -160,7 +177,7 @@ def test_device_trials_ask_for_the_device_resource():
 
 
 def test_trials_needing_a_resource_no_node_has_fail_at_once(ray_cluster):
-    from service.backends.ray_backend import UnschedulableError, check_schedulable
+    from service.engine.backends.ray_backend import UnschedulableError, check_schedulable
 
     check_schedulable({"cpu": 1.0, "gap8": 1.0})  # the module's Ray has one gap8 "board"
     with pytest.raises(UnschedulableError, match=r"gvsoc.*ray start --resources"):
@@ -182,7 +199,7 @@ def test_ray_client_addresses_are_refused_with_the_alternative(tmp_path):
     import subprocess
     import sys
 
-    from service.backends.ray_backend import check_address
+    from service.engine.backends.ray_backend import check_address
 
     check_address("auto")
     check_address("head:6379")
@@ -192,6 +209,7 @@ def test_ray_client_addresses_are_refused_with_the_alternative(tmp_path):
     env["PARETONAS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
     for argv in (["--backend", "ray", "--address", "ray://head:10001"],
                  ["--address", "auto"]):  # an address without the ray backend
-        r = subprocess.run([sys.executable, "-m", "service.cli", "worker", *argv], env=env,
+        r = subprocess.run([sys.executable, "-m", "service.interfaces.cli",
+                            "worker", *argv], env=env,
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr

@@ -6,10 +6,10 @@ from dataclasses import asdict
 
 import pytest
 
-from service.records import MemoryStore
-from service.resolve import resolve_spec
-from service.runner import StudyRunner
-from service.spec import StudySpec
+from service.engine.records import MemoryStore
+from service.engine.resolve import resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
 from tests.conftest import table_spec
 from tests.service.helpers import brute_force_front
 
@@ -52,24 +52,36 @@ def test_a_repeated_arch_is_not_evaluated_twice(data_dir, monkeypatch):
     assert dupes and all(not t.on_front for t in dupes)
 
 
-def test_constraints_keep_infeasible_trials_off_the_front(data_dir):
+@pytest.mark.parametrize("strategy", [{"name": "nsga2", "options": {"population_size": 6}},
+                                      {"name": "surrogate", "options": {"n_initial": 4}}])
+def test_constraints_keep_infeasible_trials_off_the_front(data_dir, strategy):
     spec = table_spec(constraints=[{"metric": "latency_ms", "max": 6}], budget={"trials": 30},
-                      strategy={"name": "nsga2", "options": {"population_size": 6}})
+                      strategy=strategy)
     store = run(spec)
     front = [t for t in store.trials if t.on_front]
     assert front and all(t.values["latency_ms"] <= 6 for t in front)
     assert {t.number for t in front} == brute_force_front(as_dicts(store), spec)
 
 
-def test_a_missing_row_is_a_failed_trial_with_its_reason(tmp_path, monkeypatch):
-    from tests.search_spaces.test_table import write_table
+@pytest.mark.parametrize("strategy", ["random", "nsga2", "tpe", "surrogate"])
+def test_an_arch_without_a_row_is_re_asked_not_a_trial(tmp_path, monkeypatch, strategy):
+    """Equal footing (issue #17): on a table that lacks rows no strategy spends a trial on an
+    arch without one, so ``budget.trials`` counts evaluations for all of them."""
+    from tests.search_spaces.test_table import write_sparse_table
 
     monkeypatch.setenv("PARETONAS_DATA_DIRS", str(tmp_path))
-    write_table(tmp_path / "t.csv", drop_last=True)
-    store = run(table_spec(budget={"trials": 60}))
-    failed = [t for t in store.trials if t.state == "failed"]
-    assert failed and all("no row" in t.error for t in failed)
-    assert len(store.trials) == 60
+    present = write_sparse_table(tmp_path / "t.csv")
+    spec = table_spec(budget={"trials": 30}, strategy={"name": strategy},
+                      search_space={"name": "table", "options": {
+                          "path": "t.csv", "params": ["a", "b", "c", "d"]}},
+                      objectives=[{"metric": "acc", "direction": "maximize"},
+                                  {"metric": "latency_ms", "direction": "minimize"}])
+    if strategy == "nsga2":
+        spec["strategy"]["options"] = {"population_size": 6}
+    store = run(spec)
+    assert len(store.trials) == 30
+    assert all(t.state == "complete" for t in store.trials)
+    assert {t.arch_key for t in store.trials} <= present
 
 
 def test_resume_continues_without_losing_or_repeating(data_dir):
@@ -152,3 +164,13 @@ def test_seed_extremes_are_not_repeated_on_resume(data_dir):
     # the resumed study goes on with the largest arch, not the smallest once more
     assert store.trials[0].arch == {n: d.choices[0] for n, d in dims.items()}
     assert store.trials[1].arch == {n: d.choices[-1] for n, d in dims.items()}
+
+
+def test_the_gp_strategy_runs_optunas_gp_sampler_with_constraints(data_dir):
+    """``gp``: Optuna's GPSampler (multi-objective, constraint-aware), the issue #17 baseline."""
+    spec = table_spec(strategy={"name": "gp", "options": {"n_startup_trials": 4}},
+                      constraints=[{"metric": "latency_ms", "max": 6}], budget={"trials": 7})
+    store = run(spec)
+    assert len(store.trials) == 7 and all(t.state == "complete" for t in store.trials)
+    front = [t for t in store.trials if t.on_front]
+    assert all(t.values["latency_ms"] <= 6 for t in front)

@@ -8,9 +8,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from service.api.app import create_app
+from service.interfaces.api.app import create_app
+from service.interfaces.worker import Worker
 from service.settings import Settings
-from service.worker import Worker
 from tests.conftest import table_spec
 
 

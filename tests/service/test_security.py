@@ -9,8 +9,8 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
-from service.security import check_listen_address, is_loopback, key_matches
+from service.interfaces.api.app import create_app
+from service.interfaces.api.security import check_listen_address, is_loopback, key_matches
 from service.settings import Settings
 from tests.conftest import table_spec
 
@@ -138,7 +138,8 @@ def test_listen_guard():
 def test_serve_refuses_a_public_host_without_keys(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARETONAS_")}
     env["PARETONAS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
-    r = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--host", "0.0.0.0",
+    r = subprocess.run([sys.executable, "-m", "service.interfaces.cli",
+                        "serve", "--host", "0.0.0.0",
                         "--workers", "0"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "without API keys" in r.stderr
     assert "Traceback" not in r.stderr

@@ -7,11 +7,11 @@ from dataclasses import asdict
 import pytest
 from pydantic import ValidationError
 
-from service.records import MemoryStore
-from service.resolve import SpecError, resolve_spec
-from service.runner import StudyRunner
-from service.spec import StudySpec
-from service.stages import StagePlan
+from service.engine.records import MemoryStore
+from service.engine.resolve import SpecError, resolve_spec
+from service.engine.runner import StudyRunner
+from service.engine.spec import StudySpec
+from service.engine.stages import StagePlan
 from tests.conftest import table_spec
 from tests.service.helpers import brute_force_front
 
@@ -135,9 +135,9 @@ def test_spec_shape_is_checked():
 def test_both_stages_are_persisted_and_served_over_the_api(database_url, data_dir):
     from fastapi.testclient import TestClient
 
-    from service.api.app import create_app
+    from service.interfaces.api.app import create_app
+    from service.interfaces.worker import Worker
     from service.settings import Settings
-    from service.worker import Worker
 
     app = create_app(Settings(database_url=database_url, max_trials=1000))
     try:
@@ -166,7 +166,7 @@ def test_both_stages_are_persisted_and_served_over_the_api(database_url, data_di
 
 
 def test_paretonas_run_reports_stages(data_dir):
-    from service.commands.run import run_in_process
+    from service.interfaces.commands.run import run_in_process
 
     result = run_in_process(StudySpec.model_validate(two_stage_spec()), progress=False)
     assert [t["stage"] for t in result["trials"]] == [1] * 4 + [2] * 12
@@ -255,3 +255,52 @@ def test_seed_extremes_start_stage_one_at_both_ends_of_its_dims(data_dir):
     assert (second["depth"], second["op"]) == (dims["depth"].choices[-1], dims["op"].choices[-1])
     assert first["width"] == second["width"] == LARGEST["width"]
     assert store.trials[0].stage == store.trials[1].stage == 1
+
+
+def test_a_grouped_stage_space_draws_only_the_front_configurations():
+    """Stage 2 in ``front_configs`` hands the surrogate a ``GroupedSpace``: the stage-1 dims as
+    one dimension over the front's configurations (on a real grid space, RandLA-Net's)."""
+    import numpy as np
+    from optuna.distributions import CategoricalDistribution
+
+    from search_spaces.base import Arch
+    from search_spaces.randlanet.space import RandLANetSpace
+    from service.engine.stages import STAGE1_CONFIG, GroupedSpace, StageView
+    from surrogate.candidates import IndexedSpace, candidate_pool
+
+    space = RandLANetSpace({"max_widths": [8, 16], "num_points": [128, 256, 512],
+                            "ratios": [4, 2], "ks": [4, 8], "depths": [1, 2]})
+    group, configs = ("num_points", "k_0"), ((128, 8), (512, 4))
+    dists = {n: CategoricalDistribution(list(d.choices))
+             for n, d in space.dimensions().items() if n not in group}
+    dists[STAGE1_CONFIG] = CategoricalDistribution([0, 1])
+    view = StageView(2, dists, group, configs)
+    grouped = view.search_space(space)
+    assert isinstance(grouped, GroupedSpace) and single_stage_view_space_is(space)
+    ispace = IndexedSpace(grouped)
+    others = [len(d.choices) for n, d in space.dimensions().items() if n not in group]
+    everything = ispace.enumerate_all()
+    assert len(everything) == len(set(everything)) == ispace.size == int(np.prod(others)) * 2
+
+    def config(idx) -> tuple:
+        arch = view.arch_params(ispace.params(idx))
+        return tuple(arch[n] for n in group)
+
+    assert {config(i) for i in everything} == set(configs)
+    assert {config(i) for i in ispace.random(np.random.default_rng(0), 200)} == set(configs)
+    start = everything[0]
+    moves = ispace.neighbours(start)
+    # the group moves as a whole: one move takes the other configuration, nothing in between
+    assert sum(config(i) != config(start) for i in moves) == 1
+    pool = candidate_pool(ispace, [start], exclude=set(), n_random=50,
+                          rng=np.random.default_rng(1))
+    assert {config(i) for i in pool} <= set(configs)
+    first = ispace.params(start)  # encodings are the whole arch's
+    np.testing.assert_array_equal(grouped.encode(first),
+                                  space.encode(Arch(view.arch_params(first))))
+
+
+def single_stage_view_space_is(space) -> bool:
+    from service.engine.stages import single_stage_view
+
+    return single_stage_view(space).search_space(space) is space

@@ -9,10 +9,10 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
-from service.models import Trial
+from service.interfaces.api.app import create_app
+from service.interfaces.worker import Worker
+from service.persistence.models import Trial
 from service.settings import Settings
-from service.worker import Worker
 from tests.conftest import table_spec
 
 

@@ -10,11 +10,11 @@ import time
 
 from sqlalchemy import select
 
-from service import crud
-from service.db import Database
-from service.models import Study, Trial
-from service.resolve import resolve_spec
-from service.spec import StudySpec
+from service.engine.resolve import resolve_spec
+from service.engine.spec import StudySpec
+from service.persistence import crud
+from service.persistence.db import Database
+from service.persistence.models import Study, Trial
 from tests.conftest import table_spec
 from tests.service.helpers import brute_force_front
 
@@ -25,7 +25,8 @@ def start_worker(database_url: str, data_dir) -> subprocess.Popen:
     env = {**os.environ, "PARETONAS_DATABASE_URL": database_url,
            "PARETONAS_DATA_DIRS": str(data_dir), "PARETONAS_LEASE_SECONDS": "1",
            "PARETONAS_HEARTBEAT_SECONDS": "0.2", "PARETONAS_POLL_SECONDS": "0.1"}
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--exit-when-idle"],
+    return subprocess.Popen([sys.executable, "-m", "service.interfaces.cli",
+                             "worker", "--exit-when-idle"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -57,3 +57,66 @@ def test_hypervolume_in_the_objectives_units():
     assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref_log) == [0]
     assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref_ms,
                         to_units=to_units) == [1]
+
+
+def test_feasibility_weights_the_improvement_and_keeps_likely_infeasible_picks_off_the_front():
+    front = np.array([[0.0, 1.0], [1.0, 0.0]])
+    # 0 and 1 (twins) add the same volume; 2 adds less, and still adds some beside them
+    mean = np.array([[0.2, 0.2], [0.2, 0.2], [0.1, 0.8]])
+    std = np.zeros_like(mean)
+    ref = np.array([2.0, 2.0])
+    assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref,
+                        feasibility=np.array([0.1, 0.9, 1.0]))[0] == 1
+    # unlikely feasible everywhere but 2: 2's smaller volume at p=1 beats 0's at p=0.05
+    assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref,
+                        feasibility=np.array([0.05, 0.05, 1.0]))[0] == 2
+    # a likely infeasible first pick is no fantasy: its twin still adds its full volume next
+    batch = select_batch(mean, std, front, batch_size=2, kappa=0, reference=ref,
+                         feasibility=np.array([0.4, 0.35, 0.3]))
+    assert batch == [0, 1]
+    without = select_batch(mean, std, front, batch_size=2, kappa=0, reference=ref)
+    assert without[1] == 2  # with the first pick as a fantasy its twin adds nothing
+
+
+def test_lazy_greedy_picks_what_scoring_every_candidate_picks():
+    """3+ objectives use lazy greedy (``LazyGains``); it must pick what the plain greedy rule
+    (every candidate's exact improvement, every pick) picks."""
+    from surrogate.acquisition import epsilon_to_front, hv_improvement
+    from surrogate.pareto import pareto_mask
+
+    rng = np.random.default_rng(3)
+    for m, weighted in ((3, False), (4, False), (3, True)):
+        front = rng.random((30, m))
+        front = front[pareto_mask(front)]
+        mean, std = rng.random((300, m)), rng.random((300, m)) * 0.05
+        pf = rng.random(300) if weighted else np.ones(300)
+        got = select_batch(mean, std, front, batch_size=6, kappa=1.0,
+                           feasibility=pf if weighted else None)
+        opt = mean - std
+        worst, best = front.max(axis=0), front.min(axis=0)
+        ref = worst + 0.1 * (worst - best)
+        nd, available, want = front, np.ones(300, dtype=bool), []
+        for _ in range(6):
+            gain = hv_improvement(opt, nd, ref)
+            score = np.where(gain > 0, gain * pf, -epsilon_to_front(opt, nd) / pf)
+            score[~available] = -np.inf
+            i = int(np.argmax(score))
+            want.append(i)
+            available[i] = False
+            if pf[i] >= 0.5:
+                nd = np.vstack([nd, mean[i]])
+                nd = nd[pareto_mask(nd)]
+        assert got == want, (m, weighted)
+
+
+def test_hv_improvement_in_3d_equals_the_difference_of_hypervolumes():
+    from surrogate.acquisition import hv_improvement
+    from surrogate.pareto import hypervolume, pareto_mask
+
+    rng = np.random.default_rng(4)
+    front = rng.random((25, 3))
+    front = front[pareto_mask(front)]
+    points, ref = rng.random((50, 3)) * 0.9, np.full(3, 1.1)
+    base = hypervolume(front, ref)
+    want = [hypervolume(np.vstack([front, p]), ref) - base for p in points]
+    assert np.allclose(hv_improvement(points, front, ref), want, atol=1e-12)

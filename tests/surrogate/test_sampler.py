@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from search_spaces.table import TableSpace
 from surrogate.pareto import pareto_mask
-from surrogate.sampler import ATTR, SurrogateSampler, choose_parents, normal_scores
+from surrogate.sampler import SurrogateSampler, choose_parents, normal_scores
 
 torch.set_num_threads(1)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -59,11 +59,18 @@ def distributions(space):
     return {n: CategoricalDistribution(list(d.choices)) for n, d in space.dimensions().items()}
 
 
+def remember_why(sampler, trial: optuna.Trial) -> None:
+    """Keep the sampler's explanation of the trial on it (read back as ``user_attrs["why"]``)."""
+    if isinstance(sampler, SurrogateSampler):
+        trial.set_user_attr("why", sampler.explain(trial.number))
+
+
 def run_study(space, sampler, budget: int) -> tuple[optuna.Study, list[tuple]]:
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     dists, asked = distributions(space), []
     for _ in range(budget):
         trial = study.ask(dists)
+        remember_why(sampler, trial)
         key = tuple(trial.params[n] for n in dists)
         asked.append(key)
         row = space.table.lookup.get(key)
@@ -86,7 +93,7 @@ def test_never_proposes_a_known_or_missing_arch(space):
     study, asked = run_study(space, sampler, 60)
     assert len(set(asked)) == len(asked), "an arch was proposed twice"
     assert all(k in space.table.lookup for k in asked), "an arch without a row was proposed"
-    sources = [t.system_attrs[ATTR]["source"] for t in study.trials]
+    sources = [t.user_attrs["why"]["source"] for t in study.trials]
     assert sources[:8] == ["initial"] * 8 and "surrogate" in sources[8:]
     assert sampler.rounds >= 10
 
@@ -96,13 +103,15 @@ def test_parallel_asks_before_tells_get_distinct_archs(space):
     study, _ = run_study(space, sampler, 10)
     dists = distributions(space)
     pending = [study.ask(dists) for _ in range(9)]  # 9 workers, 3 batches' worth, no tells
+    for trial in pending:
+        remember_why(sampler, trial)
     keys = [tuple(t.params[n] for n in dists) for t in pending]
     measured = {tuple(t.params[n] for n in dists) for t in study.trials if t.state.is_finished()}
     assert len(set(keys)) == 9 and not set(keys) & measured
     for trial, key in zip(pending, keys, strict=True):
         row = space.table.lookup[key]
         study.tell(trial, [row["acc"], row["latency_ms"]])
-    infos = [t.system_attrs[ATTR] for t in study.trials[10:]]
+    infos = [t.user_attrs["why"] for t in study.trials[10:]]
     assert all(i["source"] == "surrogate" for i in infos)
     assert len({i["round"] for i in infos}) >= 3, "each batch of asks triggers a new round"
 
@@ -203,12 +212,12 @@ def test_rank_warp_fits_normal_scores_and_maps_back_exactly(space):
     # prediction better than every measured arch maps to a value better than the best one
     beyond = sampler._unwarped(np.array([[Z[:, 0].min() - 1.0, Z[:, 1].max() + 1.0]]))[0]
     assert beyond[0] < model[:, 0].min() and beyond[1] > model[:, 1].max()
-    predicted = [t.system_attrs[ATTR]["predicted"] for t in study.trials
-                 if t.system_attrs[ATTR]["source"] == "surrogate"]
+    predicted = [t.user_attrs["why"]["predicted"] for t in study.trials
+                 if t.user_attrs["why"]["source"] == "surrogate"]
     accs = [row["acc"] for row in space.table.lookup.values()]
     assert all(min(accs) - 0.2 < p[0] < max(accs) + 0.2 for p in predicted), "not unwarped"
-    stds = [t.system_attrs[ATTR]["predicted_std"][0] for t in study.trials
-            if t.system_attrs[ATTR]["source"] == "surrogate"]
+    stds = [t.user_attrs["why"]["predicted_std"][0] for t in study.trials
+            if t.user_attrs["why"]["source"] == "surrogate"]
     assert all(0 < s < max(accs) - min(accs) for s in stds), "std in accuracy units, not z"
 
 
@@ -254,3 +263,44 @@ def test_parents_span_the_front_when_it_outgrows_their_number():
     assert {0, 11} <= set(chosen[:2]) and set(chosen) == {0, 11, 10, 9}
     everyone = choose_parents(loss, 14).tolist()
     assert set(everyone[:12]) == set(range(12)) and sorted(everyone) == list(range(14))
+
+
+def test_constraints_steer_proposals_to_feasible_archs(space):
+    """Issue #17: the surrogate models each constraint and weights its acquisition by the
+    probability of feasibility; with 30% of the table feasible it proposes at most as many
+    infeasible archs as NSGA-II (before: 24-33 of 60, NSGA-II 30-35)."""
+    lat = np.array([r["latency_ms"] for r in space.table.lookup.values()])
+    cap = float(np.quantile(lat, 0.3))
+
+    def infeasible(sampler, budget=60):
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        dists, bad, n = distributions(space), 0, 0
+        while n < budget:
+            trial = study.ask(dists)
+            row = space.table.lookup.get(tuple(trial.params[k] for k in dists))
+            if row is None:
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            n += 1
+            trial.set_constraint("latency", row["latency_ms"] - cap)
+            bad += row["latency_ms"] > cap
+            study.tell(trial, [row["acc"], row["latency_ms"]])
+        return bad, study
+
+    for seed in range(3):
+        sampler = SurrogateSampler(space, seed=seed)
+        mine, study = infeasible(sampler)
+        theirs, _ = infeasible(optuna.samplers.NSGAIISampler(seed=seed, population_size=20))
+        assert mine <= min(theirs, 15), (seed, mine, theirs)
+        chosen = [why for t in study.trials
+                  if (why := sampler.explain(t.number) or {}).get("source") == "surrogate"]
+        assert chosen and all(0 <= c["p_feasible"] <= 1 for c in chosen)
+
+
+def test_extremes_option_first_picks_extend_the_front_on_each_objective(space):
+    sampler = SurrogateSampler(space, seed=0, extremes=True)
+    study, _ = run_study(space, sampler, 40)
+    whys = [t.user_attrs.get("why") or {} for t in study.trials]
+    picks = [why for why in whys if "extreme_of" in why]
+    assert {why["extreme_of"] for why in picks} == {0, 1}
+    assert all(why["rank"] == 0 for why in picks)

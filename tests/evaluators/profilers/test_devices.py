@@ -14,7 +14,7 @@ from evaluators.profilers.devices import (
     load_config_devices,
 )
 from evaluators.profilers.gap8.profiler import Gap8Profiler
-from search_spaces.registry import UnknownNameError
+from paretonas_core.registry import UnknownNameError
 
 FAKE = Path(__file__).parent / "fixtures" / "fake_gvsoc.py"
 

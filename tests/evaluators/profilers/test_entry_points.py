@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-import search_spaces.registry as registry
+import paretonas_core.registry as registry
 from evaluators.profilers import PROFILERS
 from evaluators.profilers.base import LatencyResult, Profiler, ProfilerError, ProfilerSettings
 from evaluators.profilers.devices import DeviceCatalog, DeviceSpec

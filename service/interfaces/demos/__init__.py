@@ -1,0 +1,2 @@
+"""Demos, run as ``python -m service.interfaces.demos.<name>`` (``make demo``,
+``make demo-table``)."""

@@ -1,0 +1,92 @@
+"""How a worker process stops: on a signal, or when the process that started it is gone.
+
+* SIGTERM or SIGINT: finish the current trial, give the study back to the queue, exit. If the
+  trial has not ended ``grace_s`` seconds later (or the same signal comes again), abandon it:
+  give the study back mid-trial and exit at once. Either way the next worker resumes the study
+  without waiting for a lease to expire.
+* An embedded worker (``paretonas serve --workers N``) must not outlive its server, however the
+  server ends: on Linux the kernel sends it SIGTERM when the parent dies (``PR_SET_PDEATHSIG``,
+  which also covers SIGKILL of the server), and a watch thread compares ``getppid()`` with the
+  server's pid once a second (other systems, and a parent that died before ``prctl``).
+
+The signal handler only sets events: database work happens on the watch thread, never inside a
+handler that may have interrupted the main thread halfway through a database call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+
+from service.interfaces.worker import Worker
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent exits; False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+class WorkerShutdown:
+    """Stops a ``Worker`` gracefully, then firmly (see the module docstring)."""
+
+    def __init__(self, worker: Worker, *, grace_s: float):
+        self.worker = worker
+        self.grace_s = grace_s
+        self.hurry = threading.Event()
+        self._first_signal: int | None = None
+        threading.Thread(target=self._enforce, daemon=True, name="shutdown").start()
+
+    def request(self, reason: str) -> None:
+        if not self.worker.stop.is_set():
+            log.info("worker %s stopping (%s)", self.worker.worker_id, reason)
+        self.worker.stop.set()
+
+    def install_signals(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        if self._first_signal == signum:  # the same signal twice: don't wait for the trial
+            self.hurry.set()
+        self._first_signal = self._first_signal or signum
+        self.worker.stop.set()
+
+    def watch_parent(self, parent_pid: int) -> None:
+        """Stop when ``parent_pid`` is no longer our parent (it died; we were re-parented)."""
+        set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != parent_pid:  # it died before prctl could arm the signal
+            self.request("server gone")
+
+        def watch() -> None:
+            while not self.worker.stop.wait(1.0):
+                if os.getppid() != parent_pid:
+                    self.request("server gone")
+
+        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+    def _enforce(self) -> None:
+        """Once stopping, give the worker ``grace_s`` to end its trial; then abandon it."""
+        self.worker.stop.wait()
+        if self.hurry.wait(self.grace_s):
+            log.warning("worker %s: asked twice, abandoning the current trial",
+                        self.worker.worker_id)
+        else:
+            log.warning("worker %s: trial still running %.0f s after the stop; abandoning it",
+                        self.worker.worker_id, self.grace_s)
+        self.worker.abandon()
+        logging.shutdown()
+        os._exit(0)
