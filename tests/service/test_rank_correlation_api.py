@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from search_spaces.ranking import rank_correlation
-from service.api.app import create_app
+from service.interfaces.api.app import create_app
 from service.settings import Settings
 
 
