@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="random subnets per step besides the largest and smallest")
     parser.add_argument("--no-distill", action="store_true",
                         help="no in-place distillation from the largest subnet")
+    parser.add_argument("--schedule", choices=["sandwich", "progressive", "largest"],
+                        default="sandwich",
+                        help="subnets per step: sandwich rule, Once-for-All progressive shrinking "
+                        "(largest, then elastic depth, expand, widths), or the largest only")
+    parser.add_argument("--phase-epochs", type=int, nargs=4, default=None,
+                        help="progressive: epochs of its 4 phases (sum = --epochs)")
     parser.add_argument("--crop", type=int, default=None,
                         help="training crop (default: largest resolution)")
     parser.add_argument("--max-steps-per-epoch", type=int, default=None)
@@ -117,7 +123,8 @@ def run(args: argparse.Namespace) -> dict:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          optimizer=args.optimizer, num_random=args.num_random,
                          distill=not args.no_distill, crop=args.crop, seed=args.seed,
-                         max_steps_per_epoch=args.max_steps_per_epoch)
+                         max_steps_per_epoch=args.max_steps_per_epoch,
+                         schedule=args.schedule, phase_epochs=args.phase_epochs)
     bar = None if args.no_progress else tqdm(desc="supernet", unit="step")
 
     def progress(step: int, total: int, loss: float) -> None:

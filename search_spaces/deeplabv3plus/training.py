@@ -1,5 +1,6 @@
 """Supernet training with the sandwich rule (largest, smallest and random subnets every step),
-optional in-place distillation from the largest subnet, epoch checkpoints and resumption.
+Once-for-All's progressive shrinking or the largest network alone (``shrinking.py``), optional
+in-place distillation from the largest subnet, epoch checkpoints and resumption.
 
 Resumption is exact at epoch granularity: the image order and the sampled subnets of epoch ``e``
 come from ``numpy.random.default_rng([seed, e])``, and the optimizer state is checkpointed.
@@ -29,6 +30,7 @@ from search_spaces.deeplabv3plus.data import (
     mask_to_tensor,
     to_tensor,
 )
+from search_spaces.deeplabv3plus.shrinking import SCHEDULES, phase_epochs, phase_of, step_archs
 from search_spaces.deeplabv3plus.structure import Structure
 from search_spaces.deeplabv3plus.supernet import DeepLabSupernet
 
@@ -47,6 +49,8 @@ class TrainConfig:
     crop: int | None = None  # training crop (default: the largest resolution)
     seed: int = 0
     max_steps_per_epoch: int | None = None
+    schedule: str = "sandwich"  # "sandwich", "progressive" (Once-for-All) or "largest" (plain)
+    phase_epochs: list[int] | None = None  # progressive: epochs per phase (default: even split)
 
 
 class AugmentedBatches:
@@ -100,12 +104,15 @@ def sandwich_step(
     distill: bool,
     compute: Compute = CPU,
     steps: Steps | None = None,
+    archs: list[Arch] | None = None,
 ) -> float:
-    """Accumulate the gradients of largest, smallest and ``num_random`` random subnets
-    (``net``, ``images`` and ``masks`` on ``compute``'s device)."""
+    """Accumulate the gradients of ``archs`` (default: largest, smallest and ``num_random``
+    random subnets; the first one is the distillation teacher), with ``net``, ``images`` and
+    ``masks`` on ``compute``'s device."""
     steps = steps or Steps()
-    archs: list[Arch] = [space.largest(), space.smallest()]
-    archs += [space.sample(rng) for _ in range(num_random)]
+    if archs is None:
+        archs = [space.largest(), space.smallest()]
+        archs += [space.sample(rng) for _ in range(num_random)]
     structure: Structure = net.structure
     teacher = None
     total = 0.0
@@ -173,6 +180,9 @@ def train_supernet(
     and the sampled subnets draw from one random stream, in order."""
     net: DeepLabSupernet = compute.module(space.supernet)  # type: ignore[attr-defined]
     structure: Structure = net.structure
+    if cfg.schedule not in SCHEDULES:
+        raise SpaceError(f"schedule {cfg.schedule!r} unknown; allowed: {', '.join(SCHEDULES)}")
+    phases = phase_epochs(cfg.epochs, cfg.phase_epochs)
     crop = cfg.crop or max(structure.resolutions)
     batches = AugmentedBatches(dataset, crop)
     if batches.steps_per_epoch(cfg.batch_size) < 1:
@@ -207,13 +217,16 @@ def train_supernet(
         # dropout draws from torch's generator: seed it per epoch so a resumed run is identical
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed * 100_003 + epoch)
+            phase = phase_of(epoch, phases)
             for k, (images, masks) in enumerate(batches.epoch(cfg.batch_size, rng)):
                 if k >= steps:
                     break
                 opt.zero_grad(set_to_none=True)
+                archs = step_archs(space, rng, schedule=cfg.schedule, phase=phase,
+                                   num_random=cfg.num_random)
                 loss = sandwich_step(net, space, compute.to(images), compute.to(masks), rng,
                                      num_random=cfg.num_random, distill=cfg.distill,
-                                     compute=compute, steps=scaled)
+                                     compute=compute, steps=scaled, archs=archs)
                 scaled.step(opt)
                 sched.step()
                 step += 1
@@ -229,7 +242,8 @@ def train_supernet(
             "optimizer_state": opt.state_dict(),
             "scheduler_state": sched.state_dict(),
             "structure": structure.to_dict(),
-            "supernet_trained": True,
+            # a plain (largest-only) model is not ordered for slicing: loading it reorders
+            "supernet_trained": cfg.schedule != "largest",
             "epoch": epoch + 1,
             "step": step,
             "train_config": asdict(cfg),

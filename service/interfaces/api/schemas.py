@@ -122,6 +122,9 @@ class OptionsSchema(BaseModel):
     name: str
     doc: str
     options_schema: dict[str, Any]
+    # supernet spaces: how inherited-weight accuracy ranked subnets against trained ones
+    # (search_spaces/data/weight_sharing.json, measured by bench/weight_sharing.py)
+    rank_correlation: dict[str, Any] | None = None
 
 
 class RegistryPublic(BaseModel):
