@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from search_spaces.base import Arch, SearchSpace
+from search_spaces.ranking import ranking_warning
 from service.engine.records import TrialRecord
 from service.engine.resolve import ResolvedStudy
 from service.engine.spec import ConstraintSpec, StudySpec
@@ -113,6 +114,9 @@ def _study_warnings(study: ResolvedStudy) -> list[dict[str, str]]:
                     "trade off against the other objectives",
                 ))
     out.extend(_accuracy_mode_warnings(study))
+    ranking = ranking_warning(spec.search_space.name, spec.search_space.options)
+    if ranking:  # the space's measured inherited-vs-trained ranking is poor (bench figures)
+        out.append(warning("inherited_ranking", "search_space", ranking))
     return out
 
 

@@ -81,7 +81,8 @@ def test_study_page_draws_every_trial_and_the_apis_front(live, page):
     complete = _complete(live, study["id"])
     front = live.get(f"/studies/{study['id']}/pareto")["data"]
     failed = live.get(f"/studies/{study['id']}/trials", state="failed")["count"]
-    assert failed > 0 and len(front) >= 2  # the table has holes: some archs fail
+    # the table has holes, but archs without a row are re-asked, never trials
+    assert failed == 0 and len(front) >= 2
 
     page.goto(f"{live.url}/studies/{study['id']}")
     wait_ready(page)

@@ -155,3 +155,22 @@ def test_run_in_process_records_and_prints_them(tmp_path, data_dir):
     extra = json.loads(out.read_text())["study"]["extra"]
     assert [w["code"] for w in extra["warnings"]] == ["constraint_unsatisfiable"]
     assert extra["no_feasible"]["trials"] == 5
+
+
+def test_a_space_whose_inherited_ranking_is_poor_warns(tmp_path):
+    """RandLA-Net's shipped weight-sharing figures (search_spaces/data/weight_sharing.json) rank
+    subnets below tau 0.6, so a study on it is told; a table study is not."""
+    from search_spaces.ranking import POOR_TAU, rank_correlation
+    from service.engine.checks import _study_warnings
+    from service.engine.resolve import resolve_spec
+    from service.engine.spec import StudySpec
+
+    entry = rank_correlation("randlanet")
+    assert entry is not None and entry["kendall_tau"] < POOR_TAU
+    spec = StudySpec.model_validate({
+        "name": "rooms", "search_space": {"name": "randlanet", "options": {}},
+        "objectives": [{"metric": "miou", "direction": "maximize"},
+                       {"metric": "macs", "direction": "minimize"}],
+        "budget": {"trials": 2}})
+    codes = [w["code"] for w in _study_warnings(resolve_spec(spec))]
+    assert "inherited_ranking" in codes
