@@ -60,7 +60,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/problems.py
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "shared/data/nas-bench-graph/"
 TABLE_NAME = "nas_bench_graph_light.csv.gz"
-PARAMS = ["link", "op0", "op1", "op2", "op3"]
 OBJECTIVES = [("valid_perf", "maximize"), ("latency_ms", "minimize")]
 ALL_DATASETS = ["arxiv", "citeseer", "computers", "cora", "cs", "photo", "physics", "proteins",
                 "pubmed"]

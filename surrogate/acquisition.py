@@ -60,14 +60,9 @@ def hv_improvement(points: np.ndarray, front: np.ndarray, reference: np.ndarray)
         if not len(front):
             out[i] = box
             continue
-        clipped = np.maximum(front, p)
-        clipped = clipped[pareto_mask(clipped)]
-        out[i] = max(box - hypervolume(clipped, reference), 0.0)
+        # hypervolume() keeps only the clipped front's non-dominated points itself
+        out[i] = max(box - hypervolume(np.maximum(front, p), reference), 0.0)
     return out
-
-
-def _dominated(p: np.ndarray, front: np.ndarray) -> bool:
-    return bool(len(front)) and bool(np.any(np.all(front <= p, axis=1)))
 
 
 def epsilon_to_front(points: np.ndarray, front: np.ndarray) -> np.ndarray:

@@ -351,6 +351,7 @@ class DeepLabSpace(SearchSpace):
         validation set."""
         from search_spaces.deeplabv3plus.finetune import finetune_model
 
+        self.check_metrics(metrics)  # before the training, not after it
         arch = self.validate(arch)
         opts: DeepLabOptions = self.options  # type: ignore[assignment]
         compute = compute_of(context)

@@ -293,10 +293,7 @@ def train_model(
         for epoch in range(epochs):
             rng = np.random.default_rng([seed, epoch])
             model.train()
-            for k, (images, masks) in enumerate(
-                    compute.batches(islice(batches.epoch(batch_size, rng), steps))):
-                if k >= steps:
-                    break
+            for images, masks in compute.batches(islice(batches.epoch(batch_size, rng), steps)):
                 opt.zero_grad(set_to_none=True)
                 with compute.autocast():
                     out = F.cross_entropy(model(images), masks, ignore_index=IGNORE_INDEX)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from evaluators.profilers.base import settings_hash
 from paretonas_core.compute import Compute, choose_device, resolve_compute, worker_device
 from search_spaces.base import Arch, EvalContext
-from service.engine.resolve import ResolvedStudy
+from service.engine.resolve import ResolvedStudy, measured_devices
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class ArchEvaluator:
                 if src.kind == "cost":
                     values[key] = float(costs[src.ref.metric])
                     info["sources"][key] = "computed"
-        devices = sorted({s.ref.device for s in sources.values() if s.kind == "device"})
+        devices = measured_devices(self.study)
         extracted: list[tuple[Any, Any]] = []  # extract the subnet once, and only if needed
 
         def model_and_input() -> tuple[Any, Any]:
@@ -185,8 +185,7 @@ def needs_gpu(study: ResolvedStudy) -> bool:
     CUDA (``auto`` only when the worker says ``cuda``), or it measures on a ``torch-cuda``
     device. The Ray backend then asks for one (``num_gpus``), so the cluster places it."""
     chosen = choose_device(study.spec.compute.device, worker_device())
-    kinds = {study.devices.get(s.ref.device).kind
-             for s in study.sources.values() if s.kind == "device"}
+    kinds = {study.devices.get(device).kind for device in measured_devices(study)}
     return chosen.startswith("cuda") or "torch-cuda" in kinds
 
 

@@ -206,7 +206,8 @@ def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Tria
         summary["progress"]["done"] = i + 1
         store.update_trials([rec], best_hypervolume=None)  # each result lands as it is made
         store.set_extra("finetune", summary)
-    tuned = [r for r in records if r.number in set(summary["finetuned"])]
+    finetuned = set(summary["finetuned"])
+    tuned = [r for r in records if r.number in finetuned]
     after_front = nondominated([r for r in tuned if on_front_candidate(r, spec)], spec)
     hv_after = hypervolume_of(study, after_front, store.reference_point)
     on_after = {r.number for r in after_front}

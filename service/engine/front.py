@@ -51,9 +51,7 @@ class FrontTracker:
     def __init__(self, spec: StudySpec, reference_point: list[float] | None = None):
         self.spec = spec
         self.keys = [o.key for o in spec.objectives]
-        self.directions = spec.directions
         self._signs = loss_signs(spec.directions)
-        self.constraints = spec.constraints
         self.predicted_on_front = spec.accuracy.front_includes_predicted
         self.explicit = [o.reference for o in spec.objectives]
         self.reference = np.asarray(reference_point) if reference_point is not None else None
@@ -106,7 +104,7 @@ class FrontTracker:
             return
         losses = np.array([loss for _, loss in self.feasible])
         ref = default_reference(losses)
-        signs = loss_signs(self.directions)
+        signs = self._signs
         for i, explicit in enumerate(self.explicit):
             if explicit is not None:
                 ref[i] = explicit * signs[i]
@@ -122,7 +120,7 @@ class FrontTracker:
     def restore(self, records: list[TrialRecord], reference_point: list[float] | None) -> None:
         """Rebuild state from persisted trials (no updates emitted)."""
         if reference_point is not None:
-            self.reference = np.asarray(reference_point) * loss_signs(self.directions)
+            self.reference = np.asarray(reference_point) * self._signs
         for record in records:
             loss = self.loss(record)
             if loss is None:

@@ -74,6 +74,10 @@ class ResolvedStudy:
     def objective_keys(self) -> list[str]:
         return [o.key for o in self.spec.objectives]
 
+def measured_devices(study: ResolvedStudy) -> list[str]:
+    """The devices a trial of ``study`` is measured on (sorted names, each once)."""
+    return sorted({s.ref.device for s in study.sources.values() if s.kind == "device"})
+
 
 def build_space(name: str, options: dict[str, Any]) -> SearchSpace:
     try:

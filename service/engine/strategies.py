@@ -55,12 +55,20 @@ class Strategy:
         return None
 
 
-class RandomStrategy(Strategy):
-    name = "random"
-    doc = "uniform random sampling (Optuna RandomSampler)"
+class OptunaStrategy(Strategy):
+    """An Optuna sampler whose options are its keyword arguments, passed as they are."""
+
+    sampler_cls: ClassVar[type[optuna.samplers.BaseSampler]]
+    fixed: ClassVar[dict[str, Any]] = {}  # keyword arguments users do not set
 
     def make_sampler(self, *, seed, context):
-        return optuna.samplers.RandomSampler(seed=seed)
+        return self.sampler_cls(seed=seed, **self.options.model_dump(), **self.fixed)
+
+
+class RandomStrategy(OptunaStrategy):
+    name = "random"
+    doc = "uniform random sampling (Optuna RandomSampler)"
+    sampler_cls = optuna.samplers.RandomSampler
 
 
 class NSGA2Options(StrategyOptions):
@@ -69,38 +77,22 @@ class NSGA2Options(StrategyOptions):
     crossover_prob: float = Field(default=0.9, ge=0, le=1)
 
 
-class NSGA2Strategy(Strategy):
+class NSGA2Strategy(OptunaStrategy):
     name = "nsga2"
     doc = "NSGA-II genetic algorithm (Optuna NSGAIISampler), constraint-aware"
     Options = NSGA2Options
-
-    def make_sampler(self, *, seed, context):
-        o = self.options
-        return optuna.samplers.NSGAIISampler(
-            population_size=o.population_size, mutation_prob=o.mutation_prob,
-            crossover_prob=o.crossover_prob, seed=seed,
-        )
+    sampler_cls = optuna.samplers.NSGAIISampler
 
 
-class NSGA3Options(StrategyOptions):
-    population_size: int = Field(default=20, ge=2, le=10_000)
-    mutation_prob: float | None = Field(default=None, ge=0, le=1)
-    crossover_prob: float = Field(default=0.9, ge=0, le=1)
+class NSGA3Options(NSGA2Options):
     dividing_parameter: int = Field(default=3, ge=1, le=100)
 
 
-class NSGA3Strategy(Strategy):
+class NSGA3Strategy(OptunaStrategy):
     name = "nsga3"
     doc = "NSGA-III with reference directions (Optuna NSGAIIISampler), for 3-4 objectives"
     Options = NSGA3Options
-
-    def make_sampler(self, *, seed, context):
-        o = self.options
-        return optuna.samplers.NSGAIIISampler(
-            population_size=o.population_size, mutation_prob=o.mutation_prob,
-            crossover_prob=o.crossover_prob, dividing_parameter=o.dividing_parameter,
-            seed=seed,
-        )
+    sampler_cls = optuna.samplers.NSGAIIISampler
 
 
 class TPEOptions(StrategyOptions):
@@ -109,17 +101,11 @@ class TPEOptions(StrategyOptions):
     n_ei_candidates: int = Field(default=24, ge=1, le=10_000)
 
 
-class TPEStrategy(Strategy):
+class TPEStrategy(OptunaStrategy):
     name = "tpe"
     doc = "multi-objective TPE (Optuna TPESampler), constraint-aware"
     Options = TPEOptions
-
-    def make_sampler(self, *, seed, context):
-        o = self.options
-        return optuna.samplers.TPESampler(
-            n_startup_trials=o.n_startup_trials, multivariate=o.multivariate,
-            n_ei_candidates=o.n_ei_candidates, seed=seed,
-        )
+    sampler_cls = optuna.samplers.TPESampler
 
 
 class GPOptions(StrategyOptions):
@@ -128,18 +114,13 @@ class GPOptions(StrategyOptions):
         default=False, description="fix the GP's noise at its minimum (noise-free objectives)")
 
 
-class GPStrategy(Strategy):
+class GPStrategy(OptunaStrategy):
     name = "gp"
     doc = ("Gaussian-process Bayesian optimisation (Optuna GPSampler: log-EHVI for several "
            "objectives), constraint-aware")
     Options = GPOptions
-
-    def make_sampler(self, *, seed, context):
-        o = self.options
-        return optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=o.n_startup_trials,
-            deterministic_objective=o.deterministic_objective, warn_independent_sampling=False,
-        )
+    sampler_cls = optuna.samplers.GPSampler
+    fixed = {"warn_independent_sampling": False}
 
 
 class SurrogateOptions(StrategyOptions):

@@ -27,17 +27,21 @@ class StudyWarning(UserWarning):
     no feasible trial (``extra.no_feasible``)."""
 
 
+def outcome_notes(study: dict[str, Any]) -> list[str]:
+    """Why a finished study has no feasible trial, if it has none (one line, else none)."""
+    no_feasible = (study.get("extra") or {}).get("no_feasible")
+    return [f"no feasible trial: {no_feasible['message']}"] if no_feasible else []
+
+
 def study_notes(study: dict[str, Any]) -> list[str]:
     """The study's warnings and, when it has no feasible trial, why: one line each."""
     extra = study.get("extra") or {}
     lines = [f"{w.get('field', '')}: {w.get('message', '')}" for w in extra.get("warnings", [])]
-    if extra.get("no_feasible"):
-        lines.append(f"no feasible trial: {extra['no_feasible']['message']}")
-    return lines
+    return lines + outcome_notes(study)
 
 
-def _warn(study: dict[str, Any]) -> None:
-    for line in study_notes(study):
+def _warn(study: dict[str, Any], lines: list[str] | None = None) -> None:
+    for line in study_notes(study) if lines is None else lines:
         warnings.warn(f"study {study['id']}: {line}", StudyWarning, stacklevel=3)
 
 
@@ -183,9 +187,7 @@ class Client:
                 hv = study["best_hypervolume"]
                 bar.set_postfix_str(f"{study['status']} hv={hv:.4g}" if hv else study["status"])
                 if study["status"] in TERMINAL:
-                    if study["extra"].get("no_feasible"):
-                        _warn({"id": study_id, "extra": {"no_feasible":
-                                                         study["extra"]["no_feasible"]}})
+                    _warn(study, outcome_notes(study))
                     return study
                 if deadline and time.monotonic() > deadline:
                     raise TimeoutError(f"study {study_id} still {study['status']}")

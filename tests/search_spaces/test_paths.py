@@ -6,24 +6,15 @@ from __future__ import annotations
 import gzip
 import os
 import threading
-from pathlib import Path
 
 import pytest
 
 from search_spaces.paths import DataPathError, open_data_file, resolve_data_path
 from search_spaces.table import TableSpace
-from tests.search_spaces.test_table import write_table
 
 FIELD = "search_space.options.path"
 
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "data"
-    root.mkdir()
-    write_table(root / "t.csv")
-    monkeypatch.setenv("PARETONAS_DATA_DIRS", str(root))
-    return root
+# data_dir: tests/conftest.py's (a small table under a data directory on PARETONAS_DATA_DIRS)
 
 
 def refused(path: str, *, kind="any") -> str:

@@ -53,3 +53,12 @@ def cancel_once_complete(db, study_id: int, thread, n_complete: int, timeout: fl
         s.commit()
     thread.join(timeout)
     assert not thread.is_alive()
+
+
+def run_queue(app) -> None:
+    """Run every queued study of ``app`` to its end with one in-process worker."""
+    from service.interfaces.worker import Worker
+
+    worker = Worker(app.state.db, app.state.settings, worker_id="test-worker")
+    while worker.run_once() is not None:
+        pass

@@ -6,32 +6,10 @@ import csv
 import io
 
 import pytest
-from fastapi.testclient import TestClient
 
-from service.interfaces.api.app import create_app
-from service.interfaces.worker import Worker
 from service.persistence.models import Study
-from service.settings import Settings
 from tests.conftest import table_spec
-from tests.service.helpers import brute_force_front
-
-
-@pytest.fixture
-def app(database_url, data_dir):
-    app = create_app(Settings(database_url=database_url, max_trials=1000))
-    yield app
-    app.state.db.dispose()
-
-
-@pytest.fixture
-def client(app) -> TestClient:
-    return TestClient(app)
-
-
-def run_queue(app) -> None:
-    worker = Worker(app.state.db, app.state.settings, worker_id="test-worker")
-    while worker.run_once() is not None:
-        pass
+from tests.service.helpers import brute_force_front, run_queue
 
 
 def n_studies(app) -> int:

@@ -19,13 +19,6 @@ from tests.service.test_client_cli import cli
 from tests.service.test_devices import tiny_space  # noqa: F401  (autouse: registers the space)
 
 
-@pytest.fixture
-def server(tmp_path, data_dir):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'live.db'}", poll_seconds=0.05)
-    with live_server(settings) as url:
-        yield url
-
-
 def test_status_table_and_quiet_http(server):
     with Client(server) as c:
         c.wait(c.submit(table_spec(budget={"trials": 6}))["id"], progress=False, poll_s=0.05)

@@ -10,16 +10,7 @@ import sys
 import pytest
 
 from service.interfaces.client import Client, ClientError
-from service.settings import Settings
 from tests.conftest import table_spec
-from tests.service.live import live_server
-
-
-@pytest.fixture
-def server(tmp_path, data_dir):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'live.db'}", poll_seconds=0.05)
-    with live_server(settings) as url:
-        yield url
 
 
 def cli(*args: str, url: str | None = None, **env: str) -> subprocess.CompletedProcess:

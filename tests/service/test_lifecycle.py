@@ -5,41 +5,20 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from service.engine.lifecycle import resumed_spec, stage1_length
 from service.engine.resolve import resolve_spec
 from service.engine.spec import BudgetSpec, StudySpec
-from service.interfaces.api.app import create_app
 from service.interfaces.worker import Worker
 from service.persistence.db import Database, make_engine, utcnow
 from service.persistence.models import HypervolumePoint, Study, Trial
 from service.persistence.queue import claim_study
-from service.settings import Settings
 from tests.conftest import table_spec
-from tests.service.helpers import cancel_once_complete
+from tests.service.helpers import cancel_once_complete, run_queue
 
 API = "/api/v1/studies"
 
-
-@pytest.fixture
-def app(database_url, data_dir):
-    app = create_app(Settings(database_url=database_url, max_trials=1000))
-    yield app
-    app.state.db.dispose()
-
-
-@pytest.fixture
-def client(app) -> TestClient:
-    return TestClient(app)
-
-
-def run_queue(app) -> None:
-    worker = Worker(app.state.db, app.state.settings, worker_id="test-worker")
-    while worker.run_once() is not None:
-        pass
 
 
 def submit(client, **overrides) -> dict:

@@ -8,17 +8,8 @@ import json
 import pytest
 
 from service.interfaces.client import Client, ClientError, StudyWarning
-from service.settings import Settings
 from tests.conftest import table_spec
-from tests.service.live import live_server
 from tests.service.test_client_cli import cli
-
-
-@pytest.fixture
-def server(tmp_path, data_dir):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'live.db'}", poll_seconds=0.05)
-    with live_server(settings) as url:
-        yield url
 
 
 def test_client_warns_and_manages_a_study(server):

@@ -35,7 +35,7 @@ from search_spaces.base import Arch
 from service.engine.evaluation import TrialFailure, needs_gpu
 from service.engine.executors import Outcome
 from service.engine.records import TrialRecord
-from service.engine.resolve import ResolvedStudy
+from service.engine.resolve import ResolvedStudy, measured_devices
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,7 @@ def trial_resources(study: ResolvedStudy, options: RayOptions) -> dict[str, floa
     gpus = max(options.gpus_per_trial or 0.0, 1.0 if needs_gpu(study) else 0.0)
     if gpus:
         resources["gpu"] = gpus
-    devices = {s.ref.device for s in study.sources.values() if s.kind == "device"}
-    for device in sorted(devices):
+    for device in measured_devices(study):
         name = options.device_resources.get(device)
         if name:
             resources[name] = resources.get(name, 0.0) + 1.0
@@ -191,7 +190,7 @@ def evaluate_trial(config: dict[str, Any], context_json: str) -> dict[str, Any]:
 
 def trial_context(study: ResolvedStudy, cache: RemoteCache | None) -> str:
     """What a Ray worker needs to evaluate this study's trials as the driver would (JSON)."""
-    devices = sorted({s.ref.device for s in study.sources.values() if s.kind == "device"})
+    devices = measured_devices(study)
     return json.dumps({
         "spec": study.spec.model_dump(mode="json"),
         "devices": [study.devices.get(d).model_dump(mode="json") for d in devices],

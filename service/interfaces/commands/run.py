@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +75,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"{args.spec}: {exc}") from exc
     except DeviceError as exc:
         raise CliError(str(exc)) from exc
-    from service.interfaces.client import study_notes
+    from service.interfaces.commands.studies import _print_notes
 
-    for line in study_notes(result["study"]):  # not data: stderr, like the client commands
-        print(f"warning: {line}", file=sys.stderr)
+    _print_notes(result["study"])  # not data: stderr, like the client commands
     text = json.dumps(result, indent=2)
     if args.output:
         Path(args.output).write_text(text)

@@ -18,13 +18,14 @@ def _client(args: argparse.Namespace):
     return Client(args.url)
 
 
-def _print_notes(study: dict) -> None:
-    """The study's warnings and why it has no feasible trial, if so (stderr: not data)."""
+def _print_notes(study: dict, *, outcome_only: bool = False) -> None:
+    """The study's warnings and why it has no feasible trial, if so (stderr: not data);
+    ``outcome_only``: just the latter (the warnings were printed at submit)."""
     import sys
 
-    from service.interfaces.client import study_notes
+    from service.interfaces.client import outcome_notes, study_notes
 
-    for line in study_notes(study):
+    for line in (outcome_notes if outcome_only else study_notes)(study):
         print(f"warning: {line}", file=sys.stderr)
 
 
@@ -88,8 +89,7 @@ def _submit(args):
     if args.wait:
         study = _call(client.wait, study["id"])
         print(f"study {study['id']} {study['status']}")
-        if study["extra"].get("no_feasible"):
-            _print_notes({"extra": {"no_feasible": study["extra"]["no_feasible"]}})
+        _print_notes(study, outcome_only=True)
         _print_front(_call(client.pareto, study["id"]))
         print(f"viewer: {client.base_url}/studies/{study['id']}")
         return 0 if study["status"] == "completed" else 1
