@@ -105,7 +105,8 @@ def test_embedded_workers_stop_with_the_server(database_url, data_dir, how):
         assert len(workers) == 2
         server.send_signal(how)
         server.wait(30)
-        _wait_for(lambda: not any(_alive(w) for w in workers), 30, "the workers to exit")
+        # bound: the 10 s grace, then abandoning (a database write that may wait for a lock)
+        _wait_for(lambda: not any(_alive(w) for w in workers), 60, "the workers to exit")
         assert _check_given_back_whole(db, sid) < 90_000
     finally:
         if server.poll() is None:
