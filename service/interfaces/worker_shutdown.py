@@ -21,12 +21,18 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from service.interfaces.worker import Worker
+if TYPE_CHECKING:  # this module must stay light: a spawned worker imports it before torch
+    from service.interfaces.worker import Worker
 
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+#: once the grace time is over, how long giving the study back may take before the process
+#: exits anyway (the study's lease then expires instead): a stop must end in bounded time
+ABANDON_TIMEOUT_S = 15.0
 
 
 def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
@@ -87,6 +93,11 @@ class WorkerShutdown:
         else:
             log.warning("worker %s: trial still running %.0f s after the stop; abandoning it",
                         self.worker.worker_id, self.grace_s)
+        # a hard deadline: giving back waits on the database (a lock, a pool slot), and a
+        # worker that hangs there would outlive its server after all
+        deadline = threading.Timer(ABANDON_TIMEOUT_S, os._exit, args=(1,))
+        deadline.daemon = True
+        deadline.start()
         self.worker.abandon()
         logging.shutdown()
         os._exit(0)

@@ -38,6 +38,20 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _where(pids: list[int]) -> str:
+    """Where each live process waits (state, kernel wait channel, threads): for a failure."""
+    out = []
+    for pid in filter(_alive, pids):
+        try:
+            proc = Path(f"/proc/{pid}")
+            threads = [((t / "comm").read_text().strip(), (t / "wchan").read_text())
+                       for t in (proc / "task").iterdir()]
+            out.append(f"{pid}: {threads}")
+        except OSError:
+            continue
+    return "; ".join(out) or "none alive"
+
+
 def _worker_children(pid: int) -> list[int]:
     """Worker processes the server spawned (not multiprocessing's resource tracker)."""
     kids = []
@@ -60,7 +74,7 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | Non
         if predicate():
             return
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited: {proc.stderr.read().decode()[-3000:]}")
+            raise AssertionError(f"process exited: {proc.log.read_text(errors='replace')[-3000:]}")
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -80,13 +94,18 @@ def _check_given_back_whole(db: Database, sid: int) -> int:
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_embedded_workers_stop_with_the_server(database_url, data_dir, how):
+def test_embedded_workers_stop_with_the_server(database_url, data_dir, tmp_path, how):
     db = Database(database_url)
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "service.interfaces.cli",
-         "serve", "--workers", "2", "--port", str(port)],
-        env=_env(database_url, data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the log goes to a file, not a pipe: nobody drains a pipe while the test waits, and a full
+    # one blocks every process writing to it, the orphaned workers' last log lines included
+    log = tmp_path / "server.log"
+    with log.open("wb") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "service.interfaces.cli",
+             "serve", "--workers", "2", "--port", str(port)],
+            env=_env(database_url, data_dir), stdout=subprocess.DEVNULL, stderr=log_file)
+    server.log = log
     try:
         url = f"http://127.0.0.1:{port}/api/v1"
 
@@ -106,7 +125,11 @@ def test_embedded_workers_stop_with_the_server(database_url, data_dir, how):
         server.send_signal(how)
         server.wait(30)
         # bound: the 10 s grace, then abandoning (a database write that may wait for a lock)
-        _wait_for(lambda: not any(_alive(w) for w in workers), 60, "the workers to exit")
+        try:
+            _wait_for(lambda: not any(_alive(w) for w in workers), 60, "the workers to exit")
+        except AssertionError as exc:
+            where, tail = _where(workers), log.read_text()[-3000:]
+            raise AssertionError(f"{exc}; {where}; log: {tail}") from None
         assert _check_given_back_whole(db, sid) < 90_000
     finally:
         if server.poll() is None:

@@ -16,8 +16,15 @@ log = logging.getLogger(__name__)
 def _worker_process(exit_when_idle: bool, parent_pid: int | None = None) -> None:
     """One worker: until the queue is empty (``exit_when_idle``), a signal, or, when
     ``parent_pid`` is given (embedded/spawned workers), the death of that process."""
+    from service.interfaces.worker_shutdown import WorkerShutdown, set_parent_death_signal
+
+    if parent_pid is not None:
+        # armed before the heavy imports below (seconds on a busy machine): a server that dies
+        # meanwhile takes this worker with it, rather than leaving it to notice later
+        set_parent_death_signal()
+        if os.getppid() != parent_pid:
+            return
     from service.interfaces.worker import Worker
-    from service.interfaces.worker_shutdown import WorkerShutdown
     from service.persistence.db import Database
     from service.settings import get_settings
 
