@@ -36,7 +36,7 @@ from service.engine.front_spread import coarse_to_fine, even_positions
 from service.engine.records import TrialRecord, TrialStore
 from service.engine.resolve import ResolvedStudy
 from service.engine.spec import FinetuneSpec
-from surrogate.pareto import hypervolume, loss_signs
+from surrogate.pareto import hypervolume, loss_signs, to_loss
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +72,27 @@ def candidates(study: ResolvedStudy, records: list[TrialRecord]) -> list[TrialRe
     return [chosen[i] for i in coarse_to_fine(len(chosen))]
 
 
+def _hypervolume(study: ResolvedStudy, loss: np.ndarray,
+                 reference: list[float] | None) -> float | None:
+    """Hypervolume of a loss matrix against the study's reference (None without either)."""
+    if not len(loss) or reference is None:
+        return None
+    return float(hypervolume(loss, np.asarray(reference) * loss_signs(study.spec.directions)))
+
+
 def hypervolume_of(study: ResolvedStudy, front: list[TrialRecord],
                    reference: list[float] | None) -> float | None:
-    spec = study.spec
-    if not front or reference is None:
-        return None
-    return float(hypervolume(losses(front, spec),
-                             np.asarray(reference) * loss_signs(spec.directions)))
+    return _hypervolume(study, losses(front, study.spec), reference)
 
 
-def recompute_front(study: ResolvedStudy, records: list[TrialRecord],
-                    reference: list[float] | None) -> tuple[list[int], float | None]:
-    """Front trial numbers over ``records``' complete, feasible, non-duplicate trials, and the
-    hypervolume against the study's reference point (None when it has none)."""
-    front = nondominated([r for r in records if on_front_candidate(r, study.spec)], study.spec)
-    return [r.number for r in front], hypervolume_of(study, front, reference)
+def hypervolume_before(study: ResolvedStudy, front: list[TrialRecord],
+                       reference: list[float] | None) -> float | None:
+    """The front's hypervolume on its values before fine-tuning: a resumed stage finds some of
+    its trials tuned already, and their new values must not leak into the "before" figure."""
+    keys = [o.key for o in study.spec.objectives]
+    values = np.array([[_value_before(r, k) for k in keys] for r in front], dtype=float)
+    return _hypervolume(study, to_loss(values.reshape(len(front), len(keys)),
+                                       study.spec.directions), reference)
 
 
 def _front_points(study: ResolvedStudy, records: list[TrialRecord], numbers: list[int], *,
@@ -141,8 +147,9 @@ def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Tria
     accuracy = sorted({s.ref.metric for s in study.sources.values() if s.kind == "accuracy"})
     store.check_lease()  # minutes of fine-tuning are wasted on a study another worker owns now
     context = EvalContext(seed=seed, compute=study_compute(spec))
-    front_before = [r.number for r in records if r.on_front and r.state == "complete"]
-    _, hv_before = recompute_front(study, records, store.reference_point)
+    front = [r for r in records if r.on_front and r.state == "complete"]
+    front_before = [r.number for r in front]
+    hv_before = hypervolume_before(study, front, store.reference_point)
     chosen = candidates(study, records)
     t0 = time.perf_counter()
     summary: dict[str, Any] = {

@@ -148,6 +148,7 @@ def test_an_interrupted_stage_resumes_keeping_the_candidates_already_tuned(tmp_p
     first = [t for t in store.trials if "finetune" in t.info]
     assert len(first) == 1 and "stage_done" not in first[0].info["finetune"]
     tuned_value = first[0].values["miou"]
+    hv_before = store.extra["finetune"]["hypervolume_before"]
     assert StudyRunner(resolve_spec(StudySpec.model_validate(raw)), store).run() == "completed"
     summary = store.extra["finetune"]
     resumed = [c for c in summary["per_candidate"] if c.get("resumed")]
@@ -155,6 +156,8 @@ def test_an_interrupted_stage_resumes_keeping_the_candidates_already_tuned(tmp_p
     again = next(t for t in store.trials if t.number == first[0].number)
     assert again.values["miou"] == tuned_value  # not fine-tuned twice
     assert len(summary["per_candidate"]) == summary["front_size"] >= 2
+    # the resumed stage's "before" is the front before any tuning, not with the tuned value
+    assert summary["hypervolume_before"] == pytest.approx(hv_before)
     assert all(t.info["finetune"]["stage_done"] for t in store.trials if "finetune" in t.info)
     # a third run finds the stage done and leaves it alone
     assert StudyRunner(resolve_spec(StudySpec.model_validate(raw)), store).run() == "completed"
