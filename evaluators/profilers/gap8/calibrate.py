@@ -120,7 +120,7 @@ def _unpack(x: Any) -> Gap8Constants:
 
 
 _START = {"eta_dense": 10.0, "eta_depthwise": 4.0, "out_cycles": 4.0, "l3_mb_s": 50.0,
-          "layer_overhead_cycles": 3_000.0}
+          "layer_overhead_cycles": 3_000.0, "pass_cycles": 20.0}
 
 
 def fit(rows: list[Row]) -> Gap8Constants:
