@@ -127,6 +127,8 @@ def test_out_of_sample_error_gate() -> None:
     assert oos["loo_mape_pct"] <= 8.0
     assert oos["loo_max_abs_pct"] <= 20.5
     assert oos["lofo_mape_pct"] <= 10.5
+    # and a published kernel benchmark outside the fit (5x5 conv: 12.8 MAC/cycle, model 11.0)
+    assert abs(rep["independent_check"]["error_pct"]) <= 25.0
     # the shipped constants are the fit, and every constant is inside its physical bounds
     for name, value in FITTED.to_dict().items():
         assert rep["constants"][name] == pytest.approx(value, rel=0.01)
