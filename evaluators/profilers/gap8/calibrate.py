@@ -145,13 +145,18 @@ def _pct(pred: float, published: float) -> float:
     return 100 * (pred / published - 1)
 
 
-def out_of_sample(rows: list[Row]) -> tuple[dict[str, float], dict[str, float]]:
-    """Leave-one-out and leave-one-family-out errors (%) per row label."""
+def out_of_sample(
+    rows: list[Row], folds: list[Gap8Constants] | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Leave-one-out and leave-one-family-out errors (%) per row label; ``folds`` (if given)
+    receives the leave-one-out fits' constants."""
     walk_rows(rows)
     loo, lofo = {}, {}
     for i, row in enumerate(rows):
         c = fit(rows[:i] + rows[i + 1:])
         loo[row.label] = _pct(predict_ms(row, c), row.latency_ms)
+        if folds is not None:
+            folds.append(c)
     for family in dict.fromkeys(r.family for r in rows):
         rest = [r for r in rows if r.family != family]
         c = fit(rest)
@@ -181,7 +186,8 @@ def report(rows: list[Row], constants: Gap8Constants | None = None) -> dict[str,
     """The fit, per-row in-sample / leave-one-out / leave-one-family-out errors, summaries."""
     walk_rows(rows)
     constants = constants or fit(rows)
-    loo, lofo = out_of_sample(rows)
+    folds: list[Gap8Constants] = []
+    loo, lofo = out_of_sample(rows, folds)
     out_rows = []
     for row in rows:
         pred = predict_ms(row, constants)
@@ -205,6 +211,11 @@ def report(rows: list[Row], constants: Gap8Constants | None = None) -> dict[str,
         "fitted": FREE,
         "tied": {"eta_depthwise": "eta_dense"},
         "constants_at_bounds": _at_bound(constants),
+        # how far each constant moves when one row is left out, and which folds end on a bound
+        "loo_constants_range": {n: [round(min(getattr(c, n) for c in folds), 3),
+                                    round(max(getattr(c, n) for c in folds), 3)] for n in FREE},
+        "loo_folds_at_bounds": {r.label: b for r, c in zip(rows, folds, strict=True)
+                                if (b := _at_bound(c))},
         "n_rows": len(rows),
         "n_families": len(families),
         "in_sample": _summary([r["error_pct"] for r in out_rows]),

@@ -99,22 +99,29 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
 }
 
 #: Least-squares fit (log-ratio residuals) on calibration.csv; regenerate with
-#: ``python -m evaluators.profilers.gap8.calibrate`` and paste the ``constants``. No constant ends
-#: on a bound, though eta_dense sits just under PULP-NN's best measured rate (15.5): the fit puts
-#: the whole kernel inefficiency in the per-output and per-pass work, as the kernels' structure
-#: says. eta_depthwise is tied to eta_dense (one inner-loop rate; the published nets cannot tell
-#: them apart). What the constants give: a 1x1 conv with 512 input channels runs at ~11.6
-#: MAC/cycle on a 112x112 map, ~7.7 on 14x14 and ~3.1 on 7x7 (a pass over 49 pixels costs as
-#: much as its MACs); DS-CNN S's 64-channel 1x1 conv on its 25x5 map at ~4.1; a 3x3 depthwise
-#: layer at ~7.3 (112x112) to ~6.0 (7x7). out_cycles (5.2 cycles: bias set, scale, shift, clip,
-#: store) and pass_cycles (~99 cycles of set-up per plane convolution) are instruction counts of
-#: that order. The effective HyperBus rate (173 MB/s) is above the README's "ideal" ~50 MB/s:
-#: with L3 transfers double-buffered against compute, few layers are L3-bound at any rate above
-#: ~60 MB/s, so the fit pins it only loosely. The per-layer overhead (~21k cycles, ~120 us at
-#: 175 MHz) is large for fork/join alone; it also carries the non-overlapped first and last tile
-#: transfers and the FC-side graph code of each layer. Check outside the fit (``calibrate``'s
-#: ``independent_check``): GreenWaves' 5x5-conv kernel benchmark runs at 12.8 MAC/cycle, these
-#: terms give 11.0 (16% more cycles; the benchmark kernel has no bias-set / requantise passes).
+#: ``python -m evaluators.profilers.gap8.calibrate`` and paste the ``constants``.
+#: - eta_dense sits just under PULP-NN's best measured rate (15.5, its bound): the fit puts the
+#:   kernel inefficiency in the per-output and per-pass work, as the kernels' structure says. In
+#:   4 of the 12 leave-one-out fits it ends on the bound (``loo_folds_at_bounds``); with the
+#:   bound at the 32 MAC/cycle hardware peak it fits ~17 and leave-one-out is worse (8.95%).
+#:   eta_depthwise is tied to it (one inner-loop rate; the published nets cannot tell them apart).
+#: - out_cycles (5.2: bias set, scale, shift, clip, store) and pass_cycles (~99 per plane pass)
+#:   are instruction counts of that order; both barely move between folds
+#:   (``loo_constants_range``: 4.2-5.9 and 94-106).
+#: - What they give: a 1x1 conv with 512 input channels runs at ~11.6 MAC/cycle on a 112x112
+#:   map, ~7.7 on 14x14 and ~3.1 on 7x7 (a pass over 49 pixels costs as much as its MACs);
+#:   DS-CNN S's 64-channel 1x1 conv on its 25x5 map at ~4.1; a 3x3 depthwise layer at ~7.3
+#:   (112x112) to ~6.0 (7x7).
+#: - l3_mb_s (173) is above the README's "ideal" ~50 MB/s, and the fit rejects low rates (fixed
+#:   at 80 MB/s leave-one-out is 12.7%, at 50 MB/s 22%): either the HyperBus streams faster than
+#:   that figure or the model over-counts L3 traffic (spilled activations the tiler may keep in
+#:   L2, weights counted once per layer).
+#: - The per-layer overhead (~21k cycles, ~120 us at 175 MHz; 20.2-22.4k across folds) is large
+#:   for fork/join alone; it also carries the non-overlapped first and last tile transfers and
+#:   the FC-side graph code of each layer.
+#: - Check outside the fit (``calibrate``'s ``independent_check``): GreenWaves' 5x5-conv kernel
+#:   benchmark runs at 12.8 MAC/cycle, these terms give 11.0 (16% more cycles; the benchmark
+#:   kernel has no bias-set / requantise passes).
 FITTED = Gap8Constants(
     eta_dense=15.4508, eta_depthwise=15.4508, out_cycles=5.243, l3_mb_s=173.0102,
     layer_overhead_cycles=20949.4802, pass_cycles=99.244,
