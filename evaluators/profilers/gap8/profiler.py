@@ -43,6 +43,7 @@ class Gap8Settings(ProfilerSettings):
     out_cycles: float = Field(default=FITTED.out_cycles, ge=0, le=100)
     l3_mb_s: float = Field(default=FITTED.l3_mb_s, gt=0, le=1000)
     layer_overhead_cycles: float = Field(default=FITTED.layer_overhead_cycles, ge=0, le=1e7)
+    pass_cycles: float = Field(default=FITTED.pass_cycles, ge=0, le=1e4)
     # gvsoc mode: argv template from the server config ({onnx}, {workdir}, {cluster_mhz})
     command: list[str] | None = Field(default=None, description="gvsoc command (config only)")
     timeout_s: float = Field(default=900.0, gt=0, le=24 * 3600)
@@ -81,8 +82,10 @@ class Gap8Settings(ProfilerSettings):
         return self
 
     def constants(self) -> Gap8Constants:
-        return Gap8Constants(self.eta_dense, self.eta_depthwise, self.out_cycles, self.l3_mb_s,
-                             self.layer_overhead_cycles)
+        return Gap8Constants(
+            eta_dense=self.eta_dense, eta_depthwise=self.eta_depthwise,
+            out_cycles=self.out_cycles, l3_mb_s=self.l3_mb_s,
+            layer_overhead_cycles=self.layer_overhead_cycles, pass_cycles=self.pass_cycles)
 
     def hardware(self) -> Gap8Hardware:
         return Gap8Hardware(self.cluster_mhz, int(self.l2_budget_kb * 1024))
@@ -92,7 +95,8 @@ class Gap8Profiler(Profiler):
     """GAP8 latency (cluster cycles / cluster clock) plus int8 memory footprint metrics."""
 
     name: ClassVar[str] = "gap8"
-    version: ClassVar[str] = "2"  # 2: per-layer kernel model refit on 12 nets (issue 23)
+    # 2: per-layer kernel model refit on 12 nets; 3: per-plane-pass kernel term (issue 23)
+    version: ClassVar[str] = "3"
     Settings: ClassVar[type[ProfilerSettings]] = Gap8Settings
     extra_metrics: ClassVar[dict[str, str]] = {
         "cycles": "cycles",

@@ -12,6 +12,7 @@ from evaluators.profilers.gap8.model import (
     OUT_OF_SAMPLE,
     Gap8Hardware,
     estimate,
+    plane_passes,
 )
 from evaluators.profilers.gap8.reference_nets import build
 
@@ -63,6 +64,20 @@ def test_reference_nets_match_their_published_size(name, width, mmac, params_m) 
     assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(params_m, rel=0.01)
 
 
+def test_plane_passes_make_small_maps_slower_per_mac() -> None:
+    """The same 1x1 conv on a 7x7 map pays 64x as many plane passes per MAC as on a 56x56 map,
+    so it runs at a lower MAC rate; a depthwise conv runs one pass per channel."""
+    hw = Gap8Hardware()
+    small = walk(nn.Conv2d(256, 256, 1, bias=False).eval(), torch.zeros(1, 256, 7, 7))
+    large = walk(nn.Conv2d(256, 256, 1, bias=False).eval(), torch.zeros(1, 256, 56, 56))
+    assert plane_passes(small.layers[0]) == plane_passes(large.layers[0]) == 256 * 256
+    rate = {name: g.macs / estimate(g, FITTED, hw)["per_layer"][0]["compute_cycles"]
+            for name, g in (("small", small), ("large", large))}
+    assert rate["small"] < 0.6 * rate["large"] and rate["large"] <= FITTED.eta_dense
+    dw = walk(nn.Conv2d(32, 32, 3, padding=1, groups=32).eval(), torch.zeros(1, 32, 8, 8))
+    assert plane_passes(dw.layers[0]) == 32
+
+
 def test_model_shape_terms() -> None:
     g = walk(build("mobilenet_v1", 0.5), torch.zeros(1, 3, 224, 224))
     est = estimate(g, FITTED, Gap8Hardware())
@@ -105,10 +120,15 @@ def test_out_of_sample_error_gate() -> None:
     oos = rep["out_of_sample"]
     assert oos["loo_mape_pct"] == pytest.approx(OUT_OF_SAMPLE["loo_mape_pct"], abs=0.1)
     assert oos["lofo_mape_pct"] == pytest.approx(OUT_OF_SAMPLE["lofo_mape_pct"], abs=0.1)
-    assert oos["n_rows"] == OUT_OF_SAMPLE["n_rows"]
-    # regression ceilings just above today's figures (issue 23's target of 10% is not met yet)
-    assert oos["loo_mape_pct"] <= 16.0
-    assert oos["lofo_mape_pct"] <= 18.0
+    assert oos["loo_max_abs_pct"] == pytest.approx(OUT_OF_SAMPLE["loo_max_abs_pct"], abs=0.2)
+    assert oos["n_rows"] == OUT_OF_SAMPLE["n_rows"] >= 10 and rep["n_families"] >= 3
+    # regression ceilings just above today's figures (7.25%, worst row 19.95%, leave one family
+    # out 9.71%); issue 23's targets are a MAPE <= 10% and no row worse than 20%
+    assert oos["loo_mape_pct"] <= 8.0
+    assert oos["loo_max_abs_pct"] <= 20.5
+    assert oos["lofo_mape_pct"] <= 10.5
+    # and a published kernel benchmark outside the fit (5x5 conv: 12.8 MAC/cycle, model 11.0)
+    assert abs(rep["independent_check"]["error_pct"]) <= 25.0
     # the shipped constants are the fit, and every constant is inside its physical bounds
     for name, value in FITTED.to_dict().items():
         assert rep["constants"][name] == pytest.approx(value, rel=0.01)
