@@ -64,24 +64,6 @@ class Heartbeat(threading.Thread):
                 self.store.cancel_requested.set()
 
 
-class StopRelay(threading.Thread):
-    """Turns the worker's stop (SIGTERM, server gone) into a stop of the running study: the
-    runner ends after its current trial, and the worker gives the study back to the queue."""
-
-    def __init__(self, stop: threading.Event, store: DbStore):
-        super().__init__(daemon=True, name=f"stop-relay-{store.study_id}")
-        self.stop, self.store = stop, store
-        self.done = threading.Event()
-        self.fired = False
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            if self.stop.wait(0.1):
-                self.fired = True
-                self.store.cancel_requested.set()  # the runner's one stop flag
-                return
-
-
 class Worker:
     def __init__(
         self,
@@ -125,13 +107,10 @@ class Worker:
         with self.db.session() as s:
             row = s.get(Study, study_id)
             raw_spec, submitted = row.spec, (row.extra or {}).get("warnings", [])
-        store = DbStore(
-            self.db, study_id, self.worker_id, lease_seconds=self.settings.lease_seconds
-        )
+        store = DbStore(self.db, study_id, self.worker_id,
+                        lease_seconds=self.settings.lease_seconds, shutdown=self.stop)
         heartbeat = Heartbeat(self.db, store, settings=self.settings)
         heartbeat.start()
-        relay = StopRelay(self.stop, store)
-        relay.start()
         self.current_study = study_id
         status, error = "failed", None
         try:
@@ -139,7 +118,8 @@ class Worker:
             resolved = resolve_spec(spec, devices=self.device_catalog())
             record_start_warnings(store, resolved, submitted)
             outcome = self.make_runner(resolved, store).run()
-            if outcome == "stopped" and relay.fired and not self._cancel_requested(study_id):
+            if outcome == "stopped" and self.stop.is_set() \
+                    and not self._cancel_requested(study_id):
                 self._give_back(study_id)  # we are shutting down; nobody cancelled the study
                 return
             status = "cancelled" if outcome == "stopped" else "completed"
@@ -158,7 +138,6 @@ class Worker:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             heartbeat.stopped.set()
-            relay.done.set()
             self.current_study = None
         finish_study(self.db, study_id, self.worker_id, status=status, error=error)
 

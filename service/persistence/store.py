@@ -33,12 +33,15 @@ def record_from_row(row: Trial) -> TrialRecord:
 class DbStore(Observers):
     """``TrialStore`` on the database, for the worker holding the study's lease."""
 
-    def __init__(self, db: Database, study_id: int, worker_id: str, *, lease_seconds: float):
+    def __init__(self, db: Database, study_id: int, worker_id: str, *, lease_seconds: float,
+                 shutdown: threading.Event | None = None):
         self.db = db
         self.study_id = study_id
         self.worker_id = worker_id
         self.lease = dt.timedelta(seconds=lease_seconds)
         self.cancel_requested = threading.Event()
+        #: the worker is stopping (SIGTERM, server gone): end after the current trial too
+        self.shutdown = shutdown or threading.Event()
         self.lease_lost = threading.Event()
         with db.session() as s:
             study = s.get(Study, study_id)
@@ -141,7 +144,7 @@ class DbStore(Observers):
     def should_stop(self) -> bool:
         if self.lease_lost.is_set():
             raise LeaseLost(f"lease on study {self.study_id} lost")
-        return self.cancel_requested.is_set()
+        return self.cancel_requested.is_set() or self.shutdown.is_set()
 
     def set_extra(self, key: str, value: Any) -> None:
         with self.db.session() as s, s.begin():
