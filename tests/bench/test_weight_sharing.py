@@ -47,8 +47,13 @@ def test_figures_pick_the_best_recipe_and_keep_the_command():
                 "recal_share_of_scratch_median": 0.8}
     out = {"command": "python bench/weight_sharing.py --full",
            "deeplabv3plus": {"setup": {"archs": 12},
-                             "recipes": {"a": recipe(0.2), "b": recipe(0.7)}}}
-    fig = figures_of(out)["deeplabv3plus"]
+                             "recipes": {"a": recipe(0.2), "b": recipe(0.7)}},
+           "randlanet": {"setup": {"archs": 13},
+                         "recipes": {"c": recipe(0.65), "d": recipe(0.3)}}}
+    figures = figures_of(out)
+    fig = figures["deeplabv3plus"]
     assert fig["recipe"] == "b" and fig["kendall_tau_recalibrated"] == 0.7
     assert fig["kendall_tau"] == 0.1 and fig["kendall_tau_by_recipe"] == {"a": 0.2, "b": 0.7}
     assert fig["command"] == out["command"]
+    fig = figures["randlanet"]
+    assert fig["recipe"] == "c" and fig["archs"] == 13 and fig["kendall_tau_recalibrated"] == 0.65
