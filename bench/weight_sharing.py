@@ -75,6 +75,8 @@ RECIPES: dict[str, dict[str, Any]] = {
                                "phase_epochs": [6, 10, 10, 10]},
     "progressive-distill-72": {"epochs": 72, "schedule": "progressive", "distill": True,
                                "phase_epochs": [12, 20, 20, 20]},
+    "progressive-distill-144": {"epochs": 144, "schedule": "progressive", "distill": True,
+                                "phase_epochs": [24, 40, 40, 40]},
     "plain-36": {"epochs": 36, "schedule": "largest", "distill": False},
 }
 QUICK_RECIPES = ("sandwich-distill-12",)
@@ -382,6 +384,7 @@ RANDLA_SEARCH_VAL = 4
 #: neighbours), + depth, + width.
 RANDLA_RECIPES: dict[str, dict[str, Any]] = {
     "sandwich-150": {"steps": 150, "schedule": "sandwich", "distill": False},
+    "sandwich-600": {"steps": 600, "schedule": "sandwich", "distill": False},
     "sandwich-distill-600": {"steps": 600, "schedule": "sandwich", "distill": True},
     "progressive-distill-600": {"steps": 600, "schedule": "progressive", "distill": True,
                                 "phase_steps": [120, 120, 160, 200]},
@@ -634,7 +637,8 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown recipes {unknown}; allowed: {sorted(RECIPES)}")
     args.randla_recipes = args.randla_recipes.split(",") if args.randla_recipes else (
-        list(RANDLA_RECIPES) if args.full else list(QUICK_RANDLA_RECIPES))
+        [r for r in RANDLA_RECIPES if r not in QUICK_RANDLA_RECIPES] if args.full
+        else list(QUICK_RANDLA_RECIPES))
     unknown = sorted(set(args.randla_recipes) - set(RANDLA_RECIPES))
     if unknown:
         parser.error(f"unknown RandLA-Net recipes {unknown}; allowed: {sorted(RANDLA_RECIPES)}")
