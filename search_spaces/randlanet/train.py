@@ -134,7 +134,7 @@ def train_steps(net: RandLANet, scenes: list[Scene], plan: Plan, *, steps: int, 
                 if teacher is not None:
                     loss = 0.5 * loss + 0.5 * shrinking.distill_loss(
                         logits, teacher[:, :num_points], dim=-1)
-                elif distill:
+                elif distill and num_points == shared[1].shape[1]:  # it saw every point
                     teacher = F.softmax(logits.detach().float(), dim=-1)
             scaled.backward(loss)
             total += float(loss.detach())
