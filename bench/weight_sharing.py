@@ -461,10 +461,15 @@ def randlanet_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[
                         "macs_vs_scratch": rank(macs, ref)},
         "recipes": {},
     }
+    ref_mean = None
     if args.noise_seeds > 1:
-        # how well the stand-alone metric ranks itself across initialisations
+        # how well the stand-alone metric ranks itself across initialisations; the mean over
+        # seeds is the less noisy reference
         out["stand_alone"]["scratch_seed0_vs_seed1"] = rank(
             ref, [r["full"] for r in stand_alone[1]])
+        ref_mean = [float(np.mean([seeds[i]["full"] for seeds in stand_alone]))
+                    for i in range(len(archs))]
+        out["stand_alone"]["macs_vs_scratch_seed_mean"] = rank(macs, ref_mean)
     for name in args.randla_recipes:
         sn = randlanet_supernet(root, data_dir, train, RANDLA_RECIPES[name])
         plain = RandLANetSpace({**opts, "checkpoint": sn["checkpoint"]})
@@ -488,6 +493,9 @@ def randlanet_section(root: Path, args: argparse.Namespace, memo: Memo) -> dict[
             "recipe": sn["config"], "supernet_train_cpu_s": round(sn["cpu_s"], 1),
             "tau_vs_scratch": {f"inherited{'_recal' if k == 'recal' else ''}_{v}": rank(
                 col[f"{k}_{v}"], ref) for k in ("plain", "recal") for v in ("full", "subset")},
+            "tau_vs_scratch_seed_mean": None if ref_mean is None else {
+                "inherited_recal_full": rank(col["recal_full"], ref_mean),
+                "inherited_recal_subset": rank(col["recal_subset"], ref_mean)},
             "miou_full_median": {"inherited": round(median(col["plain_full"]), 4),
                                  "inherited_recal": round(median(col["recal_full"]), 4),
                                  "scratch": round(median(ref), 4)},
