@@ -33,6 +33,7 @@ from search_spaces.deeplabv3plus.data import (
 from search_spaces.deeplabv3plus.shrinking import SCHEDULES, phase_epochs, phase_of, step_archs
 from search_spaces.deeplabv3plus.structure import Structure
 from search_spaces.deeplabv3plus.supernet import DeepLabSupernet
+from search_spaces.shrinking import distill_loss
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,7 @@ class AugmentedBatches:
 
 def _soft_loss(logits: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against the largest subnet's probabilities on labelled pixels."""
-    keep = (mask != IGNORE_INDEX).unsqueeze(1).float()
-    per_pixel = -(teacher * F.log_softmax(logits, dim=1)).sum(dim=1, keepdim=True)
-    return (per_pixel * keep).sum() / keep.sum().clamp(min=1.0)
+    return distill_loss(logits, teacher, dim=1, keep=(mask != IGNORE_INDEX).unsqueeze(1).float())
 
 
 def sandwich_step(

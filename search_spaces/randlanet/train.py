@@ -1,9 +1,12 @@
-"""Train a RandLA-Net supernet with weight sharing (sandwich rule), or a subnet from scratch.
+"""Train a RandLA-Net supernet with weight sharing, or a subnet from scratch.
 
 Every step accumulates the gradients of the largest subnet, the smallest one and ``n_random``
 random ones (each at its own sampling parameters: input points, ratios, neighbours), then takes
 one Adam step: the usual way to make every subnet of a weight-sharing supernet usable without
-retraining (Once-for-All, BigNAS).
+retraining (Once-for-All, BigNAS). The subnets of a step come from the shared schedules
+(``search_spaces/shrinking.py``): the sandwich rule over the whole space, or Once-for-All's
+progressive shrinking over RandLA-Net's groups (``PHASES``); optionally each smaller subnet is
+also distilled in place from the largest one's predictions.
 
 CLI: ``paretonas supernet train randlanet --data DIR --out supernet.safetensors``.
 """
@@ -16,7 +19,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,8 @@ import torch.nn.functional as F
 
 from paretonas_core.compute import CPU, Compute, from_arguments
 from paretonas_core.compute import add_arguments as compute_arguments
-from search_spaces.base import Arch, ArchError, SpaceError
+from search_spaces import shrinking
+from search_spaces.base import Arch, SpaceError
 from search_spaces.randlanet.checkpoint import save_supernet
 from search_spaces.randlanet.data import Scene, features, load_split, sample_points
 from search_spaces.randlanet.model import RandLANet, SubnetConfig
@@ -41,6 +45,23 @@ CLI_HELP = (
 log = logging.getLogger(__name__)
 
 Plan = Callable[[int, np.random.Generator], list[tuple[SubnetConfig, int]]]
+
+
+def dim_group(name: str) -> str:
+    """The progressive-shrinking group of a RandLA-Net dimension: ``sampling`` (input points,
+    sub-sampling ratios, neighbours: what Once-for-All's elastic kernel and resolution are to a
+    CNN, the receptive field and the input size), ``depth`` or ``width``."""
+    if name == "depth":
+        return "depth"
+    if name.startswith("width_"):
+        return "width"
+    return "sampling"  # num_points, ratio_i, k_i
+
+
+#: Once-for-All's order: the largest network, then elastic receptive field and input size,
+#: then depth, then width (cumulative).
+PHASES = shrinking.Phases(
+    ((), ("sampling",), ("sampling", "depth"), ("sampling", "depth", "width")), dim_group)
 
 
 def make_batch(scenes: list[Scene], num_points: int, batch: int,
@@ -73,11 +94,18 @@ def class_weights(scenes: list[Scene], num_classes: int) -> torch.Tensor:
 
 
 def train_steps(net: RandLANet, scenes: list[Scene], plan: Plan, *, steps: int, batch: int,
-                lr: float, seed: int, compute: Compute = CPU) -> list[float]:
+                lr: float, seed: int, distill: bool = False, compute: Compute = CPU
+                ) -> list[float]:
     """Run ``steps`` optimiser steps; ``plan(step, rng)`` lists the (subnet, points) pairs whose
     (class-weighted cross-entropy) losses are accumulated in that step. Returns the mean loss
     of every step. On CUDA ``net`` is moved there (once; it stays) and each batch is moved as
-    it is made (no prefetching: batches and subnets draw from one random stream, in order)."""
+    it is made (no prefetching: batches and subnets draw from one random stream, in order).
+
+    ``distill``: the subnets of a step share one batch, sampled at the step's largest input
+    size, each taking a prefix of its points (they are in random order, so a prefix is a
+    random sample, as RandLA-Net's own sub-sampling does); every subnet after the first (the
+    largest, the teacher) is trained on half label loss, half cross-entropy against the
+    teacher's probabilities on its points."""
     net = compute.module(net)
     weights = compute.to(class_weights(scenes, net.cfg.num_classes))
     rng = np.random.default_rng(seed)
@@ -91,12 +119,23 @@ def train_steps(net: RandLANet, scenes: list[Scene], plan: Plan, *, steps: int, 
         opt.zero_grad(set_to_none=True)
         total = 0.0
         subnets = plan(step, rng)
+        shared = compute.to(make_batch(scenes, max(n for _, n in subnets), batch, rng)
+                            ) if distill else None
+        teacher = None
         for sub, num_points in subnets:
-            x, y = compute.to(make_batch(scenes, num_points, batch, rng))
+            if shared is None:
+                x, y = compute.to(make_batch(scenes, num_points, batch, rng))
+            else:
+                x, y = shared[0][:, :num_points], shared[1][:, :num_points]
             with compute.autocast():
                 logits = net(x, sub)
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                                        weight=weights)
+                if teacher is not None:
+                    loss = 0.5 * loss + 0.5 * shrinking.distill_loss(
+                        logits, teacher[:, :num_points], dim=-1)
+                elif distill and num_points == shared[1].shape[1]:  # it saw every point
+                    teacher = F.softmax(logits.detach().float(), dim=-1)
             scaled.backward(loss)
             total += float(loss.detach())
         scaled.step(opt)
@@ -108,18 +147,25 @@ def train_steps(net: RandLANet, scenes: list[Scene], plan: Plan, *, steps: int, 
 
 def sandwich_plan(space: RandLANetSpace, n_random: int) -> Plan:
     """Largest + smallest + ``n_random`` random feasible subnets per step."""
-    fixed = [space.subnet(space.largest()), space.subnet(space.smallest())]
+    return shrinking_plan(space, "sandwich", n_random)
+
+
+def shrinking_plan(space: RandLANetSpace, schedule: str, n_random: int, *,
+                   phase_steps: Sequence[int] | None = None) -> Plan:
+    """The subnets of each step under ``schedule`` (``shrinking.SCHEDULES``), the largest
+    first; ``progressive`` moves through ``PHASES`` after ``phase_steps`` steps each."""
+    if schedule not in shrinking.SCHEDULES:
+        raise SpaceError(f"schedule {schedule!r} unknown; allowed: "
+                         f"{', '.join(shrinking.SCHEDULES)}")
+    if schedule == "progressive" and phase_steps is None:
+        raise SpaceError("progressive shrinking needs phase_steps")
+    last = len(PHASES.groups) - 1
 
     def plan(step: int, rng: np.random.Generator) -> list[tuple[SubnetConfig, int]]:
-        out = list(fixed)
-        tries = 0
-        while len(out) < 2 + n_random and tries < 100 * (n_random + 1):
-            tries += 1  # bounded: a space of mostly infeasible archs must not loop forever
-            try:
-                out.append(space.subnet(space.sample(rng)))
-            except ArchError:
-                continue
-        return out
+        phase = shrinking.phase_of(step, phase_steps) if phase_steps else last
+        archs = shrinking.step_archs(space, rng, schedule=schedule, phase=phase,
+                                     num_random=n_random, phases=PHASES)
+        return [space.subnet(a) for a in archs]
 
     return plan
 
@@ -171,6 +217,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=_positive_int, default=4)
     parser.add_argument("--random-subnets", type=int, default=2,
                         help="random subnets per step besides the largest and smallest")
+    parser.add_argument("--schedule", choices=list(shrinking.SCHEDULES), default="sandwich",
+                        help="subnets per step: sandwich rule, Once-for-All progressive "
+                        "shrinking (largest, then + sampling, + depth, + width), or the "
+                        "largest network only")
+    parser.add_argument("--phase-steps", type=_int_list, default=None,
+                        help="progressive: steps of its 4 phases, comma-separated (sum = "
+                        "--steps; default: an even split)")
+    parser.add_argument("--distill", action="store_true",
+                        help="in-place distillation from the largest subnet of each step")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=_positive_int, default=1)
@@ -198,6 +253,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         compute = from_arguments(args)
+        phases = shrinking.split_phases(args.steps, args.phase_steps, len(PHASES.groups),
+                                        unit="steps")
         space = RandLANetSpace(space_options(args))
         train = load_split(Path(args.data), "train", args.num_classes)
         torch.manual_seed(args.seed)
@@ -206,13 +263,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    losses = train_steps(space.net, train, sandwich_plan(space, args.random_subnets),
-                         steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-                         compute=compute)
+    plan = shrinking_plan(space, args.schedule, args.random_subnets,
+                          phase_steps=phases if args.schedule == "progressive" else None)
+    losses = train_steps(space.net, train, plan, steps=args.steps, batch=args.batch, lr=args.lr,
+                         seed=args.seed, distill=args.distill, compute=compute)
     seconds = time.perf_counter() - start
     space.net.to("cpu")  # saved and scored below as on a CPU-only machine
-    save_supernet(space.net, out, extra={"steps": args.steps, "train_seconds": seconds})
+    recipe = {"schedule": args.schedule, "phase_steps": phases, "distill": args.distill}
+    save_supernet(space.net, out, extra={"steps": args.steps, "train_seconds": seconds, **recipe})
     summary = {"checkpoint": str(out), "steps": args.steps, "train_seconds": round(seconds, 2),
+               **recipe,
                "compute": compute.describe(),
                "first_loss": round(losses[0], 4),
                "last_loss": round(float(np.mean(losses[-10:])), 4)}

@@ -39,16 +39,26 @@ def test_memo_merges_values_of_other_processes(tmp_path):
 
 
 def test_figures_pick_the_best_recipe_and_keep_the_command():
-    def recipe(tau_recal: float) -> dict:
+    def recipe(tau_recal: float, share: float = 0.8) -> dict:
         pair = {"kendall_tau": tau_recal}
         return {"tau_vs_scratch": {"inherited_subset": {"kendall_tau": 0.1},
                                    "inherited_recal_subset": pair,
                                    "inherited_recal_full": pair},
-                "recal_share_of_scratch_median": 0.8}
+                "recal_share_of_scratch_median": share}
     out = {"command": "python bench/weight_sharing.py --full",
            "deeplabv3plus": {"setup": {"archs": 12},
-                             "recipes": {"a": recipe(0.2), "b": recipe(0.7)}}}
-    fig = figures_of(out)["deeplabv3plus"]
+                             "recipes": {"a": recipe(0.2), "b": recipe(0.7)}},
+           "randlanet": {"setup": {"archs": 13},
+                         "recipes": {"c": recipe(0.65), "d": recipe(0.3)}}}
+    figures = figures_of(out)
+    fig = figures["deeplabv3plus"]
     assert fig["recipe"] == "b" and fig["kendall_tau_recalibrated"] == 0.7
     assert fig["kendall_tau"] == 0.1 and fig["kendall_tau_by_recipe"] == {"a": 0.2, "b": 0.7}
     assert fig["command"] == out["command"]
+    fig = figures["randlanet"]
+    assert fig["recipe"] == "c" and fig["archs"] == 13 and fig["kendall_tau_recalibrated"] == 0.65
+    # a recipe whose inherited weights reach 90% of the trained mIoU comes first
+    out["deeplabv3plus"]["recipes"]["e"] = recipe(0.6, share=0.93)
+    fig = figures_of(out)["deeplabv3plus"]
+    assert fig["recipe"] == "e" and fig["recalibrated_share_of_trained_miou"] == 0.93
+    assert fig["share_by_recipe"] == {"a": 0.8, "b": 0.8, "e": 0.93}

@@ -75,3 +75,69 @@ def test_synthetic_cli_writes_the_layout(tmp_path, capsys):
     assert len(list((tmp_path / "out" / "val").glob("*.txt"))) == 1
     (tmp_path / "file").write_text("x")
     assert synthetic.main(_parse(synthetic, [str(tmp_path / "file")])) == 2
+
+
+def test_progressive_plan_opens_sampling_then_depth_then_width():
+    space = RandLANetSpace({"max_widths": [8, 16, 32], "num_points": [128, 256],
+                            "ratios": [4, 2], "ks": [4, 8], "width_fractions": [0.5, 1.0]})
+    dims = space.dimensions()
+    plan = train.shrinking_plan(space, "progressive", 6, phase_steps=[1, 1, 1, 1])
+    rng = np.random.default_rng(0)
+    assert plan(0, rng) == [space.subnet(space.largest())]
+    opened = []
+    for step in (1, 2, 3):
+        archs = train.shrinking.step_archs(space, rng, schedule="progressive", phase=step,
+                                           num_random=30, phases=train.PHASES)
+        assert archs[0] == space.largest()
+        opened.append({train.dim_group(n) for a in archs for n, v in a.items()
+                       if v != dims[n].largest})
+        assert all(space.subnet(a) for a in archs)  # restricted subnets are all runnable
+    assert opened == [{"sampling"}, {"sampling", "depth"}, {"sampling", "depth", "width"}]
+    with pytest.raises(train.SpaceError, match="needs phase_steps"):
+        train.shrinking_plan(space, "progressive", 2)
+    with pytest.raises(train.SpaceError, match="allowed: sandwich, progressive, largest"):
+        train.shrinking_plan(space, "ofa", 2)
+
+
+def test_distilled_progressive_training_runs_and_is_recorded(tmp_path, capsys):
+    write_dataset(tmp_path / "scenes", n_train=4, n_val=1, points=400, seed=0)
+    argv = ["--data", str(tmp_path / "scenes"), "--out", str(tmp_path / "sn.safetensors"),
+            "--steps", "8", "--schedule", "progressive", "--phase-steps", "2,2,2,2",
+            "--distill", *TINY_ARGS]
+    assert train.main(_parse(train, argv)) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["schedule"] == "progressive" and summary["distill"] is True
+    assert summary["phase_steps"] == [2, 2, 2, 2]
+    bad = [*argv[:-len(TINY_ARGS)], *TINY_ARGS]
+    bad[bad.index("2,2,2,2")] = "2,2,2"
+    assert train.main(_parse(train, bad)) == 2
+    assert "summing to the steps" in capsys.readouterr().err
+
+
+def test_distillation_needs_a_teacher_and_pulls_towards_it(tmp_path):
+    """One subnet per step: no teacher, the same losses with or without distillation (the
+    shared batch draws the same points). The distillation loss is smallest, with a zero
+    gradient, where the student predicts the teacher's probabilities."""
+    write_dataset(tmp_path / "scenes", n_train=2, n_val=1, points=300, seed=0)
+    data = train.load_split(tmp_path / "scenes", "train", 4)
+    space = RandLANetSpace({"max_widths": [8, 16], "num_points": [128, 256], "ratios": [4, 2],
+                            "ks": [4, 8]})
+    only = train.fixed_plan(*space.subnet(space.largest()))
+    pair = train.shrinking_plan(space, "sandwich", 0)
+    runs = {}
+    for name, plan, distill in (("alone", only, False), ("alone-d", only, True),
+                                ("pair", pair, False), ("pair-d", pair, True)):
+        torch.manual_seed(0)
+        net = train.RandLANet(space.net_config)
+        runs[name] = train.train_steps(net, data, plan, steps=2, batch=1, lr=0.01, seed=0,
+                                       distill=distill)
+    assert runs["alone"] == pytest.approx(runs["alone-d"])
+    assert runs["pair"] != pytest.approx(runs["pair-d"])
+    teacher_logits = torch.randn(2, 5, 4)
+    teacher = torch.softmax(teacher_logits, -1)
+    at = teacher_logits.clone().requires_grad_(True)
+    loss_at = train.shrinking.distill_loss(at, teacher, dim=-1)
+    loss_at.backward()
+    assert at.grad.abs().max() < 1e-6
+    assert float(train.shrinking.distill_loss(torch.randn(2, 5, 4), teacher, dim=-1)) > float(
+        loss_at.detach())

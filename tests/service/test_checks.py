@@ -157,20 +157,31 @@ def test_run_in_process_records_and_prints_them(tmp_path, data_dir):
     assert extra["no_feasible"]["trials"] == 5
 
 
-def test_a_space_whose_inherited_ranking_is_poor_warns(tmp_path):
-    """RandLA-Net's shipped weight-sharing figures (search_spaces/data/weight_sharing.json) rank
-    subnets below tau 0.6, so a study on it is told; a table study is not."""
-    from search_spaces.ranking import POOR_TAU, rank_correlation
+def test_a_space_whose_inherited_ranking_is_poor_warns(tmp_path, monkeypatch):
+    """A space whose weight-sharing figures (search_spaces/data/weight_sharing.json, here a
+    stand-in) rank subnets below tau 0.6 for the study's way of scoring warns the study."""
+    from search_spaces import ranking
     from service.engine.checks import _study_warnings
     from service.engine.resolve import resolve_spec
     from service.engine.spec import StudySpec
 
-    entry = rank_correlation("randlanet")
-    assert entry is not None and entry["kendall_tau"] < POOR_TAU
-    spec = StudySpec.model_validate({
-        "name": "rooms", "search_space": {"name": "randlanet", "options": {}},
-        "objectives": [{"metric": "miou", "direction": "maximize"},
-                       {"metric": "macs", "direction": "minimize"}],
-        "budget": {"trials": 2}})
-    codes = [w["code"] for w in _study_warnings(resolve_spec(spec))]
-    assert "inherited_ranking" in codes
+    figures = tmp_path / "weight_sharing.json"
+    figures.write_text(json.dumps({"randlanet": {
+        "kendall_tau": ranking.POOR_TAU - 0.2, "kendall_tau_recalibrated": ranking.POOR_TAU + 0.1,
+        "command": "python bench/weight_sharing.py --full"}}))
+    monkeypatch.setattr(ranking, "FIGURES", figures)
+    ranking._figures.cache_clear()
+    try:
+        codes = {}
+        for options in ({}, {"calibrate_bn": 4}):
+            spec = StudySpec.model_validate({
+                "name": "rooms", "search_space": {"name": "randlanet", "options": options},
+                "objectives": [{"metric": "miou", "direction": "maximize"},
+                               {"metric": "macs", "direction": "minimize"}],
+                "budget": {"trials": 2}})
+            codes[bool(options)] = [w["code"] for w in _study_warnings(resolve_spec(spec))]
+    finally:
+        ranking._figures.cache_clear()
+    assert "inherited_ranking" in codes[False]
+    # scored with BN recalibration, the study gets the recalibrated tau: above the bar
+    assert "inherited_ranking" not in codes[True]
