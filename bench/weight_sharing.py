@@ -616,6 +616,32 @@ def figures_of(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return figures
 
 
+OUT_OF_SAMPLE_KEYS = ("archs", "kendall_tau", "kendall_tau_recalibrated",
+                      "kendall_tau_full_val_recalibrated", "recalibrated_share_of_trained_miou",
+                      "command")
+
+
+def merge_figures(shipped: dict[str, Any], fresh: dict[str, dict[str, Any]], *,
+                  arch_seed: int) -> dict[str, Any]:
+    """The figures file after a run. Seed 0 (the draw the recipes were chosen on) replaces a
+    space's entry; another seed adds the entry's ``out_of_sample`` figures, which must measure
+    the recipe seed 0 chose (the service warns on the lower tau of the two)."""
+    merged = dict(shipped)
+    for space, entry in fresh.items():
+        if arch_seed == 0:
+            merged[space] = entry
+            continue
+        previous = shipped.get(space)
+        if previous is None or previous.get("recipe") != entry["recipe"]:
+            raise ValueError(
+                f"{space}: an out-of-sample draw (--arch-seed {arch_seed}) measures the recipe "
+                f"that the seed-0 figures chose ({(previous or {}).get('recipe')!r}), not "
+                f"{entry['recipe']!r}: run it with that recipe only")
+        merged[space] = {**previous, "out_of_sample": {
+            "arch_seed": arch_seed, **{k: entry[k] for k in OUT_OF_SAMPLE_KEYS if k in entry}}}
+    return merged
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true",
@@ -691,8 +717,11 @@ def main() -> int:
     out["cached_values_reused"] = memo.hits
     if args.write_figures:
         path = Path(args.write_figures)
-        merged = json.loads(path.read_text()) if path.exists() else {}
-        merged.update(figures_of(out))
+        shipped = json.loads(path.read_text()) if path.exists() else {}
+        try:
+            merged = merge_figures(shipped, figures_of(out), arch_seed=args.arch_seed)
+        except ValueError as exc:
+            parser.error(str(exc))
         path.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
     print(json.dumps(out, indent=1))
     return 0

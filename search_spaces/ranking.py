@@ -32,13 +32,21 @@ def rank_correlation(space: str) -> dict[str, Any] | None:
     return dict(entry) if entry else None
 
 
-def _tau_for(entry: dict[str, Any], options: dict[str, Any]) -> float | None:
-    """The tau of the study's way of scoring: BN-recalibrated when its options enable it."""
-    recalibrated = bool(options.get("bn_recalibration_batches") or options.get("calibrate_bn"))
+def _tau_of(entry: dict[str, Any], recalibrated: bool) -> float | None:
     if recalibrated and entry.get("kendall_tau_recalibrated") is not None:
         return float(entry["kendall_tau_recalibrated"])
     value = entry.get("kendall_tau")
     return None if value is None else float(value)
+
+
+def _tau_for(entry: dict[str, Any], options: dict[str, Any]) -> float | None:
+    """The tau of the study's way of scoring (BN-recalibrated when its options enable it): the
+    lower of the subnets the recipe was chosen on and a fresh draw (``out_of_sample``), since
+    a figure that only holds on the subnets it was chosen on is not one to trust."""
+    recalibrated = bool(options.get("bn_recalibration_batches") or options.get("calibrate_bn"))
+    taus = [t for t in (_tau_of(entry, recalibrated),
+                        _tau_of(entry.get("out_of_sample") or {}, recalibrated)) if t is not None]
+    return min(taus) if taus else None
 
 
 def ranking_warning(space: str, options: dict[str, Any] | None = None) -> str | None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
-from bench.weight_sharing import Memo, figures_of, rank, spread_archs
+from bench.weight_sharing import Memo, figures_of, merge_figures, rank, spread_archs
 from search_spaces.deeplabv3plus.space import DeepLabSpace
 from tests.search_spaces.test_deeplabv3plus import TINY
 
@@ -62,3 +63,19 @@ def test_figures_pick_the_best_recipe_and_keep_the_command():
     fig = figures_of(out)["deeplabv3plus"]
     assert fig["recipe"] == "e" and fig["recalibrated_share_of_trained_miou"] == 0.93
     assert fig["share_by_recipe"] == {"a": 0.8, "b": 0.8, "e": 0.93}
+
+
+def test_another_draw_adds_out_of_sample_figures_for_the_chosen_recipe():
+    shipped = {"deeplabv3plus": {"recipe": "a", "kendall_tau": 0.7}, "bert": {"kendall_tau": 0.8}}
+    fresh = {"deeplabv3plus": {"recipe": "a", "archs": 12, "kendall_tau": 0.5,
+                               "kendall_tau_recalibrated": 0.55, "command": "python x"}}
+    merged = merge_figures(shipped, fresh, arch_seed=1)
+    assert merged["bert"] == shipped["bert"]
+    assert merged["deeplabv3plus"]["kendall_tau"] == 0.7  # the seed-0 figures stay
+    assert merged["deeplabv3plus"]["out_of_sample"] == {
+        "arch_seed": 1, "archs": 12, "kendall_tau": 0.5, "kendall_tau_recalibrated": 0.55,
+        "command": "python x"}
+    assert merge_figures(shipped, fresh, arch_seed=0)["deeplabv3plus"] == fresh["deeplabv3plus"]
+    with pytest.raises(ValueError, match="recipe"):
+        merge_figures(shipped, {"deeplabv3plus": {**fresh["deeplabv3plus"], "recipe": "b"}},
+                      arch_seed=1)
