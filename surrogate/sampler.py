@@ -89,6 +89,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         warp: str = "rank",
         initial_design: str = "random",
         early_batch: int = 0,
+        min_feasibility: float = 0.5,
         quality_window: int = 100,
         objective_names: Sequence[str] | None = None,
         seed: int | None = None,
@@ -122,6 +123,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         if early_batch < 0:
             raise ValueError(f"early_batch={early_batch}: must be >= 0")
         self.early_batch = early_batch
+        if not 0.0 <= min_feasibility <= 1.0:
+            raise ValueError(f"min_feasibility={min_feasibility}: must be in [0, 1]")
+        self.min_feasibility = min_feasibility
         self._warps: list[tuple[np.ndarray, np.ndarray]] = []  # per objective: (z, loss) sorted
         self.objective_names = list(objective_names) if objective_names else None
         self._rng = np.random.default_rng(seed)
@@ -504,7 +508,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             return list(np.argsort(-pf, kind="stable")[:size])
         return select_batch(mean, std, front, batch_size=size, kappa=self.kappa,
                             reference=ref, to_units=units, spread=spread,
-                            feasibility=pf if self._cmodels else None)
+                            feasibility=pf if self._cmodels else None,
+                            min_feasibility=self.min_feasibility)
 
     def _with_extreme(self, batch: list[int], mean: np.ndarray, std: np.ndarray,
                       pf: np.ndarray, measured: np.ndarray

@@ -159,6 +159,9 @@ class SurrogateOptions(StrategyOptions):
     early_batch: int = Field(
         default=0, ge=0, le=10_000, description="one arch per refit until this many are "
         "measured, then batch_size")
+    min_feasibility: float = Field(
+        default=0.5, ge=0, le=1, description="constrained studies: a candidate predicted "
+        "feasible with a lower probability is picked only when no candidate reaches it")
 
     @field_validator("predictor")
     @classmethod
@@ -195,6 +198,7 @@ class SurrogateStrategy(Strategy):
             n_parents=o.n_parents, generations=o.generations, reference=o.reference,
             hv_units=o.hv_units, spread=o.spread, extremes=o.extremes, warp=o.warp,
             initial_design=o.initial_design, early_batch=o.early_batch,
+            min_feasibility=o.min_feasibility,
             objective_names=objectives, seed=seed,
         )
 

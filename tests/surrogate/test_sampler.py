@@ -347,3 +347,5 @@ def test_unknown_initial_design_is_refused(space):
         SurrogateSampler(space, initial_design="sobol")
     with pytest.raises(ValueError, match="early_batch"):
         SurrogateSampler(space, early_batch=-1)
+    with pytest.raises(ValueError, match="min_feasibility"):
+        SurrogateSampler(space, min_feasibility=1.5)
