@@ -124,6 +124,7 @@ def select_batch(
     to_units: Callable[[np.ndarray], np.ndarray] | None = None,
     spread: bool = False,
     feasibility: np.ndarray | None = None,
+    min_feasibility: float = 0.0,
 ) -> list[int]:
     """Indices of up to ``batch_size`` candidates, best first (see module docstring).
 
@@ -141,6 +142,10 @@ def select_batch(
     constraints. As in constrained EHVI the improvement is weighted by it (and the distance of
     a candidate that adds nothing divided by it); a pick joins the front as a fantasy only when
     it is more likely feasible than not. ``front`` must then hold feasible points only.
+    ``min_feasibility``: a candidate predicted feasible with a lower probability is picked
+    only when no available candidate reaches it (0, the default: any candidate). Without it,
+    once the feasible front is found, a likely infeasible candidate's optimistic gain x its
+    small probability still beats the feasible candidates, which add nothing.
     """
     mean = np.asarray(mean, dtype=np.float64)
     optimistic = mean - kappa * np.asarray(std, dtype=np.float64)
@@ -154,6 +159,7 @@ def select_batch(
         reference = worst + 0.1 * np.where(worst > best, worst - best, 1.0)
     pf = (np.ones(len(mean)) if feasibility is None
           else np.clip(np.asarray(feasibility, dtype=np.float64), 1e-6, 1.0))
+    earns = pf >= min_feasibility
     chosen: list[int] = []
     available = np.ones(len(mean), dtype=bool)
     # Only the non-dominated part matters, and a fantasy can only change that part.
@@ -162,13 +168,16 @@ def select_batch(
                else np.zeros(len(mean), dtype=int))
     covered: set[int] = set()
     # 3+ objectives: lazy greedy (below) computes the exact gain of few candidates per pick.
-    lazy = LazyGains(optimistic, pf, reference) if mean.shape[1] > 2 and not spread else None
+    lazy = (LazyGains(optimistic, np.where(earns, pf, 0.0), reference)
+            if mean.shape[1] > 2 and not spread else None)
     for _ in range(min(batch_size, len(mean))):
         if lazy is not None:
             best_i = lazy.best(nondominated, available)
             if best_i is None:  # nothing adds volume: the nearest to the front
                 score = -epsilon_to_front(optimistic, nondominated) / pf
                 score[~available] = -np.inf
+                if (available & earns).any():
+                    score[~earns] = -np.inf
                 best_i = int(np.argmax(score))
             chosen.append(best_i)
             available[best_i] = False
@@ -178,8 +187,11 @@ def select_batch(
                 lazy.front_grew()
             continue
         gain = hv_improvement(optimistic, nondominated, reference)
-        score = np.where(gain > 0, gain * pf, -epsilon_to_front(optimistic, nondominated) / pf)
+        score = np.where((gain > 0) & earns, gain * pf,
+                         -epsilon_to_front(optimistic, nondominated) / pf)
         score[~available] = -np.inf
+        if (available & earns).any():
+            score[~earns] = -np.inf
         fresh = available & ~np.isin(segment, list(covered))
         if spread and covered and fresh.any():
             score[~fresh] = -np.inf

@@ -6,7 +6,10 @@ the best-scoring candidates: a short evolutionary search over the *predicted* ob
 queues a batch chosen by optimistic hypervolume improvement (``surrogate.acquisition``). Asks pop
 the queue; it never proposes an arch that is already measured, failed or pending, so parallel
 workers (asks before tells) get distinct archs, and pending archs enter the batch selection as
-fantasies at their predicted means. The first ``n_initial`` archs are uniform random.
+fantasies at their predicted means. The first ``n_initial`` archs are uniform random
+(``initial_design`` "random") or a covering design ("covering": every choice of every dimension
+shown early); until ``early_batch`` archs are measured each refit picks one arch, then
+``batch_size``.
 Constraints (Optuna's per-trial constraint values, as the runner sets them) are modelled too:
 one predictor per constraint, and each candidate's hypervolume improvement is weighted by its
 predicted probability of satisfying all of them (as constrained EHVI does); the front, the
@@ -57,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 REFERENCES = ("median", "nadir", "front")  # hypervolume references of the batch selection
 WARPS = ("rank", "none")  # target transforms before the fit
+INITIAL_DESIGNS = ("random", "covering")  # how the first n_initial archs are drawn
 
 
 class SurrogateSampler(optuna.samplers.BaseSampler):
@@ -83,6 +87,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         spread: bool = False,
         extremes: bool = False,
         warp: str = "rank",
+        initial_design: str = "random",
+        early_batch: int = 0,
+        min_feasibility: float = 0.5,
         quality_window: int = 100,
         objective_names: Sequence[str] | None = None,
         seed: int | None = None,
@@ -109,6 +116,16 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         if warp not in WARPS:
             raise ValueError(f"warp={warp!r}; allowed: {', '.join(WARPS)}")
         self.warp = warp
+        if initial_design not in INITIAL_DESIGNS:
+            raise ValueError(f"initial_design={initial_design!r}; allowed: "
+                             f"{', '.join(INITIAL_DESIGNS)}")
+        self.initial_design = initial_design
+        if early_batch < 0:
+            raise ValueError(f"early_batch={early_batch}: must be >= 0")
+        self.early_batch = early_batch
+        if not 0.0 <= min_feasibility <= 1.0:
+            raise ValueError(f"min_feasibility={min_feasibility}: must be in [0, 1]")
+        self.min_feasibility = min_feasibility
         self._warps: list[tuple[np.ndarray, np.ndarray]] = []  # per objective: (z, loss) sorted
         self.objective_names = list(objective_names) if objective_names else None
         self._rng = np.random.default_rng(seed)
@@ -223,8 +240,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             elif t.state in (TrialState.RUNNING, TrialState.WAITING):
                 pending.append(idx)
         if len(measured) < self.n_initial:
-            return self._random_unknown(known), {"source": "initial"}
-        stale = len({t.number for t, _ in measured} - self._fitted_on) >= self.batch_size
+            return self._initial(known), {"source": "initial"}
+        stale = len({t.number for t, _ in measured} - self._fitted_on) >= self._batch(
+            len(measured))
         if stale or not self._queue:
             self._round(study, measured, pending, known)
         while self._queue:
@@ -232,6 +250,33 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             if idx not in known and self.ispace.contains(idx):
                 return idx, info
         return self._random_unknown(known), {"source": "random"}
+
+    def _batch(self, n_measured: int) -> int:
+        """Archs per refit: one while fewer than ``early_batch`` are measured (each pick sees
+        every result so far, which matters most when there are few), then ``batch_size``."""
+        return 1 if n_measured < self.early_batch else self.batch_size
+
+    def _initial(self, known: set[Index]) -> Index:
+        """An arch of the initial design. "random": uniform. "covering": of 64 random unseen
+        archs, the one showing the most choices not yet in the design (per dimension), ties
+        broken by the largest Hamming distance to the design's archs: a space-filling design
+        for categorical dimensions (every choice seen early, as a Latin hypercube would), which
+        also works on a table whose rows are not the full product of the choices."""
+        if self.initial_design == "random":
+            return self._random_unknown(known)
+        design = [i for i in known if self.ispace.contains(i)]
+        cands = list(dict.fromkeys(i for i in self.ispace.random(self._rng, 64)
+                                   if i not in known))
+        if not cands:
+            return self._random_unknown(known)
+        C = np.array(cands)
+        if not design:
+            return cands[0]
+        D = np.array(design)
+        seen = [set(D[:, j].tolist()) for j in range(D.shape[1])]
+        new = np.array([sum(v not in s for v, s in zip(c, seen, strict=True)) for c in cands])
+        far = (C[:, None, :] != D[None, :, :]).sum(axis=2).min(axis=1)
+        return cands[int(np.lexsort((-far, -new))[0])]
 
     def _random_unknown(self, known: set[Index]) -> Index:
         """A uniformly random arch not yet seen (bounded rejection, then a sweep)."""
@@ -398,7 +443,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             m2, s2 = self._predict(Xe)
             pool, mean, std = pool + extra, np.vstack([mean, m2]), np.vstack([std, s2])
             pf = np.concatenate([pf, self._p_feasible(Xe)])
-        batch = self._select(mean, std, pf, front, self.batch_size, ref, units,
+        batch = self._select(mean, std, pf, front, self._batch(len(trials)), ref, units,
                              no_feasible=constrained and not feasible.any(),
                              spread=self.spread)
         extreme = None
@@ -463,7 +508,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             return list(np.argsort(-pf, kind="stable")[:size])
         return select_batch(mean, std, front, batch_size=size, kappa=self.kappa,
                             reference=ref, to_units=units, spread=spread,
-                            feasibility=pf if self._cmodels else None)
+                            feasibility=pf if self._cmodels else None,
+                            min_feasibility=self.min_feasibility)
 
     def _with_extreme(self, batch: list[int], mean: np.ndarray, std: np.ndarray,
                       pf: np.ndarray, measured: np.ndarray

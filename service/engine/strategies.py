@@ -153,6 +153,16 @@ class SurrogateOptions(StrategyOptions):
         "(rank: a Gaussian copula, robust to far-out archs such as chance-level accuracy), or "
         "the values as measured (none)")
 
+    initial_design: Literal["random", "covering"] = Field(
+        default="random", description="the first n_initial archs: uniform random, or covering "
+        "(each pick shows the most choices not yet seen, then is farthest from the others)")
+    early_batch: int = Field(
+        default=0, ge=0, le=10_000, description="one arch per refit until this many are "
+        "measured, then batch_size")
+    min_feasibility: float = Field(
+        default=0.5, ge=0, le=1, description="constrained studies: a candidate predicted "
+        "feasible with a lower probability is picked only when no candidate reaches it")
+
     @field_validator("predictor")
     @classmethod
     def _known_predictor(cls, name: str) -> str:
@@ -187,6 +197,8 @@ class SurrogateStrategy(Strategy):
             n_initial=o.n_initial, batch_size=o.batch_size, kappa=o.kappa, n_random=o.n_random,
             n_parents=o.n_parents, generations=o.generations, reference=o.reference,
             hv_units=o.hv_units, spread=o.spread, extremes=o.extremes, warp=o.warp,
+            initial_design=o.initial_design, early_batch=o.early_batch,
+            min_feasibility=o.min_feasibility,
             objective_names=objectives, seed=seed,
         )
 

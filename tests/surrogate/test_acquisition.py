@@ -120,3 +120,24 @@ def test_hv_improvement_in_3d_equals_the_difference_of_hypervolumes():
     base = hypervolume(front, ref)
     want = [hypervolume(np.vstack([front, p]), ref) - base for p in points]
     assert np.allclose(hv_improvement(points, front, ref), want, atol=1e-12)
+
+
+def test_min_feasibility_keeps_unlikely_feasible_gains_from_winning():
+    """Once nothing likely feasible adds volume (the feasible front is complete), a likely
+    infeasible candidate's gain x probability still wins by default; with min_feasibility it
+    earns nothing and the likely feasible candidate nearest the front comes first. With 2 and
+    with 3 objectives (the lazy greedy path)."""
+    for m in (2, 3):
+        front = np.eye(m)
+        mean = np.vstack([np.full(m, 0.3),  # adds volume, p = 0.1
+                          np.full(m, 1.2),  # dominated, close to the front, p = 0.9
+                          np.full(m, 1.8)])  # dominated, far, p = 0.95
+        std, ref = np.zeros_like(mean), np.full(m, 2.0)
+        pf = np.array([0.1, 0.9, 0.95])
+        assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref,
+                            feasibility=pf) == [0]
+        assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref,
+                            feasibility=pf, min_feasibility=0.5) == [1]
+        # a likely feasible candidate that adds volume still wins as before
+        assert select_batch(mean, std, front, batch_size=1, kappa=0, reference=ref,
+                            feasibility=np.array([0.6, 0.9, 0.95]), min_feasibility=0.5) == [0]

@@ -304,3 +304,48 @@ def test_extremes_option_first_picks_extend_the_front_on_each_objective(space):
     picks = [why for why in whys if "extreme_of" in why]
     assert {why["extreme_of"] for why in picks} == {0, 1}
     assert all(why["rank"] == 0 for why in picks)
+
+
+def test_covering_initial_design_shows_every_choice_early(space):
+    """The covering design shows more of each dimension's choices in its first archs than
+    uniform draws do (6 depths x 5 ops x 6 widths x 4 kernels: 21 choices in all)."""
+
+    def shown(design: str, seed: int) -> int:
+        sampler = SurrogateSampler(space, n_initial=8, initial_design=design, seed=seed)
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        archs = []
+        for _ in range(8):
+            trial = study.ask(distributions(space))
+            archs.append(trial.params)
+            study.tell(trial, [0.5, 1.0])
+        return sum(len({a[n] for a in archs}) for n in ("depth", "op", "width", "kernel"))
+
+    covering = [shown("covering", s) for s in range(4)]
+    uniform = [shown("random", s) for s in range(4)]
+    assert min(covering) >= 19  # 8 archs can show at most 6 + 5 + 6 + 4 = 21
+    assert np.mean(covering) > np.mean(uniform)
+
+
+def test_early_batch_refits_after_every_arch_then_batches(space):
+    table = space.table.lookup
+    sampler = SurrogateSampler(space, n_initial=5, batch_size=4, early_batch=9, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    rounds = []
+    for _ in range(17):
+        trial = study.ask(distributions(space))
+        row = table[tuple(trial.params[n] for n in space.dimensions())]
+        study.tell(trial, [row["acc"], row["latency_ms"]])
+        rounds.append(sampler.rounds)
+    # trials 0-4 initial (no round); 5-8 one round each; then a round per 4 archs
+    assert rounds[:5] == [0] * 5
+    assert rounds[5:9] == [1, 2, 3, 4]
+    assert rounds[9:17] == [5, 5, 5, 5, 6, 6, 6, 6]
+
+
+def test_unknown_initial_design_is_refused(space):
+    with pytest.raises(ValueError, match="initial_design"):
+        SurrogateSampler(space, initial_design="sobol")
+    with pytest.raises(ValueError, match="early_batch"):
+        SurrogateSampler(space, early_batch=-1)
+    with pytest.raises(ValueError, match="min_feasibility"):
+        SurrogateSampler(space, min_feasibility=1.5)
