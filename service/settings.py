@@ -25,6 +25,12 @@ class Settings(BaseSettings):
         description="a stopping worker finishes its current trial within this time, else "
                     "abandons it; either way it gives its study back to the queue",
     )
+    embedded_worker_nice: int = Field(
+        default=5, ge=0, le=19,
+        description="embedded workers (serve --workers N) run this much nicer than the server: "
+                    "trials are CPU-bound, and API requests should not queue behind them "
+                    "(0: same priority)",
+    )
     config_file: Path | None = Field(default=None, description="server config (YAML): devices")
     max_trials: int = Field(default=100_000, ge=1, description="largest budget.trials accepted")
     max_seconds: float = Field(default=7 * 24 * 3600, gt=0, description="largest budget.seconds")

@@ -122,6 +122,9 @@ def test_embedded_workers_stop_with_the_server(database_url, data_dir, tmp_path,
         _wait_for(lambda: _finished(db, sid) >= 20, 60, "trials", server)
         workers = _worker_children(server.pid)
         assert len(workers) == 2
+        # embedded workers yield the CPU to the server's requests (embedded_worker_nice)
+        assert {os.getpriority(os.PRIO_PROCESS, w) for w in workers} == {
+            os.getpriority(os.PRIO_PROCESS, server.pid) + 5}
         server.send_signal(how)
         server.wait(30)
         # bound: the 10 s grace, then abandoning (a database write that may wait for a lock)

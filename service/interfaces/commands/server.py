@@ -31,6 +31,8 @@ def _worker_process(exit_when_idle: bool, parent_pid: int | None = None) -> None
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
+    if parent_pid is not None and settings.embedded_worker_nice:
+        os.nice(settings.embedded_worker_nice)  # the server beside it answers requests first
     worker = Worker(Database(settings.database_url), settings)
     shutdown = WorkerShutdown(worker, grace_s=settings.shutdown_grace_seconds)
     shutdown.install_signals()
