@@ -124,7 +124,7 @@ def test_embedded_workers_stop_with_the_server(database_url, data_dir, tmp_path,
         assert len(workers) == 2
         # embedded workers yield the CPU to the server's requests (embedded_worker_nice)
         assert {os.getpriority(os.PRIO_PROCESS, w) for w in workers} == {
-            os.getpriority(os.PRIO_PROCESS, server.pid) + 5}
+            min(19, os.getpriority(os.PRIO_PROCESS, server.pid) + 5)}  # 19: the kernel's cap
         server.send_signal(how)
         server.wait(30)
         # bound: the 10 s grace, then abandoning (a database write that may wait for a lock)
