@@ -92,20 +92,22 @@ def step_archs(space: SearchSpace, rng: np.random.Generator, *, schedule: str, p
     largest = space.largest()
     if schedule == "largest" or (schedule == "progressive" and phase == 0):
         return [largest]
-    elastic = set(phases.groups[min(phase, len(phases.groups) - 1)])
-    smallest = space.smallest()
     if schedule == "progressive":
-        smallest = restrict(space, smallest, elastic, phases.group_of)
+        elastic = set(phases.groups[min(phase, len(phases.groups) - 1)])
+
+        def shrink(arch: Arch) -> Arch:
+            return restrict(space, arch, elastic, phases.group_of)
+    else:
+        def shrink(arch: Arch) -> Arch:
+            return arch
     randoms: list[Arch] = []
     for _ in range(100 * (num_random + 1)):
         if len(randoms) == num_random:
             break
-        arch = space.sample(rng)
-        if schedule == "progressive":
-            arch = restrict(space, arch, elastic, phases.group_of)
+        arch = shrink(space.sample(rng))
         if _feasible(space, arch):
             randoms.append(arch)
-    return [largest, smallest, *randoms]
+    return [largest, shrink(space.smallest()), *randoms]
 
 
 def distill_loss(logits: torch.Tensor, teacher: torch.Tensor, *, dim: int,

@@ -113,6 +113,13 @@ def front_segments(points: np.ndarray, front: np.ndarray, k: int) -> np.ndarray:
     return run[np.argmin(dist, axis=1)]
 
 
+def _pickable(available: np.ndarray, earns: np.ndarray) -> np.ndarray:
+    """The candidates a pick may take: the available ones likely enough to be feasible, or
+    every available one when none is (``min_feasibility`` of ``select_batch``)."""
+    likely = available & earns
+    return likely if likely.any() else available
+
+
 def select_batch(
     mean: np.ndarray,
     std: np.ndarray,
@@ -175,9 +182,7 @@ def select_batch(
             best_i = lazy.best(nondominated, available)
             if best_i is None:  # nothing adds volume: the nearest to the front
                 score = -epsilon_to_front(optimistic, nondominated) / pf
-                score[~available] = -np.inf
-                if (available & earns).any():
-                    score[~earns] = -np.inf
+                score[~_pickable(available, earns)] = -np.inf
                 best_i = int(np.argmax(score))
             chosen.append(best_i)
             available[best_i] = False
@@ -189,9 +194,7 @@ def select_batch(
         gain = hv_improvement(optimistic, nondominated, reference)
         score = np.where((gain > 0) & earns, gain * pf,
                          -epsilon_to_front(optimistic, nondominated) / pf)
-        score[~available] = -np.inf
-        if (available & earns).any():
-            score[~earns] = -np.inf
+        score[~_pickable(available, earns)] = -np.inf
         fresh = available & ~np.isin(segment, list(covered))
         if spread and covered and fresh.any():
             score[~fresh] = -np.inf

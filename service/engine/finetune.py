@@ -31,7 +31,7 @@ import numpy as np
 from search_spaces.base import Arch, EvalContext
 from service.engine import data_pruning
 from service.engine.evaluation import study_compute
-from service.engine.front import losses, nondominated, on_front_candidate
+from service.engine.front import nondominated, on_front_candidate
 from service.engine.front_spread import coarse_to_fine, even_positions
 from service.engine.records import TrialRecord, TrialStore
 from service.engine.resolve import ResolvedStudy
@@ -72,34 +72,29 @@ def candidates(study: ResolvedStudy, records: list[TrialRecord]) -> list[TrialRe
     return [chosen[i] for i in coarse_to_fine(len(chosen))]
 
 
-def _hypervolume(study: ResolvedStudy, loss: np.ndarray,
-                 reference: list[float] | None) -> float | None:
-    """Hypervolume of a loss matrix against the study's reference (None without either)."""
-    if not len(loss) or reference is None:
-        return None
-    return float(hypervolume(loss, np.asarray(reference) * loss_signs(study.spec.directions)))
+def _value_after(rec: TrialRecord, key: str) -> float:
+    return rec.values[key]
 
 
 def hypervolume_of(study: ResolvedStudy, front: list[TrialRecord],
-                   reference: list[float] | None) -> float | None:
-    return _hypervolume(study, losses(front, study.spec), reference)
-
-
-def hypervolume_before(study: ResolvedStudy, front: list[TrialRecord],
-                       reference: list[float] | None) -> float | None:
-    """The front's hypervolume on its values before fine-tuning: a resumed stage finds some of
-    its trials tuned already, and their new values must not leak into the "before" figure."""
+                   reference: list[float] | None, *, before: bool = False) -> float | None:
+    """The front's hypervolume against the study's reference (None without either); with
+    ``before``, on its values before fine-tuning (a resumed stage finds some of its trials
+    tuned already, and their new values must not leak into the "before" figure)."""
+    if not front or reference is None:
+        return None
+    value = _value_before if before else _value_after
     keys = [o.key for o in study.spec.objectives]
-    values = np.array([[_value_before(r, k) for k in keys] for r in front], dtype=float)
-    return _hypervolume(study, to_loss(values.reshape(len(front), len(keys)),
-                                       study.spec.directions), reference)
+    values = np.array([[value(r, k) for k in keys] for r in front], dtype=float)
+    return float(hypervolume(to_loss(values, study.spec.directions),
+                             np.asarray(reference) * loss_signs(study.spec.directions)))
 
 
 def _front_points(study: ResolvedStudy, records: list[TrialRecord], numbers: list[int], *,
                   before: bool = False) -> list[dict[str, Any]]:
     keys = [o.key for o in study.spec.objectives]
     by_number = {r.number: r for r in records}
-    value = _value_before if before else (lambda r, k: r.values[k])
+    value = _value_before if before else _value_after
     return [{"number": n, "values": {k: value(by_number[n], k) for k in keys}} for n in numbers]
 
 
@@ -149,7 +144,7 @@ def finetune_front(study: ResolvedStudy, records: list[TrialRecord], store: Tria
     context = EvalContext(seed=seed, compute=study_compute(spec))
     front = [r for r in records if r.on_front and r.state == "complete"]
     front_before = [r.number for r in front]
-    hv_before = hypervolume_before(study, front, store.reference_point)
+    hv_before = hypervolume_of(study, front, store.reference_point, before=True)
     chosen = candidates(study, records)
     t0 = time.perf_counter()
     summary: dict[str, Any] = {
