@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
-import time
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +13,7 @@ from service.engine.resolve import resolve_spec
 from service.engine.runner import StudyRunner
 from service.engine.spec import StudySpec
 from service.interfaces.worker import Worker
-from service.persistence.db import Database
+from service.persistence.db import Database, utcnow
 from service.persistence.models import Study, Trial
 from service.persistence.queue import claim_study, finish_study, renew_lease
 from service.persistence.store import DbStore
@@ -38,6 +38,17 @@ def add_studies(db: Database, n: int, **spec_overrides) -> list[int]:
             spec = StudySpec.model_validate(table_spec(name=f"s{i}", **spec_overrides))
             ids.append(crud.create_study(s, resolved=resolve_spec(spec)).id)
     return ids
+
+
+def expire_lease(db: Database, study_id: int) -> None:
+    """Move a study's lease expiry into the past, as if its owner had stopped heartbeating.
+
+    A short real lease (say 0.2 s) makes the "still leased" check race the clock on a loaded
+    CI machine; setting the expiry directly tests the same takeover rule deterministically."""
+    with db.session() as s:
+        study = s.get(Study, study_id)
+        study.lease_expires_at = utcnow() - dt.timedelta(seconds=1)
+        s.commit()
 
 
 def test_concurrent_claims_never_give_one_study_to_two_workers(db):
@@ -68,9 +79,9 @@ def test_concurrent_claims_never_give_one_study_to_two_workers(db):
 
 def test_an_expired_lease_is_taken_over_and_the_old_owner_cannot_write(db):
     (sid,) = add_studies(db, 1, budget={"trials": 10})
-    assert claim_study(db, "old", lease_seconds=0.2) == sid
+    assert claim_study(db, "old", lease_seconds=60) == sid
     assert claim_study(db, "new", lease_seconds=60) is None  # still leased
-    time.sleep(0.3)
+    expire_lease(db, sid)  # the old owner stalls past its lease, without racing a wall clock
     assert claim_study(db, "new", lease_seconds=60) == sid
     assert renew_lease(db, sid, "old", lease_seconds=60) == (False, False)
     assert not finish_study(db, sid, "old", status="completed")
@@ -86,12 +97,12 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_cannot_write(db):
 def test_a_study_resumed_by_another_worker_has_exact_trials(db):
     (sid,) = add_studies(db, 1, budget={"trials": 30})
     spec = StudySpec.model_validate(table_spec(budget={"trials": 30}))
-    assert claim_study(db, "first", lease_seconds=0.2) == sid
+    assert claim_study(db, "first", lease_seconds=60) == sid
     # the first worker runs 11 trials, then "dies" (stops without finishing the study)
     partial = StudySpec.model_validate(table_spec(budget={"trials": 11}))
-    StudyRunner(resolve_spec(partial), DbStore(db, sid, "first", lease_seconds=0.2),
+    StudyRunner(resolve_spec(partial), DbStore(db, sid, "first", lease_seconds=60),
                 worker_id="first").run()
-    time.sleep(0.3)
+    expire_lease(db, sid)
     settings = Settings(database_url=db.url, lease_seconds=60)
     assert Worker(db, settings, worker_id="second").run_once() == sid
     with db.session() as s:
