@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 REFERENCES = ("median", "nadir", "front")  # hypervolume references of the batch selection
 WARPS = ("rank", "none")  # target transforms before the fit
 INITIAL_DESIGNS = ("random", "covering")  # how the first n_initial archs are drawn
+OPENINGS = ("own", "gp")  # who proposes until opening_trials archs are measured
 
 
 class SurrogateSampler(optuna.samplers.BaseSampler):
@@ -90,6 +91,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         initial_design: str = "random",
         early_batch: int = 0,
         min_feasibility: float = 0.5,
+        opening: str = "own",
+        opening_trials: int = 50,
         quality_window: int = 100,
         objective_names: Sequence[str] | None = None,
         seed: int | None = None,
@@ -126,6 +129,17 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         if not 0.0 <= min_feasibility <= 1.0:
             raise ValueError(f"min_feasibility={min_feasibility}: must be in [0, 1]")
         self.min_feasibility = min_feasibility
+        if opening not in OPENINGS:
+            raise ValueError(f"opening={opening!r}; allowed: {', '.join(OPENINGS)}")
+        if opening_trials < 0:
+            raise ValueError(f"opening_trials={opening_trials}: must be >= 0")
+        self.opening_trials = opening_trials
+        # Optuna's GPSampler proposes until ``opening_trials`` archs are measured ("gp"); its
+        # own startup is our initial design, so it models from the first trial it is asked.
+        self._opening = (optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=n_initial, warn_independent_sampling=False)
+            if opening == "gp" else None)
+        self._asked_space: dict[str, BaseDistribution] = {}
         self._warps: list[tuple[np.ndarray, np.ndarray]] = []  # per objective: (z, loss) sorted
         self.objective_names = list(objective_names) if objective_names else None
         self._rng = np.random.default_rng(seed)
@@ -176,6 +190,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             return {}
         with self._lock:
             self.ispace.restrict(self._allowed(search_space))
+            self._asked_space = search_space
             idx, info = self._next(study, trial)
             self._why[trial.number] = info
         return self.ispace.params(idx)
@@ -241,6 +256,10 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
                 pending.append(idx)
         if len(measured) < self.n_initial:
             return self._initial(known), {"source": "initial"}
+        if self._opening is not None and len(measured) < self.opening_trials:
+            picked = self._opening_pick(study, trial, known)
+            if picked is not None:
+                return picked, {"source": "gp-opening"}
         stale = len({t.number for t, _ in measured} - self._fitted_on) >= self._batch(
             len(measured))
         if stale or not self._queue:
@@ -250,6 +269,35 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             if idx not in known and self.ispace.contains(idx):
                 return idx, info
         return self._random_unknown(known), {"source": "random"}
+
+    def _opening_pick(self, study: Study, trial: FrozenTrial, known: set[Index]) -> Index | None:
+        """The opening sampler's proposal (``opening`` "gp"), repaired to the nearest arch
+        that is evaluable, allowed and not yet seen: Optuna's GPSampler proposes on the full
+        grid and may repeat an arch. (A study's distributions never change, so every measured
+        arch lies inside the ones GPSampler is asked with; a second stage is its own study.)"""
+        assert self._opening is not None
+        params = self._opening.sample_relative(study, trial, dict(self._asked_space))
+        idx = self.ispace.index_of(params) if params else None
+        if idx is None:
+            return None
+        return self._nearest_unknown(idx, known)
+
+    def _nearest_unknown(self, idx: Index, known: set[Index]) -> Index:
+        """``idx`` if it is evaluable, allowed and unseen, else the unseen arch differing from
+        it in the fewest dimensions (ties at random)."""
+        members = self.ispace.universe
+        if members is None:  # the full grid: idx is evaluable when allowed
+            if self.ispace.contains(idx) and idx not in known:
+                return idx
+            near = [i for i in self.ispace.neighbours(idx) if i not in known]
+            return near[int(self._rng.integers(len(near)))] if near else \
+                self._random_unknown(known)
+        rest = np.array([i for i in members if i not in known])
+        if not len(rest):
+            return self._random_unknown(known)
+        differing = (rest != np.array(idx)).sum(axis=1)
+        ties = np.flatnonzero(differing == differing.min())
+        return tuple(int(v) for v in rest[int(self._rng.choice(ties))])
 
     def _batch(self, n_measured: int) -> int:
         """Archs per refit: one while fewer than ``early_batch`` are measured (each pick sees

@@ -162,6 +162,13 @@ class SurrogateOptions(StrategyOptions):
     min_feasibility: float = Field(
         default=0.5, ge=0, le=1, description="constrained studies: a candidate predicted "
         "feasible with a lower probability is picked only when no candidate reaches it")
+    opening: Literal["own", "gp"] = Field(
+        default="own", description="who proposes until opening_trials archs are measured: the "
+        "surrogate's own batches (own), or Optuna's GPSampler (gp: log-EHVI refitted every "
+        "trial), repaired to the nearest unseen evaluable arch")
+    opening_trials: int = Field(
+        default=50, ge=0, le=10_000, description="with opening gp: measured archs before the "
+        "surrogate's batches take over")
 
     @field_validator("predictor")
     @classmethod
@@ -198,8 +205,8 @@ class SurrogateStrategy(Strategy):
             n_parents=o.n_parents, generations=o.generations, reference=o.reference,
             hv_units=o.hv_units, spread=o.spread, extremes=o.extremes, warp=o.warp,
             initial_design=o.initial_design, early_batch=o.early_batch,
-            min_feasibility=o.min_feasibility,
-            objective_names=objectives, seed=seed,
+            min_feasibility=o.min_feasibility, opening=o.opening,
+            opening_trials=o.opening_trials, objective_names=objectives, seed=seed,
         )
 
 

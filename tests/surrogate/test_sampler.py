@@ -349,3 +349,37 @@ def test_unknown_initial_design_is_refused(space):
         SurrogateSampler(space, early_batch=-1)
     with pytest.raises(ValueError, match="min_feasibility"):
         SurrogateSampler(space, min_feasibility=1.5)
+    with pytest.raises(ValueError, match="opening"):
+        SurrogateSampler(space, opening="tpe")
+    with pytest.raises(ValueError, match="opening_trials"):
+        SurrogateSampler(space, opening="gp", opening_trials=-1)
+
+
+def test_gp_opening_hands_over_to_the_surrogate_with_only_new_evaluable_archs(space):
+    """Optuna's GPSampler proposes after the initial design until ``opening_trials`` archs are
+    measured, then the surrogate's batches take over; GPSampler's proposals on the full grid
+    are repaired, so no arch without a row and no repeat is ever proposed."""
+    sampler = SurrogateSampler(space, n_initial=5, batch_size=4, opening="gp",
+                               opening_trials=15, seed=0)
+    study, asked = run_study(space, sampler, 30)
+    sources = [t.user_attrs["why"]["source"] for t in study.trials]
+    assert sources[:5] == ["initial"] * 5
+    assert sources[5:15] == ["gp-opening"] * 10
+    assert set(sources[15:]) == {"surrogate"}
+    assert sampler.rounds >= 1
+    assert len(set(asked)) == len(asked), "an arch was proposed twice"
+    assert all(k in space.table.lookup for k in asked), "an arch without a row was proposed"
+
+
+def test_gp_opening_repairs_a_proposal_to_the_nearest_unseen_row(space):
+    sampler = SurrogateSampler(space, opening="gp", seed=0)
+    rows = sampler.ispace.universe
+    assert rows is not None
+    present = rows[0]
+    # a row that exists and is unseen is kept as proposed
+    assert sampler._nearest_unknown(present, set()) == present
+    # once seen, the repair is another row one dimension away (the table has such rows)
+    repaired = sampler._nearest_unknown(present, {present})
+    assert repaired in set(rows) and repaired != present
+    assert sum(a != b for a, b in zip(repaired, present, strict=True)) == 1
+
