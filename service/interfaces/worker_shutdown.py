@@ -9,8 +9,13 @@
   which also covers SIGKILL of the server), and a watch thread compares ``getppid()`` with the
   server's pid once a second (other systems, and a parent that died before ``prctl``).
 
-The signal handler only sets events: database work happens on the watch thread, never inside a
-handler that may have interrupted the main thread halfway through a database call.
+No lock is ever taken inside a signal handler. A Python handler runs between two bytecodes of
+the main thread, which may be holding the very lock it would take: ``Event.set()`` in a handler
+that interrupted ``Event.wait()`` re-acquiring its condition deadlocked the whole worker (every
+thread waiting on a futex, the hard-exit timer included), which is how embedded workers outlived
+a SIGKILLed server on loaded CI machines. Instead the interpreter's C-level handler writes the
+signal number to a pipe (``signal.set_wakeup_fd``) and a relay thread reads it and sets the
+events; database work happens on other threads, never inside a handler.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
         return False
 
 
+def _do_nothing(_signum: int, _frame) -> None:
+    pass
+
+
 class WorkerShutdown:
     """Stops a ``Worker`` gracefully, then firmly (see the module docstring)."""
 
@@ -62,10 +71,24 @@ class WorkerShutdown:
         self.worker.stop.set()
 
     def install_signals(self) -> None:
+        """SIGTERM/SIGINT stop the worker (see the module docstring); main thread only."""
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)  # a full pipe drops a byte, never blocks a handler
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
+            # the handler must exist (else the default action kills the process) and must do
+            # nothing: the byte the C handler wrote to the pipe is what the relay acts on
+            signal.signal(sig, _do_nothing)
+        threading.Thread(target=self._relay, args=(read_fd,), daemon=True,
+                         name="signals").start()
 
-    def _on_signal(self, signum: int, _frame) -> None:
+    def _relay(self, read_fd: int) -> None:
+        while True:
+            for signum in os.read(read_fd, 64):
+                if signum in (signal.SIGTERM, signal.SIGINT):
+                    self._on_signal(signum)
+
+    def _on_signal(self, signum: int) -> None:
         if self._first_signal == signum:  # the same signal twice: don't wait for the trial
             self.hurry.set()
         self._first_signal = self._first_signal or signum
