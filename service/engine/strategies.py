@@ -163,9 +163,10 @@ class SurrogateOptions(StrategyOptions):
         default=0.5, ge=0, le=1, description="constrained studies: a candidate predicted "
         "feasible with a lower probability is picked only when no candidate reaches it")
     opening: Literal["own", "gp"] = Field(
-        default="own", description="who proposes until opening_trials archs are measured: the "
+        default="gp", description="who proposes until opening_trials archs are measured: the "
         "surrogate's own batches (own), or Optuna's GPSampler (gp: log-EHVI refitted every "
-        "trial), repaired to the nearest unseen evaluable arch")
+        "trial), repaired to the nearest unseen evaluable arch (default since issue #17: "
+        "stronger early and late on the dev problems, surrogate/RESULTS.md)")
     opening_trials: int = Field(
         default=50, ge=0, le=10_000, description="with opening gp: measured archs before the "
         "surrogate's batches take over")

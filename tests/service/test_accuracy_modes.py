@@ -101,7 +101,8 @@ def test_surrogate_strategy_in_the_runner_never_repeats_and_reports_quality(
     raw = spec("measured", strategy="surrogate", trials=35)
     # This table is smooth and noise-free, where fitting the values beats the default rank warp
     # (surrogate/RESULTS.md, fourth round): held-out latency tau 0.16 with it, here > 0.3.
-    raw["strategy"]["options"] = {"warp": "none"}
+    # opening_trials 10: the surrogate's own batches (not GPSampler's opening) from trial 10
+    raw["strategy"]["options"] = {"warp": "none", "opening_trials": 10}
     store, calls = run(raw, monkeypatch)
     assert len(store.trials) == 35 and len(calls) == 35 == len(set(calls))
     assert all(t.state == "complete" for t in store.trials), "only evaluable archs proposed"
@@ -134,6 +135,7 @@ def test_api_shows_predictor_quality_and_measured_vs_predicted(synth_dir, tmp_pa
     try:
         client = TestClient(app)
         raw = spec("surrogate", strategy="surrogate", trials=30)
+        raw["strategy"]["options"] = {"opening_trials": 15}  # the surrogate's model from 15 on
         r = client.post("/api/v1/studies", json=raw)
         assert r.status_code == 201, r.text
         worker = Worker(app.state.db, app.state.settings, worker_id="w")

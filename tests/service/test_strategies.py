@@ -59,12 +59,13 @@ class TestSurrogate(StrategyContract):
 
     @pytest.fixture
     def strategy(self):
-        return STRATEGIES.get("surrogate")({"n_initial": 6, "batch_size": 3, "n_random": 60,
-                                            "generations": 1})
+        # the default opening (Optuna's GPSampler) for trials 6-11, then the surrogate
+        return STRATEGIES.get("surrogate")({"n_initial": 6, "opening_trials": 12,
+                                            "batch_size": 3, "n_random": 60, "generations": 1})
 
     def test_explains_each_proposal_and_reports_model_quality(self, strategy, space):
         study, _, why = self.run(strategy, space)
-        assert [w["source"] for w in why[:6]] == ["initial"] * 6
-        picked = [w for w in why[6:] if w["source"] == "surrogate"]
+        assert [w["source"] for w in why[:12]] == ["initial"] * 6 + ["gp-opening"] * 6
+        picked = [w for w in why[12:] if w["source"] == "surrogate"]
         assert picked and all(len(w["predicted"]) == 2 for w in picked)
         assert set(strategy.model_quality(study.sampler)) == {"acc", "latency_ms"}

@@ -200,7 +200,7 @@ def stage1_front_configs(store: MemoryStore, spec: dict, dims: list[str]) -> set
 
 @pytest.mark.parametrize("strategy", [
     {"name": "nsga2", "options": {"population_size": 4}},
-    {"name": "surrogate", "options": {"n_initial": 2, "batch_size": 2}},
+    {"name": "surrogate", "options": {"n_initial": 2, "batch_size": 2, "opening_trials": 4}},
 ])
 def test_stage_two_takes_the_front_configurations_whole(data_dir, strategy):
     # Stage 1 = (depth, op) at width 16. Its front holds 1-3 with conv and 1 with pool/skip, so
