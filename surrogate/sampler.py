@@ -9,7 +9,10 @@ workers (asks before tells) get distinct archs, and pending archs enter the batc
 fantasies at their predicted means. The first ``n_initial`` archs are uniform random
 (``initial_design`` "random") or a covering design ("covering": every choice of every dimension
 shown early); until ``early_batch`` archs are measured each refit picks one arch, then
-``batch_size``.
+``batch_size``. With ``opening`` "gp" (the strategy's default) Optuna's GPSampler proposes
+after the initial design until ``opening_trials`` archs are measured: a GP refitted every trial
+with log-EHVI is the strongest method at 50 evaluations, the surrogate's batches past that
+(``surrogate/RESULTS.md``); its proposals are repaired to unseen evaluable archs.
 Constraints (Optuna's per-trial constraint values, as the runner sets them) are modelled too:
 one predictor per constraint, and each candidate's hypervolume improvement is weighted by its
 predicted probability of satisfying all of them (as constrained EHVI does); the front, the
