@@ -166,6 +166,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def reseed_rng(self) -> None:
         self._rng = np.random.default_rng()
         self._random.reseed_rng()
+        if self._opening is not None:
+            self._opening.reseed_rng()
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
@@ -292,7 +294,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         if members is None:  # the full grid: idx is evaluable when allowed
             if self.ispace.contains(idx) and idx not in known:
                 return idx
-            near = [i for i in self.ispace.neighbours(idx) if i not in known]
+            near = [i for i in self.ispace.neighbours(idx)
+                    if i not in known and self.ispace.contains(i)]
             return near[int(self._rng.integers(len(near)))] if near else \
                 self._random_unknown(known)
         rest = np.array([i for i in members if i not in known])

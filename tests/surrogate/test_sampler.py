@@ -13,6 +13,7 @@ import torch
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+from search_spaces.base import Dim
 from search_spaces.table import TableSpace
 from surrogate.pareto import pareto_mask
 from surrogate.sampler import SurrogateSampler, choose_parents, normal_scores
@@ -383,3 +384,29 @@ def test_gp_opening_repairs_a_proposal_to_the_nearest_unseen_row(space):
     assert repaired in set(rows) and repaired != present
     assert sum(a != b for a, b in zip(repaired, present, strict=True)) == 1
 
+
+
+
+class GridSpace:
+    """A 3 x 3 space that cannot list its archs (as a supernet space): the full grid."""
+
+    def dimensions(self):
+        return {"a": Dim((0, 1, 2)), "b": Dim((0, 1, 2))}
+
+    def encode(self, arch):
+        return np.array([arch["a"] / 2, arch["b"] / 2])
+
+    def enumerate_archs(self):
+        return None
+
+
+def test_gp_opening_repairs_on_a_full_grid_to_an_unseen_neighbour():
+    """Where the space has no list of archs, a proposal already seen becomes an unseen arch
+    one dimension away, and an unseen one is kept."""
+    sampler = SurrogateSampler(GridSpace(), opening="gp", seed=0)
+    assert sampler.ispace.universe is None
+    seen = {(0, 0), (0, 1)}
+    repaired = sampler._nearest_unknown((0, 0), seen)
+    assert repaired not in seen and sum(a != b for a, b in zip(repaired, (0, 0),
+                                                               strict=True)) == 1
+    assert sampler._nearest_unknown((2, 2), seen) == (2, 2)
