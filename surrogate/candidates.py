@@ -68,6 +68,10 @@ class IndexedSpace:
     def contains(self, idx: Index) -> bool:
         return all(v in s for v, s in zip(idx, self._allowed_sets, strict=True))
 
+    def evaluable(self, idx: Index) -> bool:
+        """Allowed, and a row of the table when the space lists its archs."""
+        return self.contains(idx) and (self._members is None or idx in self._members)
+
     @property
     def size(self) -> int:
         if self.universe is not None:

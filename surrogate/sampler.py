@@ -142,7 +142,6 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self._opening = (optuna.samplers.GPSampler(
             seed=seed, n_startup_trials=n_initial, warn_independent_sampling=False)
             if opening == "gp" else None)
-        self._asked_space: dict[str, BaseDistribution] = {}
         self._warps: list[tuple[np.ndarray, np.ndarray]] = []  # per objective: (z, loss) sorted
         self.objective_names = list(objective_names) if objective_names else None
         self._rng = np.random.default_rng(seed)
@@ -195,8 +194,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             return {}
         with self._lock:
             self.ispace.restrict(self._allowed(search_space))
-            self._asked_space = search_space
-            idx, info = self._next(study, trial)
+            idx, info = self._next(study, trial, search_space)
             self._why[trial.number] = info
         return self.ispace.params(idx)
 
@@ -243,7 +241,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         }
 
     # --- the strategy -----------------------------------------------------------------------
-    def _next(self, study: Study, trial: FrozenTrial) -> tuple[Index, dict[str, Any]]:
+    def _next(self, study: Study, trial: FrozenTrial,
+              search_space: dict[str, BaseDistribution]) -> tuple[Index, dict[str, Any]]:
         trials = study.get_trials(deepcopy=False)
         known: set[Index] = set()
         measured: list[tuple[FrozenTrial, Index]] = []
@@ -262,7 +261,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         if len(measured) < self.n_initial:
             return self._initial(known), {"source": "initial"}
         if self._opening is not None and len(measured) < self.opening_trials:
-            picked = self._opening_pick(study, trial, known)
+            picked = self._opening_pick(study, trial, search_space, known)
             if picked is not None:
                 return picked, {"source": "gp-opening"}
         stale = len({t.number for t, _ in measured} - self._fitted_on) >= self._batch(
@@ -275,13 +274,15 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
                 return idx, info
         return self._random_unknown(known), {"source": "random"}
 
-    def _opening_pick(self, study: Study, trial: FrozenTrial, known: set[Index]) -> Index | None:
+    def _opening_pick(self, study: Study, trial: FrozenTrial,
+                      search_space: dict[str, BaseDistribution],
+                      known: set[Index]) -> Index | None:
         """The opening sampler's proposal (``opening`` "gp"), repaired to the nearest arch
         that is evaluable, allowed and not yet seen: Optuna's GPSampler proposes on the full
         grid and may repeat an arch. (A study's distributions never change, so every measured
         arch lies inside the ones GPSampler is asked with; a second stage is its own study.)"""
         assert self._opening is not None
-        params = self._opening.sample_relative(study, trial, dict(self._asked_space))
+        params = self._opening.sample_relative(study, trial, search_space)
         idx = self.ispace.index_of(params) if params else None
         if idx is None:
             return None
@@ -290,10 +291,10 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def _nearest_unknown(self, idx: Index, known: set[Index]) -> Index:
         """``idx`` if it is evaluable, allowed and unseen, else the unseen arch differing from
         it in the fewest dimensions (ties at random)."""
+        if idx not in known and self.ispace.evaluable(idx):
+            return idx
         members = self.ispace.universe
-        if members is None:  # the full grid: idx is evaluable when allowed
-            if self.ispace.contains(idx) and idx not in known:
-                return idx
+        if members is None:  # the full grid: the unseen allowed archs one dimension away
             near = [i for i in self.ispace.neighbours(idx)
                     if i not in known and self.ispace.contains(i)]
             return near[int(self._rng.integers(len(near)))] if near else \
